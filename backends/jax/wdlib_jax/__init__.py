@@ -1,0 +1,61 @@
+"""JAX backend: gradients by ``jax.grad`` of the core objective, compiled with ``jax.jit``.
+
+float64 runs enable JAX's x64 mode inside the run only (a context manager), so nothing leaks out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any
+
+import numpy as np
+
+from wdlib import Backend, Objective
+from wdlib.model import Params
+
+jax: Any = None  # imported by load()
+jnp: Any = None
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    framework = "jax"
+    install = "pip install jax"
+
+    def load(self) -> None:
+        global jax, jnp
+        import jax
+        import jax.numpy as jnp
+
+    def context(self, dtype: str) -> contextlib.AbstractContextManager[Any]:
+        if dtype != "float64":
+            return contextlib.nullcontext()
+        # jax >= 0.8 has jax.enable_x64; older releases have it in jax.experimental.
+        if hasattr(jax, "enable_x64"):
+            return jax.enable_x64(True)
+        import jax.experimental
+
+        return jax.experimental.enable_x64(True)
+
+    def asarray(self, x: np.ndarray, dtype: str) -> Any:
+        return jnp.asarray(x, dtype=dtype)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def take(self, x: Any, idx: np.ndarray) -> Any:
+        return x[idx]
+
+    def dot(self, a: Any, b: Any) -> Any:
+        return jnp.dot(a, b)
+
+    def sign(self, a: Any) -> Any:
+        return jnp.sign(a)
+
+    def grad(self, objective: Objective, params: Params, X: Any, y: Any) -> Params:
+        return self._grad_fn(objective)(params, X, y)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one compiled gradient per objective, kept for reuse
+    def _grad_fn(self, objective: Objective) -> Any:
+        return jax.jit(jax.grad(lambda params, X, y: objective(self, params, X, y).sum()))

@@ -1,0 +1,54 @@
+"""MXNet backend in the gluonbook style: ``nd`` arrays, ``attach_grad``, ``autograd.record``, ``backward``.
+
+MXNet 1.9.1, its last release, uses ``numpy.bool``, which NumPy 1.24 removed; :meth:`MxnetBackend.load`
+restores that alias (``numpy.bool = bool``) just before importing mxnet. Only this backend does that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from wdlib import Backend, Objective
+from wdlib.model import Params
+
+mx: Any = None  # imported by load()
+nd: Any = None
+autograd: Any = None
+
+
+class MxnetBackend(Backend):
+    name = "mxnet"
+    framework = "mxnet"
+    install = "pip install mxnet==1.9.1 'numpy<2'  (MXNet is retired: Python <= 3.11, NumPy 1.x only)"
+
+    def load(self) -> None:
+        global mx, nd, autograd
+        if "bool" not in vars(np):  # NumPy 1.24-1.26 lack it; NumPy 2 has it again
+            np.bool = bool  # type: ignore[attr-defined]  # mxnet 1.9.1 still refers to it
+        import mxnet as mx
+        from mxnet import autograd, nd
+
+    def asarray(self, x: np.ndarray, dtype: str) -> Any:
+        return nd.array(x, dtype=dtype)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return x.asnumpy()
+
+    def take(self, x: Any, idx: np.ndarray) -> Any:
+        return x.take(nd.array(idx))
+
+    def dot(self, a: Any, b: Any) -> Any:
+        return nd.dot(a, b)
+
+    def sign(self, a: Any) -> Any:
+        return nd.sign(a)
+
+    def grad(self, objective: Objective, params: Params, X: Any, y: Any) -> Params:
+        for p in params.values():
+            p.attach_grad()
+        with autograd.record():
+            l = objective(self, params, X, y)  # noqa: E741
+        l.backward()
+        return {k: p.grad for k, p in params.items()}

@@ -1,0 +1,49 @@
+"""wdlib: weight decay (L2 regularization) experiments on any framework.
+
+>>> import wdlib
+>>> run = wdlib.train(backend="numpy", lambd=3)
+>>> run.w_norm < 1
+True
+
+Importing wdlib imports no deep learning framework; a backend imports its own on first use.
+"""
+
+from .backend import (
+    Backend,
+    BackendInfo,
+    backends,
+    get_backend,
+    installed_backends,
+    register_backend,
+    temporary_backend,
+)
+from .config import PRESETS, Config, make_config
+from .data import Problem, make_problem, synthetic_data
+from .errors import (
+    BackendLoadError,
+    BackendNotInstalledError,
+    ConfigError,
+    UnknownBackendError,
+    WdlibError,
+)
+from .model import (
+    PENALTIES,
+    Objective,
+    l1_penalty,
+    l2_penalty,
+    linreg,
+    mean_loss,
+    sgd_step,
+    squared_loss,
+)
+from .training import Run, fit, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PENALTIES", "PRESETS", "Backend", "BackendInfo", "BackendLoadError", "BackendNotInstalledError",
+    "Config", "ConfigError", "Objective", "Problem", "Run", "UnknownBackendError", "WdlibError",
+    "backends", "fit", "get_backend", "installed_backends", "l1_penalty", "l2_penalty", "linreg",
+    "make_config", "make_problem", "mean_loss", "register_backend", "sgd_step", "squared_loss",
+    "synthetic_data", "temporary_backend", "train",
+]

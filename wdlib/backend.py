@@ -1,0 +1,190 @@
+"""The backend interface and the registry that finds backends.
+
+A backend is a small class (see :class:`Backend`) registered under the ``wdlib.backends`` entry-point
+group by the distribution that ships it, or at run time with :func:`register_backend`. Loading the
+entry point imports only the plugin module; the framework itself is imported by :meth:`Backend.load`
+the first time the backend is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib.metadata as metadata
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import BackendLoadError, BackendNotInstalledError, UnknownBackendError
+from .model import Array, Objective, Params
+
+ENTRY_POINT_GROUP = "wdlib.backends"
+
+#: First-party plugins, listed so that wdlib.backends() can say how to install one that is missing.
+KNOWN_PLUGINS = {
+    "numpy": "pip install -e backends/numpy",
+    "torch": "pip install torch==2.13.0 -e backends/torch",
+    "mxnet": "pip install -e backends/mxnet  # mxnet 1.9.1 needs numpy<2",
+    "jax": "pip install -e backends/jax",
+}
+
+
+class Backend(ABC):
+    """What a framework implements to run wdlib: arrays in and out, ``dot``/``sign``, and a gradient.
+
+    Everything else (data, model, penalty, SGD step, training loop) lives in the core.
+    """
+
+    name: ClassVar[str]
+    #: Distribution that provides the framework, e.g. "torch"; its version is read without importing it.
+    framework: ClassVar[str]
+    #: Command that installs the framework.
+    install: ClassVar[str]
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Import the framework (called once, on first use)."""
+
+    def version(self) -> str:
+        return metadata.version(self.framework)
+
+    def context(self, dtype: str) -> contextlib.AbstractContextManager[Any]:
+        """Entered around a run; e.g. JAX enables float64 here, for the run only."""
+        return contextlib.nullcontext()
+
+    @abstractmethod
+    def asarray(self, x: np.ndarray, dtype: str) -> Array:
+        """A framework array holding a copy of ``x`` cast to ``dtype``."""
+
+    @abstractmethod
+    def to_numpy(self, x: Array) -> np.ndarray: ...
+
+    @abstractmethod
+    def take(self, x: Array, idx: np.ndarray) -> Array:
+        """Rows ``idx`` of ``x``."""
+
+    @abstractmethod
+    def dot(self, a: Array, b: Array) -> Array: ...
+
+    @abstractmethod
+    def sign(self, a: Array) -> Array: ...
+
+    @abstractmethod
+    def grad(self, objective: Objective, params: Params, X: Array, y: Array) -> Params:
+        """Gradient of ``objective(self, params, X, y).sum()`` with respect to each parameter."""
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What :func:`backends` reports about one backend."""
+
+    name: str
+    installed: bool
+    version: str | None
+    install: str
+
+    def __str__(self) -> str:
+        state = f"installed, {self.version}" if self.installed else f"not installed: {self.install}"
+        return f"{self.name:<8} {state}"
+
+
+_registered: dict[str, type[Backend]] = {}
+_loaded: dict[str, Backend] = {}
+_lock = threading.Lock()
+
+
+def register_backend(cls: type[Backend]) -> type[Backend]:
+    """Register a backend class at run time (plugins normally use the entry point instead)."""
+    _registered[cls.name] = cls
+    _loaded.pop(cls.name, None)
+    return cls
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _backend_class(name: str) -> type[Backend]:
+    if name in _registered:
+        return _registered[name]
+    found = _entry_points()
+    if name in found:
+        return found[name].load()
+    if name in KNOWN_PLUGINS:
+        raise BackendNotInstalledError(
+            f"backend {name!r}: its plugin is not installed; install it with: {KNOWN_PLUGINS[name]}"
+        )
+    names = sorted({*found, *_registered})
+    close = difflib.get_close_matches(name, [*names, *KNOWN_PLUGINS], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UnknownBackendError(
+        f"backend={name!r} is not a known backend: installed ones are {', '.join(names)}{hint}"
+    )
+
+
+def _installed(cls: type[Backend]) -> str | None:
+    try:
+        return metadata.version(cls.framework)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def get_backend(name: str) -> Backend:
+    """The backend ``name``, its framework imported; a clear error if it cannot run here."""
+    with _lock:
+        if name in _loaded:
+            return _loaded[name]
+        cls = _backend_class(name)
+        if _installed(cls) is None:
+            raise BackendNotInstalledError(
+                f"backend {name!r} needs the package {cls.framework!r}, which is not installed; "
+                f"install it with: {cls.install}"
+            )
+        backend = cls()
+        try:
+            backend.load()
+        except ImportError as err:
+            raise BackendLoadError(
+                f"backend {name!r}: {cls.framework} is installed but failed to import ({err}); "
+                f"reinstall it with: {cls.install}"
+            ) from err
+        _loaded[name] = backend
+        return backend
+
+
+def backends() -> list[BackendInfo]:
+    """Every known backend (registered, plugin-installed or first-party): installed or not, version,
+    and how to install it. Imports no framework."""
+    names = sorted({*KNOWN_PLUGINS, *_entry_points(), *_registered})
+    infos = []
+    for name in names:
+        try:
+            cls = _backend_class(name)
+        except BackendNotInstalledError:
+            infos.append(BackendInfo(name, False, None, KNOWN_PLUGINS[name]))
+            continue
+        version = _installed(cls)
+        infos.append(BackendInfo(name, version is not None, version, cls.install))
+    return infos
+
+
+def installed_backends() -> list[str]:
+    """Names of the backends whose framework is installed."""
+    return [info.name for info in backends() if info.installed]
+
+
+@contextlib.contextmanager
+def temporary_backend(cls: type[Backend]) -> Iterator[type[Backend]]:
+    """Register ``cls`` for the duration of a ``with`` block (for tests and experiments)."""
+    previous = _registered.get(cls.name)
+    register_backend(cls)
+    try:
+        yield cls
+    finally:
+        _registered.pop(cls.name, None)
+        _loaded.pop(cls.name, None)
+        if previous is not None:
+            register_backend(previous)

@@ -1,0 +1,28 @@
+"""One exception type per kind of mistake, all under :class:`WdlibError`."""
+
+from __future__ import annotations
+
+
+class WdlibError(Exception):
+    """Base of every error wdlib raises on purpose."""
+
+
+class ConfigError(WdlibError, ValueError):
+    """A configuration field has a value outside what it accepts."""
+
+    def __init__(self, field: str, got: object, accepted: str, fix: str = "") -> None:
+        self.field, self.got, self.accepted = field, got, accepted
+        msg = f"{field}={got!r} is not valid: expected {accepted}"
+        super().__init__(msg + (f"; {fix}" if fix else ""))
+
+
+class UnknownBackendError(WdlibError, ValueError):
+    """No backend of that name is registered."""
+
+
+class BackendNotInstalledError(WdlibError, ImportError):
+    """The backend is known but its framework (or plugin) is not installed."""
+
+
+class BackendLoadError(WdlibError, ImportError):
+    """The framework is installed but failed to import."""
