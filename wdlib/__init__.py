@@ -36,6 +36,7 @@ from .model import (
     sgd_step,
     squared_loss,
 )
+from .plot import plot
 from .training import Run, fit, train
 
 __version__ = "0.1.0"
@@ -44,6 +45,6 @@ __all__ = [
     "PENALTIES", "PRESETS", "Backend", "BackendInfo", "BackendLoadError", "BackendNotInstalledError",
     "Config", "ConfigError", "Objective", "Problem", "Run", "UnknownBackendError", "WdlibError",
     "backends", "fit", "get_backend", "installed_backends", "l1_penalty", "l2_penalty", "linreg",
-    "make_config", "make_problem", "mean_loss", "register_backend", "sgd_step", "squared_loss",
+    "make_config", "make_problem", "mean_loss", "plot", "register_backend", "sgd_step", "squared_loss",
     "synthetic_data", "temporary_backend", "train",
 ]

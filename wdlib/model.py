@@ -32,7 +32,7 @@ def squared_loss(y_hat: Array, y: Array) -> Array:
 class Penalty(Protocol):
     name: str
 
-    def __call__(self, w: Array) -> Array: ...
+    def __call__(self, ops: Ops, w: Array) -> Array: ...
     def grad(self, ops: Ops, w: Array) -> Array: ...
 
 
@@ -41,7 +41,7 @@ class L2Penalty:
 
     name = "l2"
 
-    def __call__(self, w: Array) -> Array:
+    def __call__(self, ops: Ops, w: Array) -> Array:
         return (w**2).sum() / 2
 
     def grad(self, ops: Ops, w: Array) -> Array:
@@ -53,8 +53,10 @@ class L1Penalty:
 
     name = "l1"
 
-    def __call__(self, w: Array) -> Array:
-        return abs(w).sum()
+    def __call__(self, ops: Ops, w: Array) -> Array:
+        # |w| written as w * sign(w): autodiff then gives sign(w), 0 at w = 0, in every framework
+        # (d|w|/dw at 0 is 1 in JAX but 0 elsewhere, and the bias starts at exactly 0).
+        return (w * ops.sign(w)).sum()
 
     def grad(self, ops: Ops, w: Array) -> Array:
         return ops.sign(w)
@@ -80,9 +82,9 @@ class Objective:
     def __call__(self, ops: Ops, params: Params, X: Array, y: Array) -> Array:
         """Per-example objective, shape (n, 1); a backend differentiates its sum."""
         w, b = params["w"], params["b"]
-        l = squared_loss(linreg(ops, X, w, b), y) + self.lambd * self.penalty(w)  # noqa: E741
+        l = squared_loss(linreg(ops, X, w, b), y) + self.lambd * self.penalty(ops, w)  # noqa: E741
         if self.decay_bias:
-            l = l + self.lambd * self.penalty(b)  # noqa: E741
+            l = l + self.lambd * self.penalty(ops, b)  # noqa: E741
         return l
 
     def gradient(self, ops: Ops, params: Params, X: Array, y: Array) -> Params:

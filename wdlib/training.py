@@ -58,8 +58,8 @@ def fit(backend: Backend, problem: Problem, config: Config) -> Run:
             for idx in problem.batches(epoch):
                 grads = backend.grad(objective, params, backend.take(X, idx), backend.take(y, idx))
                 params = sgd_step(params, grads, config.lr, config.batch_size)
-            train_loss[epoch] = backend.to_numpy(mean_loss(backend, params, X, y))
-            test_loss[epoch] = backend.to_numpy(mean_loss(backend, params, X_test, y_test))
+            train_loss[epoch] = backend.to_numpy(mean_loss(backend, params, X, y)).item()
+            test_loss[epoch] = backend.to_numpy(mean_loss(backend, params, X_test, y_test)).item()
         seconds = time.perf_counter() - start
         final = {k: backend.to_numpy(p) for k, p in params.items()}
     return Run(config, problem, train_loss, test_loss, final, backend.version(), seconds)

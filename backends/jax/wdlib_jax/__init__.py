@@ -34,9 +34,9 @@ class JaxBackend(Backend):
         # jax >= 0.8 has jax.enable_x64; older releases have it in jax.experimental.
         if hasattr(jax, "enable_x64"):
             return jax.enable_x64(True)
-        import jax.experimental
+        from jax import experimental
 
-        return jax.experimental.enable_x64(True)
+        return experimental.enable_x64(True)
 
     def asarray(self, x: np.ndarray, dtype: str) -> Any:
         return jnp.asarray(x, dtype=dtype)

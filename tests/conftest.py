@@ -1,0 +1,28 @@
+"""Shared fixtures: every test that takes ``backend`` runs once per installed backend."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+import wdlib
+
+INSTALLED = wdlib.installed_backends()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", INSTALLED)
+
+
+@functools.cache
+def _reference(preset: str, lambd: float, seed: int, **overrides: object) -> wdlib.Run:
+    """The NumPy float64 run every backend is checked against (cached: it is deterministic)."""
+    return wdlib.train("numpy", preset, lambd=lambd, seed=seed, dtype="float64", **overrides)
+
+
+@pytest.fixture
+def reference():  # noqa: ANN201
+    """``reference(preset, lambd, seed, **overrides)``: the NumPy float64 run for that config."""
+    return _reference

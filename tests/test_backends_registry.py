@@ -1,0 +1,112 @@
+"""Discovery, lazy import, and the errors for missing or broken backends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import wdlib
+from wdlib_numpy import NumpyBackend
+
+
+def test_import_wdlib_imports_no_framework() -> None:
+    code = (
+        "import sys, wdlib; wdlib.backends(); wdlib.make_problem(wdlib.make_config());"
+        "print(sorted({'torch', 'jax', 'jaxlib', 'mxnet'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_framework_is_imported_on_first_use(backend: str) -> None:
+    code = (
+        "import sys, wdlib\n"
+        f"before = {backend!r} in sys.modules\n"
+        f"wdlib.train({backend!r}, num_epochs=1)\n"
+        f"print(before, {backend!r} in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False" if backend != "numpy" else "True", "True"]
+
+
+def test_expected_backends_are_installed_and_load() -> None:
+    """CI names the backends its environment must have (WDLIB_EXPECT_BACKENDS): each must run."""
+    expected = [n for n in os.environ.get("WDLIB_EXPECT_BACKENDS", "numpy").split(",") if n]
+    for name in expected:
+        assert name in wdlib.installed_backends(), f"{name} should be installed in this environment"
+        run = wdlib.train(name, num_epochs=1)
+        assert np.isfinite(run.test_loss).all()
+
+
+def test_backends_report() -> None:
+    infos = {i.name: i for i in wdlib.backends()}
+    assert {"numpy", "torch", "mxnet", "jax"} <= set(infos)
+    for info in infos.values():
+        assert info.install.startswith("pip install")
+        assert info.installed == (info.version is not None)
+        assert info.name in str(info)
+
+
+def test_unknown_backend_suggests_a_name() -> None:
+    with pytest.raises(wdlib.UnknownBackendError, match=r"'jaxx'.*did you mean 'jax'") as err:
+        wdlib.train("jaxx")
+    assert isinstance(err.value, ValueError) and "numpy" in str(err.value)
+
+
+class MissingBackend(NumpyBackend):
+    name = "missing"
+    framework = "wdlib-no-such-framework"
+    install = "pip install wdlib-no-such-framework"
+
+
+class BrokenBackend(NumpyBackend):
+    name = "broken"
+
+    def load(self) -> None:
+        raise ImportError("simulated import failure")
+
+
+def test_uninstalled_framework_names_the_package_and_command() -> None:
+    with wdlib.temporary_backend(MissingBackend):
+        with pytest.raises(wdlib.BackendNotInstalledError, match="pip install wdlib-no-such-framework"):
+            wdlib.train("missing")
+        info = next(i for i in wdlib.backends() if i.name == "missing")
+        assert not info.installed and info.version is None
+
+
+def test_framework_that_fails_to_import_says_so() -> None:
+    with wdlib.temporary_backend(BrokenBackend):
+        with pytest.raises(wdlib.BackendLoadError, match="simulated import failure"):
+            wdlib.train("broken")
+
+
+def test_registered_backend_runs_without_special_casing() -> None:
+    """A third-party backend (here: NumPy under another name) trains like any other."""
+
+    class Mirror(NumpyBackend):
+        name = "mirror"
+
+    with wdlib.temporary_backend(Mirror):
+        a = wdlib.train("mirror", lambd=3, num_epochs=5)
+    b = wdlib.train("numpy", lambd=3, num_epochs=5)
+    assert np.array_equal(a.params["w"], b.params["w"])
+
+
+def test_plugins_are_found_through_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    found = {ep.name for ep in entry_points(group="wdlib.backends")}
+    assert set(wdlib.installed_backends()) <= found
+
+
+def test_each_first_party_backend_runs_or_says_how_to_install() -> None:
+    for info in wdlib.backends():
+        if info.installed:
+            assert wdlib.get_backend(info.name).name == info.name
+        else:
+            with pytest.raises(wdlib.BackendNotInstalledError, match="pip install"):
+                wdlib.train(info.name)

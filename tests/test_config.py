@@ -1,0 +1,56 @@
+"""Configuration errors are clear and come before any heavy work."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import wdlib
+
+BAD = [
+    ({"preset": "gluon"}, "preset", "did you mean 'gluonbook'"),
+    ({"dtype": "float16"}, "dtype", "'float32', 'float64'"),
+    ({"penalty": "l3"}, "penalty", "'l1', 'l2'"),
+    ({"lambd": -1}, "lambd", ">= 0"),
+    ({"lambd": math.nan}, "lambd", "finite"),
+    ({"lambd": math.inf}, "lambd", "finite"),
+    ({"lr": 0}, "lr", "> 0"),
+    ({"lr": -0.1}, "lr", "> 0"),
+    ({"noise": -1}, "noise", ">= 0"),
+    ({"batch_size": 0}, "batch_size", "integer"),
+    ({"batch_size": 21}, "batch_size", "n_train=20"),
+    ({"num_epochs": 0}, "num_epochs", "integer"),
+    ({"n_train": 0}, "n_train", "integer"),
+    ({"n_test": 0}, "n_test", "integer"),
+    ({"num_inputs": 0}, "num_inputs", "integer"),
+    ({"num_epochs": 2.0}, "num_epochs", "integer"),
+    ({"num_epochs": True}, "num_epochs", "integer"),
+    ({"seed": -1}, "seed", "integer from 0"),
+    ({"seed": 2**31}, "seed", "integer from 0"),
+    ({"decay_bias": 1}, "decay_bias", "True or False"),
+    ({"lambda": 3}, "lambda", "did you mean 'lambd'"),
+    ({"lambd": "3"}, "lambd", "number"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "field", "accepted"), BAD)
+def test_bad_field_names_field_and_accepted_values(kwargs: dict, field: str, accepted: str) -> None:
+    with pytest.raises(wdlib.ConfigError) as err:
+        wdlib.train("numpy", **kwargs)
+    assert str(err.value).startswith(f"{field}=")
+    assert accepted in str(err.value)
+    assert isinstance(err.value, ValueError) and isinstance(err.value, wdlib.WdlibError)
+
+
+def test_config_is_checked_before_the_backend_is_loaded() -> None:
+    """A bad field is reported even for a backend that does not exist: nothing heavy ran."""
+    with pytest.raises(wdlib.ConfigError, match="lr"):
+        wdlib.train("no-such-backend", lr=0)
+
+
+def test_replace_validates() -> None:
+    config = wdlib.make_config()
+    assert config.replace(lambd=3).lambd == 3.0
+    with pytest.raises(wdlib.ConfigError, match="lambd"):
+        config.replace(lambd=-3)

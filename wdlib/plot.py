@@ -1,0 +1,59 @@
+"""The book's figure: loss against epochs on a log scale, train solid, test dotted."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .training import Run
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never opens a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def label(run: Run) -> str:
+    return f"{run.config.backend}, λ={run.config.lambd:g}"
+
+
+def draw(runs: Sequence[Run], ax: Any, *, labels: Sequence[str] | None = None) -> None:
+    """Draw ``runs`` on ``ax``: one colour per run, train solid, test dotted."""
+    for i, run in enumerate(runs):
+        name = labels[i] if labels else label(run)
+        epochs = range(1, len(run.train_loss) + 1)
+        (line,) = ax.semilogy(epochs, run.train_loss, label=f"{name} train")
+        ax.semilogy(epochs, run.test_loss, ":", color=line.get_color(), label=f"{name} test")
+    ax.set_xlabel("epochs")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize="small")
+
+
+def plot(runs: Run | Sequence[Run], path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+    """Write the semilogy figure of ``runs`` to ``path`` (.png or .svg), atomically."""
+    plt = _pyplot()
+    runs = [runs] if not isinstance(runs, Sequence) else list(runs)
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    draw(runs, ax)
+    if title:
+        ax.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
