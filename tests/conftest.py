@@ -23,6 +23,6 @@ def _reference(preset: str, lambd: float, seed: int, **overrides: object) -> wdl
 
 
 @pytest.fixture
-def reference():  # noqa: ANN201
+def reference():
     """``reference(preset, lambd, seed, **overrides)``: the NumPy float64 run for that config."""
     return _reference

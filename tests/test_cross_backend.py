@@ -3,8 +3,8 @@
 Tolerances (measured worst case over these 8 configurations, in brackets):
 - float64: the backends differ from NumPy only in the summation order inside ``dot`` (~1e-16 relative
   per step), and SGD on a least-squares objective with lr * L < 2 does not amplify such errors, so w and
-  the test loss agree to ~1e-15 [w 1.8e-15 absolute, test loss 8e-16]; we assert 1e-12, on w relative to max|w| (entries
-  near zero, which L1 makes common, carry only absolute accuracy). The training
+  the test loss agree to ~1e-15 [w 1.8e-15 absolute, test loss 8e-16]; we assert 1e-12, on w relative
+  to max|w| (entries near zero, which L1 makes common, carry only absolute accuracy). The training
   loss at lambd=0 is a squared residual of ~1e-3 computed from terms of ~10, so cancellation costs
   ~|Xw|/|r| ~ 1e4 in relative accuracy [5e-12]; we assert 1e-9.
 - float32: inputs are rounded to float32 (relative 6e-8) and every step rounds again [test loss 5e-7,
@@ -35,7 +35,9 @@ def assert_weights_close(actual: dict, expected: dict, tol: float) -> None:
 
 
 @pytest.mark.parametrize(("preset", "lambd", "seed"), CASES)
-def test_float64_equals_numpy_reference(backend: str, reference, preset: str, lambd: float, seed: int) -> None:
+def test_float64_equals_numpy_reference(
+    backend: str, reference, preset: str, lambd: float, seed: int
+) -> None:
     ref = reference(preset, lambd, seed)
     run = wdlib.train(backend, preset, lambd=lambd, seed=seed, dtype="float64")
     assert run.params["w"].dtype == np.float64
@@ -45,7 +47,9 @@ def test_float64_equals_numpy_reference(backend: str, reference, preset: str, la
 
 
 @pytest.mark.parametrize(("preset", "lambd", "seed"), CASES)
-def test_float32_equals_numpy_reference(backend: str, reference, preset: str, lambd: float, seed: int) -> None:
+def test_float32_equals_numpy_reference(
+    backend: str, reference, preset: str, lambd: float, seed: int
+) -> None:
     ref = reference(preset, lambd, seed)
     run = wdlib.train(backend, preset, lambd=lambd, seed=seed)
     assert run.params["w"].dtype == np.float32
@@ -68,7 +72,8 @@ def test_penalty_choice_changes_the_result(reference) -> None:
     """l1, l2 and bias decay are real options: each gives a different solution."""
     runs = {
         (p, d): reference("d2l", 3, 0, penalty=p, decay_bias=d, num_epochs=20)
-        for p in ("l1", "l2") for d in (False, True)
+        for p in ("l1", "l2")
+        for d in (False, True)
     }
     finals = [tuple(r.params["w"].ravel()) + tuple(r.params["b"]) for r in runs.values()]
     assert len(set(finals)) == 4

@@ -41,4 +41,4 @@ class TorchBackend(Backend):
         with torch.enable_grad():
             l = objective(self, leaves, X, y)  # noqa: E741
             grads = torch.autograd.grad(l.sum(), list(leaves.values()))
-        return dict(zip(leaves, grads))
+        return dict(zip(leaves, grads, strict=True))
