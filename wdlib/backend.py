@@ -13,13 +13,15 @@ import difflib
 import importlib.metadata as metadata
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import BackendLoadError, BackendNotInstalledError, UnknownBackendError
+from .config import Config
+from .data import Problem
+from .errors import BackendLoadError, BackendNotInstalledError, ConfigError, UnknownBackendError
 from .model import Array, Objective, Params
 
 ENTRY_POINT_GROUP = "wdlib.backends"
@@ -75,6 +77,22 @@ class Backend(ABC):
     @abstractmethod
     def grad(self, objective: Objective, params: Params, X: Array, y: Array) -> Params:
         """Gradient of ``objective(self, params, X, y).sum()`` with respect to each parameter."""
+
+    # Optional capabilities. A backend overrides these to offer them; the core asks before use.
+
+    def concise_step(self, config: Config) -> Callable[[Params, Array, Array], Params]:
+        """The update of ``mode="concise"``: the framework's own optimizer with weight decay."""
+        raise ConfigError("mode", "concise", f"'scratch': backend {self.name!r} has no concise mode")
+
+    def supports_fused(self, config: Config) -> bool:
+        """Whether :meth:`fused_fit` runs ``config`` with the same numbers as the eager loop."""
+        return False
+
+    def fused_fit(
+        self, problem: Problem, config: Config
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """The whole run in one call: (train_loss, test_loss, final params) as NumPy arrays."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,16 @@ class Config:
     decay_bias: bool = False
     dtype: str = "float32"
     seed: int = 0
+    #: "scratch": the books' from-scratch penalty; "concise": the framework's optimizer weight decay ``wd``.
+    mode: str = "scratch"
+    wd: float = 0.0
+    #: "numpy": inputs from wdlib's seeded NumPy Generator; "native": the framework's own random
+    #: streams, consumed as the book's code consumes them (only where a backend has that recipe).
+    rng: str = "numpy"
+    #: "eager": autodiff step by step; "fused": the backend's fast path; "auto": fused where exact.
+    engine: str = "auto"
+    #: On a NaN/inf loss: "raise" a DivergenceError, or "record" the run as diverged and stop.
+    on_divergence: str = "raise"
 
     def replace(self, **changes: Any) -> Config:
         """A validated copy with some fields changed."""
@@ -52,6 +62,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 DTYPES = ("float32", "float64")
 PENALTY_NAMES = ("l1", "l2")
+MODES = ("scratch", "concise")
+RNGS = ("numpy", "native")
+ENGINES = ("auto", "eager", "fused")
+ON_DIVERGENCE = ("raise", "record")
 
 
 def _integer(lo: int, hi: int | None = None) -> Callable[[str, Any], int]:
@@ -127,6 +141,11 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "decay_bias": _flag,
     "dtype": _choice(*DTYPES),
     "seed": _integer(0, MAX_SEED),
+    "mode": _choice(*MODES),
+    "wd": _real(),
+    "rng": _choice(*RNGS),
+    "engine": _choice(*ENGINES),
+    "on_divergence": _choice(*ON_DIVERGENCE),
 }
 
 
@@ -146,4 +165,16 @@ def make_config(preset: str = "d2l", **overrides: Any) -> Config:
         raise ConfigError(
             "batch_size", checked["batch_size"], f"an integer from 1 to n_train={checked['n_train']}"
         )
+    _check_combination(checked)
     return Config(**checked)
+
+
+def _check_combination(c: dict[str, Any]) -> None:
+    """Options that are each valid but do not go together."""
+    if c["mode"] == "scratch" and c["wd"] != 0:
+        raise ConfigError("wd", c["wd"], "0 with mode='scratch'", "use lambd=..., or mode='concise'")
+    if c["mode"] == "concise":
+        if c["lambd"] != 0:
+            raise ConfigError("lambd", c["lambd"], "0 with mode='concise'", "use wd=... for weight decay")
+        if c["penalty"] != "l2":
+            raise ConfigError("penalty", c["penalty"], "'l2' with mode='concise' (optimizer weight decay)")

@@ -26,3 +26,11 @@ class BackendNotInstalledError(WdlibError, ImportError):
 
 class BackendLoadError(WdlibError, ImportError):
     """The framework is installed but failed to import."""
+
+
+class DivergenceError(WdlibError, ArithmeticError):
+    """The loss became NaN or infinite during training."""
+
+    def __init__(self, message: str, *, epoch: int, last_loss: float) -> None:
+        super().__init__(message)
+        self.epoch, self.last_loss = epoch, last_loss

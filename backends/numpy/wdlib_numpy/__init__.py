@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import numpy as np
 
 from wdlib import Backend, Objective
@@ -12,6 +15,10 @@ class NumpyBackend(Backend):
     name = "numpy"
     framework = "numpy"
     install = "pip install numpy"
+
+    def context(self, dtype: str) -> contextlib.AbstractContextManager[Any]:
+        # A diverging run overflows to inf/NaN; the core detects and reports that, so stay quiet here.
+        return np.errstate(over="ignore", invalid="ignore")
 
     def asarray(self, x: np.ndarray, dtype: str) -> np.ndarray:
         return np.array(x, dtype=dtype)
