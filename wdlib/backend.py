@@ -13,7 +13,7 @@ import difflib
 import importlib.metadata as metadata
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -80,9 +80,22 @@ class Backend(ABC):
 
     # Optional capabilities. A backend overrides these to offer them; the core asks before use.
 
-    def concise_step(self, config: Config) -> Callable[[Params, Array, Array], Params]:
-        """The update of ``mode="concise"``: the framework's own optimizer with weight decay."""
+    def concise_step(self, config: Config, params: Params) -> Callable[[Params, Array, Array], Params]:
+        """The update of ``mode="concise"``, starting from ``params``: the framework's own optimizer
+        with weight decay ``config.wd`` on the weight (and the bias if ``config.decay_bias``)."""
         raise ConfigError("mode", "concise", f"'scratch': backend {self.name!r} has no concise mode")
+
+    def concise_loss(self, params: Params, X: Array, y: Array) -> Array:
+        """The framework's standard loss that ``mode="concise"`` trains on (e.g. ``nn.MSELoss``)."""
+        raise ConfigError("mode", "concise", f"'scratch': backend {self.name!r} has no concise mode")
+
+    #: Presets whose book this backend can reproduce with the framework's own RNG (``rng="native"``).
+    native_presets: ClassVar[tuple[str, ...]] = ()
+
+    def native_problems(self, configs: Sequence[Config]) -> list[Problem]:
+        """The inputs of ``configs`` run one after another in one process, drawn from the framework's
+        random streams exactly as the book's code draws them (seeded with ``configs[0].seed``)."""
+        raise NotImplementedError
 
     def supports_fused(self, config: Config) -> bool:
         """Whether :meth:`fused_fit` runs ``config`` with the same numbers as the eager loop."""
@@ -125,7 +138,8 @@ def _entry_points() -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _backend_class(name: str) -> type[Backend]:
+def backend_class(name: str) -> type[Backend]:
+    """The class of backend ``name``, without importing its framework."""
     if name in _registered:
         return _registered[name]
     found = _entry_points()
@@ -155,7 +169,7 @@ def get_backend(name: str) -> Backend:
     with _lock:
         if name in _loaded:
             return _loaded[name]
-        cls = _backend_class(name)
+        cls = backend_class(name)
         if _installed(cls) is None:
             raise BackendNotInstalledError(
                 f"backend {name!r} needs the package {cls.framework!r}, which is not installed; "
@@ -180,7 +194,7 @@ def backends() -> list[BackendInfo]:
     infos = []
     for name in names:
         try:
-            cls = _backend_class(name)
+            cls = backend_class(name)
         except BackendNotInstalledError:
             infos.append(BackendInfo(name, False, None, KNOWN_PLUGINS[name]))
             continue

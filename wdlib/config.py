@@ -173,6 +173,8 @@ def _check_combination(c: dict[str, Any]) -> None:
     """Options that are each valid but do not go together."""
     if c["mode"] == "scratch" and c["wd"] != 0:
         raise ConfigError("wd", c["wd"], "0 with mode='scratch'", "use lambd=..., or mode='concise'")
+    if c["rng"] == "native" and c["dtype"] != "float32":
+        raise ConfigError("dtype", c["dtype"], "'float32' with rng='native' (the books ran float32)")
     if c["mode"] == "concise":
         if c["lambd"] != 0:
             raise ConfigError("lambd", c["lambd"], "0 with mode='concise'", "use wd=... for weight decay")

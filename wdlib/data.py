@@ -16,6 +16,10 @@ class Problem:
 
     ``batch_order[e]`` is the permutation of training indices used in epoch ``e``: its consecutive
     slices of ``batch_size`` are the minibatches (the last may be shorter, as in both books).
+
+    Losses are recorded every ``eval_every`` epochs. With ``eval_orders`` None they are means over the
+    whole sets; otherwise they are measured as d2l's ``evaluate_loss`` does, batch by batch over the
+    data loaders, the training set in the order ``eval_orders[k]`` of the k-th evaluation.
     """
 
     X_train: np.ndarray  # (n_train, num_inputs)
@@ -26,6 +30,8 @@ class Problem:
     b0: np.ndarray  # (1,), initial bias
     batch_order: np.ndarray  # (num_epochs, n_train), int64
     batch_size: int
+    eval_every: int = 1
+    eval_orders: np.ndarray | None = None  # (num_evals, n_train), int64
 
     def batches(self, epoch: int) -> Iterator[np.ndarray]:
         """Index arrays of the minibatches of one epoch."""

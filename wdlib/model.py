@@ -7,6 +7,8 @@ the books write it, so autodiff sees the same expression as the books' code.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -82,9 +84,9 @@ class Objective:
     def __call__(self, ops: Ops, params: Params, X: Array, y: Array) -> Array:
         """Per-example objective, shape (n, 1); a backend differentiates its sum."""
         w, b = params["w"], params["b"]
-        l = squared_loss(linreg(ops, X, w, b), y) + self.lambd * self.penalty(ops, w)  # noqa: E741
+        l = squared_loss(linreg(ops, X, w, b), y) + self.lambd * self.penalty(ops, w)
         if self.decay_bias:
-            l = l + self.lambd * self.penalty(ops, b)  # noqa: E741
+            l = l + self.lambd * self.penalty(ops, b)
         return l
 
     def gradient(self, ops: Ops, params: Params, X: Array, y: Array) -> Params:
@@ -99,9 +101,30 @@ class Objective:
         return {"w": grad_w, "b": grad_b}
 
 
+def example_loss(ops: Ops, params: Params, X: Array, y: Array) -> Array:
+    """Per-example squared loss of the linear model, no penalty."""
+    return squared_loss(linreg(ops, X, params["w"], params["b"]), y)
+
+
 def mean_loss(ops: Ops, params: Params, X: Array, y: Array) -> Array:
     """The loss the books record per epoch: mean squared loss over a whole data set, no penalty."""
-    return squared_loss(linreg(ops, X, params["w"], params["b"]), y).mean()
+    return example_loss(ops, params, X, y).mean()
+
+
+def evaluate_loss(
+    ops: Any, loss: Callable[[Params, Array, Array], Array], params: Params, X: Array, y: Array,
+    order: Any, batch_size: int,
+) -> float:
+    """d2l's ``evaluate_loss``: the loss batch by batch in ``order``, summed in Python floats and
+    divided by the number of loss values (for a loss that is already a batch mean, the number of
+    batches)."""
+    total, count = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        l = loss(params, ops.take(X, idx), ops.take(y, idx))
+        total += float(ops.to_numpy(l.sum()))  # summed by the framework, as the book does
+        count += math.prod(l.shape)
+    return total / count
 
 
 def sgd_step(params: Params, grads: Params, lr: float, batch_size: int) -> Params:

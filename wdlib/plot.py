@@ -30,7 +30,7 @@ def draw(runs: Sequence[Run], ax: Any, *, labels: Sequence[str] | None = None) -
     """Draw ``runs`` on ``ax``: one colour per run, train solid, test dotted."""
     for i, run in enumerate(runs):
         name = labels[i] if labels else label(run)
-        epochs = range(1, len(run.train_loss) + 1)
+        epochs = run.epochs
         (line,) = ax.semilogy(epochs, run.train_loss, label=f"{name} train")
         ax.semilogy(epochs, run.test_loss, ":", color=line.get_color(), label=f"{name} test")
     ax.set_xlabel("epochs")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .backend import Backend, get_backend
+from .backend import Backend, backend_class, get_backend, installed_backends
 from .config import Config, make_config
 from .data import Problem, make_problem
 from .errors import ConfigError, DivergenceError
-from .model import PENALTIES, Array, Objective, Params, mean_loss, sgd_step
+from .model import PENALTIES, Array, Objective, Params, evaluate_loss, example_loss, mean_loss, sgd_step
 
 
 @dataclass(eq=False)
@@ -35,6 +35,11 @@ class Run:
         return self.meta.get("diverged_at_epoch") is not None
 
     @property
+    def epochs(self) -> np.ndarray:
+        """The epoch (1-based) of each recorded loss: every epoch, or every 5 as d2l records them."""
+        return self.problem.eval_every * np.arange(1, len(self.train_loss) + 1)
+
+    @property
     def engine(self) -> str:
         return self.meta.get("engine", "eager")
 
@@ -52,11 +57,11 @@ class Run:
         )
 
 
-def make_step(backend: Backend, config: Config) -> Callable[[Params, Array, Array], Params]:
+def make_step(backend: Backend, config: Config, params: Params) -> Callable[[Params, Array, Array], Params]:
     """The update of one minibatch: the from-scratch penalty and SGD step, or the framework's own
     optimizer with weight decay (``mode="concise"``)."""
     if config.mode == "concise":
-        return backend.concise_step(config)
+        return backend.concise_step(config, params)
     objective = Objective(config.lambd, PENALTIES[config.penalty], config.decay_bias)
     lr, batch_size = config.lr, config.batch_size
 
@@ -66,17 +71,48 @@ def make_step(backend: Backend, config: Config) -> Callable[[Params, Array, Arra
     return step
 
 
+def make_evaluate(
+    backend: Backend, problem: Problem, config: Config, X: Array, y: Array, X_test: Array, y_test: Array
+) -> Callable[[Params, int], tuple[float, float]]:
+    """``evaluate(params, k)``: train and test loss at the k-th evaluation.
+
+    Whole-set means of the squared loss, or (when the problem carries the book's loader orders) d2l's
+    ``evaluate_loss`` with the loss the run trains on.
+    """
+    if problem.eval_orders is None:
+        def whole(params: Params, k: int) -> tuple[float, float]:
+            return (backend.to_numpy(mean_loss(backend, params, X, y)).item(),
+                    backend.to_numpy(mean_loss(backend, params, X_test, y_test)).item())
+
+        return whole
+
+    if config.mode == "concise":
+        loss = backend.concise_loss
+    else:
+        def loss(params: Params, Xb: Array, yb: Array) -> Array:
+            return example_loss(backend, params, Xb, yb)
+
+    test_order = np.arange(len(problem.X_test))
+
+    def batched(params: Params, k: int) -> tuple[float, float]:
+        return (evaluate_loss(backend, loss, params, X, y, problem.eval_orders[k], config.batch_size),
+                evaluate_loss(backend, loss, params, X_test, y_test, test_order, config.batch_size))
+
+    return batched
+
+
 def fit(backend: Backend, problem: Problem, config: Config) -> Run:
-    """Train the chapter's model on ``problem`` with minibatch SGD, recording losses every epoch."""
+    """Train the chapter's model on ``problem`` with minibatch SGD, recording losses every
+    ``problem.eval_every`` epochs."""
     if config.engine != "eager" and backend.supports_fused(config):
         start = time.perf_counter()
         train_loss, test_loss, final = backend.fused_fit(problem, config)
         return _record(backend, problem, config, train_loss, test_loss, final,
                        time.perf_counter() - start, "fused")
     _check_engine(backend, config)
-    step = make_step(backend, config)
-    train_loss = np.full(config.num_epochs, np.nan)
-    test_loss = np.full(config.num_epochs, np.nan)
+    num_evals = config.num_epochs // problem.eval_every
+    train_loss = np.full(num_evals, np.nan)
+    test_loss = np.full(num_evals, np.nan)
     with backend.context(config.dtype):
         X, y, X_test, y_test, w, b = (
             backend.asarray(a, config.dtype)
@@ -84,16 +120,20 @@ def fit(backend: Backend, problem: Problem, config: Config) -> Run:
                       problem.w0, problem.b0)
         )
         params = {"w": w, "b": b}
+        step = make_step(backend, config, params)
+        evaluate = make_evaluate(backend, problem, config, X, y, X_test, y_test)
         start = time.perf_counter()
         for epoch in range(config.num_epochs):
             for idx in problem.batches(epoch):
                 params = step(params, backend.take(X, idx), backend.take(y, idx))
-            train_loss[epoch] = backend.to_numpy(mean_loss(backend, params, X, y)).item()
-            test_loss[epoch] = backend.to_numpy(mean_loss(backend, params, X_test, y_test)).item()
-            if not (np.isfinite(train_loss[epoch]) and np.isfinite(test_loss[epoch])):
+            if (epoch + 1) % problem.eval_every:
+                continue
+            k = (epoch + 1) // problem.eval_every - 1
+            train_loss[k], test_loss[k] = evaluate(params, k)
+            if not (np.isfinite(train_loss[k]) and np.isfinite(test_loss[k])):
                 break
         seconds = time.perf_counter() - start
-        final = {k: backend.to_numpy(p) for k, p in params.items()}
+        final = {k: backend.to_numpy(p).copy() for k, p in params.items()}
     return _record(backend, problem, config, train_loss, test_loss, final, seconds, "eager")
 
 
@@ -109,18 +149,21 @@ def _record(
 ) -> Run:
     """The Run, cut at the first epoch whose loss is NaN or infinite (raised unless asked to record)."""
     bad = np.flatnonzero(~(np.isfinite(train_loss) & np.isfinite(test_loss)))
-    diverged_at = int(bad[0]) if len(bad) else None
+    diverged_at = int(bad[0]) if len(bad) else None  # index of the evaluation
     if diverged_at is not None:
         last = test_loss[diverged_at - 1] if diverged_at else float("nan")
         if config.on_divergence == "raise":
             raise DivergenceError(
-                f"the run diverged at epoch {diverged_at + 1}: the loss became "
+                f"the run diverged by epoch {(diverged_at + 1) * problem.eval_every}: the loss became "
                 f"{train_loss[diverged_at]} (last finite test loss: {last:.6g}); lr={config.lr} is "
                 "probably too large for the data's scale: lower it, or pass on_divergence='record'",
-                epoch=diverged_at + 1, last_loss=float(last),
+                epoch=(diverged_at + 1) * problem.eval_every, last_loss=float(last),
             )
         train_loss, test_loss = train_loss[: diverged_at + 1], test_loss[: diverged_at + 1]
-    meta = {"engine": engine, "diverged_at_epoch": None if diverged_at is None else diverged_at + 1}
+    meta = {
+        "engine": engine,
+        "diverged_at_epoch": None if diverged_at is None else (diverged_at + 1) * problem.eval_every,
+    }
     return Run(config, problem, train_loss, test_loss, params, backend.version(), seconds, meta)
 
 
@@ -130,7 +173,52 @@ def train(backend: str = "numpy", preset: str = "d2l", *, lambd: float = 0.0, **
     ``preset`` is "d2l" (default) or "gluonbook"; any :class:`~wdlib.Config` field can be overridden
     by keyword, e.g. ``train("jax", lambd=3, dtype="float64", seed=1)``.
     """
-    config = make_config(preset, backend=backend, lambd=lambd, **overrides)
-    impl = get_backend(config.backend)
-    _check_engine(impl, config)
-    return fit(impl, make_problem(config), config)
+    return train_sequence([make_config(preset, backend=backend, lambd=lambd, **overrides)])[0]
+
+
+def train_sequence(configs: Sequence[Config]) -> list[Run]:
+    """Train ``configs`` one after another, as a book's code does in one process.
+
+    With ``rng="numpy"`` each run is independent. With ``rng="native"`` the framework's random
+    streams are seeded once, from the first config, and continue from run to run: the second run of
+    the gluonbook chapter draws a new w from where the first left the stream, as the book does.
+    """
+    if not configs:
+        raise ConfigError("configs", [], "at least one Config")
+    impl = prepare_backend(configs)
+    if configs[0].rng == "native":
+        problems = impl.native_problems(configs)
+    else:
+        problems = [make_problem(c) for c in configs]
+    return [fit(impl, problem, config) for problem, config in zip(problems, configs, strict=True)]
+
+
+_SHARED_FIELDS = ("backend", "preset", "n_train", "n_test", "num_inputs", "true_w", "true_b", "noise",
+                  "batch_size", "dtype", "seed", "rng")
+
+
+def prepare_backend(configs: Sequence[Config]) -> Backend:
+    """Check that the backend can run ``configs`` (before its framework is imported or data drawn),
+    then load it."""
+    first = configs[0]
+    if first.rng == "native":
+        for config in configs[1:]:
+            for name in _SHARED_FIELDS:
+                if getattr(config, name) != getattr(first, name):
+                    raise ConfigError(name, getattr(config, name),
+                                      f"{getattr(first, name)!r} like the first run: runs that share "
+                                      "native random streams share the data")
+    for name in {c.backend for c in configs}:
+        cls = backend_class(name)
+        for config in (c for c in configs if c.backend == name):
+            if config.rng == "native" and config.preset not in cls.native_presets:
+                classes = map(backend_class, installed_backends())
+                pairs = ", ".join(f"{b.name}+{p}" for b in classes for p in b.native_presets)
+                raise ConfigError("rng", "native", f"'numpy': backend {name!r} has no native recipe for "
+                                  f"preset {config.preset!r} (native recipes: {pairs or 'none installed'})")
+            if config.mode == "concise" and cls.concise_step is Backend.concise_step:
+                raise ConfigError("mode", "concise", f"'scratch': backend {name!r} has no concise mode")
+    impl = get_backend(first.backend)
+    for config in configs:
+        _check_engine(impl, config)
+    return impl
