@@ -37,3 +37,21 @@ class NumpyBackend(Backend):
 
     def grad(self, objective: Objective, params: Params, X: np.ndarray, y: np.ndarray) -> Params:
         return objective.gradient(self, params, X, y)
+
+    # Fast path (wdlib_numpy.fused): the whole run as matrix-form SGD on preallocated buffers.
+
+    def supports_fused(self, config: Any) -> bool:
+        from wdlib.vectorized import supports
+
+        return supports(config)
+
+    def fused_fit(self, problem: Any, config: Any) -> Any:
+        from .fused import fused_fit
+
+        return fused_fit(problem, config)
+
+    def fused_fit_lambdas(self, problem: Any, config: Any, lambdas: Any) -> Any:
+        """All ``lambdas`` at once, as the columns of a (p + 2, k) matrix (see wdlib.train_lambdas)."""
+        from .fused import fused_fit_lambdas
+
+        return fused_fit_lambdas(problem, config, lambdas)

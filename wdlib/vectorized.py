@@ -1,0 +1,342 @@
+"""Fused and λ-vectorized training: the framework-free core shared by the backends' fast paths.
+
+The eager loop (``wdlib.training.fit``) differentiates the books' objective minibatch by minibatch. The
+fast paths run the *same* minibatch SGD, but written as the closed-form update it amounts to, on the
+augmented matrix ``Z = [X, 1, -y]`` and parameter column ``theta = [w; b; 1]`` (shape ``(p + 2, k)``,
+one column per λ, so many weight decays train at once as one matrix product)::
+
+    r     = Z_B theta                                   # = X_B w + b - y_B, the minibatch residuals
+    theta = D_m * theta - (lr / batch_size) * U_B^T r   # U = [X, 1, 0]: the last row stays 1
+
+with the L2 decay ``D_m = 1 - lr * m * λ / batch_size`` on the rows of ``w`` (and of ``b`` with
+``decay_bias=True``), ``m`` the number of rows of the minibatch: a short last batch decays less,
+exactly as in the books' code, where the penalty is broadcast onto each example and the step divides
+by ``batch_size``. Only the L2 penalty has a fast path: with L1 the subgradient ``sign(w)`` flips for
+the weights oscillating around 0, which amplifies any rounding difference into O(lr λ) differences, so
+only the eager loop's exact operation sequence reproduces it.
+
+Losses are recorded every epoch as in the eager loop, but evaluated in chunks of epochs from
+snapshots of ``theta`` (one matrix product per chunk instead of two per epoch); when a column's loss
+becomes NaN or infinite, its final parameters are those of that epoch, as the eager loop stops there.
+
+Exactness: these are the eager loop's operations regrouped (``(1 - lr m λ / bs) w`` instead of
+``w - lr (m λ w) / bs``, ``b`` folded into the matrix product), so results differ from the eager path
+only by rounding: in float64 about 1e-15 relative on w and the test loss (asserted: 1e-12, the
+cross-backend tolerance of ``tests/test_cross_backend.py``), in float32 about 1e-6 (asserted: 1e-4).
+
+This module holds the plan (inputs cast and laid out once), the result bookkeeping, the pure-NumPy
+implementation (used by the NumPy backend) and :func:`train_lambdas`, the public λ-sweep entry point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import Config, make_config
+from .data import Problem
+
+#: When all epochs' gathered minibatches take at most this many bytes, they are gathered up front
+#: (one fancy-indexing call per run); above it, each minibatch is gathered into a reused buffer.
+GATHER_ALL_BYTES = 64 * 2**20
+#: Bytes of parameter snapshots and evaluation residuals held at once (sets the evaluation chunk).
+EVAL_CHUNK_BYTES = 16 * 2**20
+
+
+def supports(config: Config) -> bool:
+    """Whether the fast paths reproduce the eager loop for ``config`` (within the tolerances above).
+
+    They implement the books' from-scratch SGD on wdlib's NumPy-drawn inputs with the L2 penalty:
+    ``mode="scratch"``, ``rng="numpy"``, ``penalty="l2"``, with or without bias decay, both dtypes.
+    """
+    return config.mode == "scratch" and config.rng == "numpy" and config.penalty == "l2"
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """One fused run's inputs, cast to the run's dtype and laid out for the matrix form."""
+
+    Z_train: np.ndarray  # (n_train, p + 2): [X_train, 1, -y_train]
+    Z_test: np.ndarray  # (n_test, p + 2)
+    theta0: np.ndarray  # (p + 2, 1): [w0; b0; 1]
+    batch_order: np.ndarray  # (num_epochs, n_train)
+    lambdas: np.ndarray  # (k,), float64
+    config: Config
+
+    @property
+    def p(self) -> int:
+        return self.Z_train.shape[1] - 2
+
+    @property
+    def q(self) -> int:
+        """Rows of theta: p + 2."""
+        return self.Z_train.shape[1]
+
+    @property
+    def k(self) -> int:
+        return len(self.lambdas)
+
+    @property
+    def n_train(self) -> int:
+        return self.Z_train.shape[0]
+
+    @property
+    def num_epochs(self) -> int:
+        return self.batch_order.shape[0]
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
+
+    @property
+    def step(self) -> float:
+        """The gradient's factor in the update, ``lr / batch_size``."""
+        return self.config.lr / self.config.batch_size
+
+    @property
+    def decayed_rows(self) -> int:
+        """Leading rows of ``theta`` the penalty acts on: ``w``, and ``b`` with ``decay_bias``."""
+        return self.p + 1 if self.config.decay_bias else self.p
+
+    @property
+    def penalized(self) -> bool:
+        return bool(np.any(self.lambdas != 0))
+
+    def bounds(self) -> list[tuple[int, int]]:
+        """(start, stop) of each minibatch within an epoch's permutation."""
+        n, bs = self.n_train, self.batch_size
+        return [(s, min(s + bs, n)) for s in range(0, n, bs)]
+
+    def decay(self, m: int) -> np.ndarray:
+        """Per-λ L2 decay factor ``1 - lr m λ / bs`` for a minibatch of ``m`` rows, (1, k) float64."""
+        return (1 - self.config.lr * m * self.lambdas / self.batch_size)[None, :]
+
+    def step_rows(self) -> np.ndarray:
+        """(p + 2, 1) float64: ``lr / bs`` on the rows of w and b, 0 on the constant row."""
+        c = np.full((self.q, 1), self.step)
+        c[-1] = 0
+        return c
+
+    def gather_all(self) -> bool:
+        """Whether every epoch's minibatches fit in memory gathered up front (twice: Z and U^T)."""
+        return 2 * self.batch_order.size * self.q * self.Z_train.itemsize <= GATHER_ALL_BYTES
+
+    def eval_chunk(self) -> int:
+        """How many epochs' snapshots are evaluated at once."""
+        per_epoch = self.k * (self.q + self.n_train + len(self.Z_test)) * self.Z_train.itemsize
+        return int(max(1, min(self.num_epochs, EVAL_CHUNK_BYTES // per_epoch)))
+
+
+def _augment(X: np.ndarray, y: np.ndarray, dtype: str) -> np.ndarray:
+    Z = np.empty((X.shape[0], X.shape[1] + 2), dtype=dtype)
+    Z[:, :-2] = X
+    Z[:, -2] = 1
+    Z[:, -1] = -np.asarray(y, dtype=dtype).reshape(-1)
+    return Z
+
+
+def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None = None) -> Plan:
+    """Cast and lay out ``problem`` for the fused runs of ``config`` at each λ of ``lambdas``
+    (default: ``config.lambd`` alone)."""
+    lam = np.asarray([config.lambd] if lambdas is None else list(lambdas), dtype=np.float64)
+    if lam.ndim != 1 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
+        raise ValueError(f"lambdas must be finite numbers >= 0, got {lam}")
+    if getattr(problem, "eval_every", 1) != 1 or getattr(problem, "eval_orders", None) is not None:
+        raise ValueError("the fast paths record whole-set losses every epoch; this problem asks for "
+                         "another evaluation schedule: use engine='eager'")
+    dt = config.dtype
+    theta0 = np.concatenate([problem.w0.reshape(-1), problem.b0.reshape(-1), [1.0]])
+    return Plan(
+        Z_train=_augment(problem.X_train, problem.y_train, dt),
+        Z_test=_augment(problem.X_test, problem.y_test, dt),
+        theta0=theta0.astype(dt)[:, None],
+        batch_order=problem.batch_order,
+        lambdas=lam,
+        config=config,
+    )
+
+
+def gathered_batches(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Every epoch's minibatches gathered up front: ``Z[order]`` (E, n, p + 2) and the transposed
+    update matrix ``(lr / bs) * U[order]^T`` (E, p + 2, n), whose constant row is 0."""
+    Zall = plan.Z_train[plan.batch_order]
+    UT = Zall.transpose(0, 2, 1) * plan.step_rows().astype(Zall.dtype)
+    return Zall, UT
+
+
+Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
+
+
+class Recorder:
+    """Collects per-epoch losses chunk by chunk, and each column's final parameters: those of the
+    last epoch, or of the first epoch whose loss is NaN or infinite (where the eager loop stops)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        E, k = plan.num_epochs, plan.k
+        self.train = np.full((E, k), np.nan)
+        self.test = np.full((E, k), np.nan)
+        self.bad = np.full(k, -1)
+        self.theta: np.ndarray | None = None
+
+    def add(self, e0: int, train: np.ndarray, test: np.ndarray, snaps: np.ndarray) -> None:
+        """Losses (C, k) of epochs ``e0 .. e0 + C - 1`` and their snapshots (C, p + 2, k)."""
+        C = len(train)
+        self.train[e0 : e0 + C] = train
+        self.test[e0 : e0 + C] = test
+        if self.theta is None:
+            self.theta = np.empty(snaps.shape[1:], dtype=snaps.dtype)
+        finite = np.isfinite(train) & np.isfinite(test)
+        for j in np.flatnonzero((self.bad < 0) & ~finite.all(axis=0)):
+            first = int(np.argmin(finite[:, j]))
+            self.bad[j] = e0 + first
+            self.theta[:, j] = snaps[first, :, j]
+        if e0 + C == self.plan.num_epochs:
+            ok = self.bad < 0
+            self.theta[:, ok] = snaps[C - 1][:, ok]
+
+    def result(self) -> Result:
+        """(train_loss (k, E), test_loss (k, E), {"w": (k, p, 1), "b": (k, 1)})."""
+        for j in np.flatnonzero(self.bad >= 0):
+            self.train[self.bad[j] + 1 :, j] = np.nan
+            self.test[self.bad[j] + 1 :, j] = np.nan
+        assert self.theta is not None
+        theta = self.theta.T  # (k, p + 2)
+        p = self.plan.p
+        return (
+            np.ascontiguousarray(self.train.T),
+            np.ascontiguousarray(self.test.T),
+            {"w": np.ascontiguousarray(theta[:, :p, None]), "b": np.ascontiguousarray(theta[:, p : p + 1])},
+        )
+
+
+def squared_losses(Z: np.ndarray, thetas: np.ndarray) -> np.ndarray:
+    """Mean of ``(Z theta)^2 / 2`` (the squared residual) over the rows, for each snapshot:
+    (C, p + 2, k) -> (C, k)."""
+    C, q, k = thetas.shape
+    R = Z @ np.ascontiguousarray(thetas.transpose(1, 0, 2)).reshape(q, C * k)
+    np.square(R, out=R)
+    return (R.mean(axis=0) / 2).reshape(C, k)
+
+
+def fit_numpy(plan: Plan) -> Result:
+    """The pure-NumPy fused run of all columns of ``plan`` (the NumPy backend's fast path).
+
+    Small data: two BLAS products and one or two in-place updates per minibatch, on minibatches
+    gathered up front. Large data: each minibatch gathered into a reused buffer.
+    """
+    dt = plan.Z_train.dtype
+    k, E, bs = plan.k, plan.num_epochs, plan.batch_size
+    Z = plan.Z_train
+    theta = np.ascontiguousarray(np.repeat(plan.theta0, k, axis=1))
+    rows = theta[: plan.decayed_rows]
+    bounds = plan.bounds()
+    decay = {t - s: plan.decay(t - s).astype(dt) for s, t in bounds} if plan.penalized else None
+    R = np.empty((bs, k), dtype=dt)
+    G = np.empty_like(theta)
+    gathered = plan.gather_all()
+    if gathered:
+        Zall, UT = gathered_batches(plan)
+        steps = [(Zall[e, s:t], UT[e, :, s:t], R[: t - s], t - s) for e in range(E) for s, t in bounds]
+    else:
+        Zbuf = np.empty((bs, plan.q), dtype=dt)
+        cvec = plan.step_rows().astype(dt)
+    C = plan.eval_chunk()
+    snaps = np.empty((C, *theta.shape), dtype=dt)
+    rec = Recorder(plan)
+    dot = np.dot
+    nb = len(bounds)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for e in range(E):
+            if gathered:
+                for Zb, UbT, r, m in steps[e * nb : (e + 1) * nb]:
+                    dot(Zb, theta, r)
+                    dot(UbT, r, G)
+                    if decay is not None:
+                        rows *= decay[m]
+                    theta -= G
+            else:
+                order = plan.batch_order[e]
+                for s, t in bounds:
+                    Zb = np.take(Z, order[s:t], axis=0, out=Zbuf[: t - s])
+                    r = R[: t - s]
+                    dot(Zb, theta, r)
+                    dot(Zb.T, r, G)
+                    G *= cvec
+                    if decay is not None:
+                        rows *= decay[t - s]
+                    theta -= G
+            snaps[e % C] = theta
+            if e % C == C - 1 or e == E - 1:
+                c = e % C + 1
+                rec.add(e + 1 - c, squared_losses(Z, snaps[:c]), squared_losses(plan.Z_test, snaps[:c]),
+                        snaps[:c])
+    return rec.result()
+
+
+def single(result: Result) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The one column of a k=1 result, in the shapes of :meth:`wdlib.Backend.fused_fit`."""
+    train, test, params = result
+    return train[0], test[0], {"w": params["w"][0], "b": params["b"][0]}
+
+
+def train_lambdas(
+    backend: str = "numpy",
+    lambdas: Sequence[float] = (0.0, 3.0),
+    preset: str = "d2l",
+    seed: int = 0,
+    **fields: Any,
+) -> list[Any]:
+    """Train one run per λ of ``lambdas`` on identical inputs, vectorized where the backend can.
+
+    Contract (for callers such as ``wdlib.sweep``): returns a list of :class:`wdlib.Run`, one per
+    entry of ``lambdas``, in that order, each exactly what ``wdlib.train(backend, preset, lambd=λ,
+    seed=seed, **fields)`` returns (same config, same inputs ``run.problem``, shared between the runs),
+    except that with the backend's fast path the numbers may differ from the one-at-a-time run by
+    rounding only (float64: 1e-12 relative on w and the test loss; float32: 1e-4), and ``run.meta``
+    has ``engine="vectorized"``, ``vectorized_k=len(lambdas)``; ``run.seconds`` is the batched
+    run's wall time divided by ``len(lambdas)``.
+
+    How: if ``engine`` is not ``"eager"`` and the backend supports its fused path for the config and
+    has ``fused_fit_lambdas(problem, config, lambdas)``, all λ train at once as the columns of a
+    ``(p + 1, k)`` parameter matrix (``jax.vmap`` in JAX), one compiled or BLAS call per minibatch.
+    Otherwise (``engine="eager"``, ``mode="concise"``, ``rng="native"``, or a backend without the
+    method) the runs go one at a time through ``wdlib.fit``. Every λ is validated first (a bad one
+    raises :class:`wdlib.ConfigError` before anything runs); with ``on_divergence="raise"`` a
+    diverging λ raises :class:`wdlib.DivergenceError`, with ``"record"`` its Run is cut as usual.
+    """
+    from .backend import get_backend
+    from .data import make_problem
+    from .training import _record, fit
+
+    lambdas = [float(lam) for lam in lambdas]
+    configs = [make_config(preset, backend=backend, lambd=lam, seed=seed, **fields) for lam in lambdas]
+    if not configs:
+        return []
+    impl = get_backend(configs[0].backend)
+    base = configs[0]
+    problem = make_problem(base)
+    vectorize = (
+        base.engine != "eager" and hasattr(impl, "fused_fit_lambdas") and impl.supports_fused(base)
+    )
+    if not vectorize:
+        if base.engine == "fused" and not impl.supports_fused(base):
+            from .errors import ConfigError
+
+            raise ConfigError("engine", "fused", f"'auto' or 'eager': backend {impl.name!r} has no "
+                              "fused path for this configuration")
+        return [fit(impl, problem, c) for c in configs]
+    start = time.perf_counter()
+    train, test, params = impl.fused_fit_lambdas(problem, base, lambdas)
+    seconds = (time.perf_counter() - start) / len(configs)
+    runs = []
+    for j, c in enumerate(configs):
+        run = _record(impl, problem, c, train[j], test[j],
+                      {"w": params["w"][j], "b": params["b"][j]}, seconds, "vectorized")
+        run.meta["vectorized_k"] = len(configs)
+        runs.append(run)
+    return runs
