@@ -17,6 +17,7 @@ from .backend import (
     register_backend,
     temporary_backend,
 )
+from .compare import Comparison, compare
 from .config import PRESETS, Config, make_config
 from .data import Problem, make_problem, synthetic_data
 from .errors import (
@@ -38,7 +39,10 @@ from .model import (
     squared_loss,
 )
 from .plot import plot
-from .training import Run, fit, train
+from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
+from .store import Store, StoreError
+from .sweep import ExecutorError, SweepTable, load_sweep, sweep
+from .training import Run, fit, train, train_sequence
 
 __version__ = "0.1.0"
 
@@ -49,29 +53,42 @@ __all__ = [
     "BackendInfo",
     "BackendLoadError",
     "BackendNotInstalledError",
+    "Comparison",
     "Config",
     "ConfigError",
     "DivergenceError",
+    "ExecutorError",
     "Objective",
     "Problem",
+    "RidgePath",
+    "RidgeSolution",
     "Run",
+    "Store",
+    "StoreError",
+    "SweepTable",
     "UnknownBackendError",
     "WdlibError",
     "backends",
+    "compare",
     "fit",
     "get_backend",
     "installed_backends",
     "l1_penalty",
     "l2_penalty",
     "linreg",
+    "load_sweep",
     "make_config",
     "make_problem",
     "mean_loss",
     "plot",
     "register_backend",
+    "ridge",
+    "ridge_path",
     "sgd_step",
     "squared_loss",
+    "sweep",
     "synthetic_data",
     "temporary_backend",
     "train",
+    "train_sequence",
 ]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from wdlib import Backend, Objective
+from wdlib import Backend, Config, Objective, Problem
 from wdlib.model import Params
 
 torch: Any = None  # imported by load()
+book: Any = None
 
 
 class TorchBackend(Backend):
@@ -18,8 +21,10 @@ class TorchBackend(Backend):
     install = "pip install torch==2.13.0"
 
     def load(self) -> None:
-        global torch
+        global torch, book
         import torch
+
+        book = importlib.import_module(f"{__name__}.book")  # imports torch.nn and torch.utils.data
 
     def asarray(self, x: np.ndarray, dtype: str) -> Any:
         return torch.tensor(x, dtype=getattr(torch, dtype))
@@ -39,6 +44,38 @@ class TorchBackend(Backend):
     def grad(self, objective: Objective, params: Params, X: Any, y: Any) -> Params:
         leaves = {k: p.detach().requires_grad_() for k, p in params.items()}
         with torch.enable_grad():
-            l = objective(self, leaves, X, y)  # noqa: E741
+            l = objective(self, leaves, X, y)
             grads = torch.autograd.grad(l.sum(), list(leaves.values()))
         return dict(zip(leaves, grads, strict=True))
+
+    # The d2l chapter's own ways (wdlib_torch.book): concise training and native random draws.
+    #: mode="concise" trains on nn.MSELoss, twice the scratch loss: concise(wd, lr) = scratch(wd/2, 2 lr).
+    concise_loss_scale = 2.0
+    native_presets = ("d2l",)
+
+    def concise_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params]:
+        return book.concise_step(config, params)
+
+    def concise_loss(self, params: Params, X: Any, y: Any) -> Any:
+        return book.concise_loss(params, X, y)
+
+    def native_problems(self, configs: Sequence[Config]) -> list[Problem]:
+        return book.d2l_problems(configs)
+
+    # Fast path (wdlib_torch.fused): matrix-form SGD without autograd, two tensor calls per minibatch.
+
+    def supports_fused(self, config: Any) -> bool:
+        from wdlib.vectorized import supports
+
+        return supports(config)
+
+    def fused_fit(self, problem: Any, config: Any) -> Any:
+        from .fused import fused_fit
+
+        return fused_fit(problem, config)
+
+    def fused_fit_lambdas(self, problem: Any, config: Any, lambdas: Any) -> Any:
+        """All ``lambdas`` at once, as the columns of a (p + 2, k) matrix (see wdlib.train_lambdas)."""
+        from .fused import fused_fit_lambdas
+
+        return fused_fit_lambdas(problem, config, lambdas)
