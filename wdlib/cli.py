@@ -1,0 +1,382 @@
+"""The ``wdlib`` command: backends, train, compare, sweep, reproduce.
+
+Frameworks, matplotlib and Dask are imported only by the subcommand that needs them, so
+``wdlib --help`` is instant. A user mistake prints one line (cause and fix) to stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from .errors import ConfigError, WdlibError
+
+EPILOG = """examples:
+  wdlib backends
+  wdlib train --backend jax --lambd 3 --plot run.png
+  wdlib compare --lambd 0 3 --plot compare.png --csv compare.csv
+  wdlib sweep --lambd 0:10:41 --seeds 0-9 --backends torch,jax --store runs.sqlite --plot sweep.png
+  wdlib sweep --store runs.sqlite --export runs.csv
+  wdlib reproduce d2l --out figures
+"""
+
+
+class UsageError(WdlibError, ValueError):
+    """A command line that argparse cannot parse."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+# --- parsing the values of options ---------------------------------------------------------------
+
+
+def parse_lambdas(texts: Sequence[str], option: str = "--lambd") -> list[float]:
+    """Numbers ``3``, lists ``0,1,3`` and ranges ``start:stop:count`` (``count`` evenly spaced values
+    from start to stop, both included: ``0:10:41`` is 0, 0.25, ..., 10)."""
+    accepted = "numbers >= 0 as 3, 0,1,3 or start:stop:count such as 0:10:41"
+    values: list[float] = []
+    for text in texts:
+        for part in filter(None, text.split(",")):
+            pieces = part.split(":")
+            try:
+                if len(pieces) == 1:
+                    values.append(float(part))
+                    continue
+                if len(pieces) != 3:
+                    raise ValueError
+                start, stop, count = float(pieces[0]), float(pieces[1]), int(pieces[2])
+            except ValueError:
+                raise ConfigError(option, part, accepted) from None
+            if count < 1 or stop < start:
+                raise ConfigError(option, part, accepted,
+                                  "count must be >= 1 and start <= stop, e.g. 0:10:41")
+            step = (stop - start) / (count - 1) if count > 1 else 0.0
+            values.extend(start + i * step for i in range(count - 1))
+            values.append(stop if count > 1 else start)
+    if not values:
+        raise ConfigError(option, " ".join(texts), accepted)
+    from .validate import lambda_list
+
+    return lambda_list(values, option)
+
+
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """Seeds ``3``, lists ``0,4,7`` and inclusive ranges ``0-9``."""
+    accepted = "integers >= 0 as 3, 0,4,7 or an inclusive range first-last such as 0-9"
+    seeds: list[int] = []
+    for part in filter(None, text.split(",")):
+        first, dash, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last) if dash else int(first)
+        except ValueError:
+            raise ConfigError(option, part, accepted) from None
+        if lo < 0 or hi < lo:
+            raise ConfigError(option, part, accepted,
+                              f"write the smaller seed first: {hi}-{lo}" if hi < lo else "")
+        seeds.extend(range(lo, hi + 1))
+    if not seeds:
+        raise ConfigError(option, text, accepted)
+    return seeds
+
+
+def parse_names(text: str | None) -> list[str] | None:
+    """A comma-separated list of backend names (None: every installed backend)."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--backends", text, "backend names separated by commas, e.g. numpy,torch")
+    return names
+
+
+def parse_sets(texts: Sequence[str], *, lists: bool = False) -> dict[str, Any]:
+    """``FIELD=VALUE`` overrides of Config fields, typed like the field (``lists``: VALUE may be a
+    comma-separated list, each value a sweep axis)."""
+    from .config import Config
+
+    types = {f.name: type(f.default) for f in dataclasses.fields(Config)}
+    out: dict[str, Any] = {}
+    for text in texts:
+        name, eq, raw = text.partition("=")
+        name = name.strip().replace("-", "_")
+        if not eq or not name:
+            raise ConfigError("--set", text, "FIELD=VALUE, e.g. --set num_epochs=20")
+        kind = types.get(name, str)  # an unknown field is reported by make_config, with a suggestion
+        parts = raw.split(",") if lists else [raw]
+        values = [_typed(name, kind, part.strip()) for part in parts]
+        out[name] = values if lists and len(values) > 1 else values[0]
+    return out
+
+
+def _typed(name: str, kind: type, raw: str) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return raw.lower() in ("true", "1", "yes")
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(name, raw, f"a value of type {kind.__name__}") from None
+
+
+# --- the subcommands -----------------------------------------------------------------------------
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from .backend import backends
+
+    infos = backends()
+    for info in infos:
+        print(info)
+    missing = [i for i in infos if not i.installed]
+    if missing:
+        print(f"\n{len(missing)} not installed: run the command shown to add one.")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import make_config
+    from .validate import check_backends, check_output
+
+    fields = {**parse_sets(args.set), "dtype": args.dtype, "seed": args.seed}
+    if args.num_epochs is not None:
+        fields["num_epochs"] = args.num_epochs
+    make_config(args.preset, backend=args.backend, lambd=args.lambd, **fields)
+    check_backends([args.backend], "--backend")
+    plot_path = check_output(args.plot, "--plot", (".png", ".svg", ".pdf"))
+    json_path = check_output(args.json, "--json", (".json",))
+
+    from .table import Table
+    from .training import train
+
+    run = train(args.backend, args.preset, lambd=args.lambd, **fields)
+    row = {"backend": args.backend, "version": run.backend_version, "preset": args.preset,
+           "lambd": run.config.lambd, "seed": run.config.seed, "dtype": run.config.dtype,
+           "epochs": len(run.train_loss), "train_loss": float(run.train_loss[-1]),
+           "test_loss": float(run.test_loss[-1]), "w_norm": run.w_norm, "seconds": run.seconds}
+    print(Table([row], list(row)))
+    if plot_path:
+        from .plot import plot
+
+        plot([run], plot_path, title=f"{args.backend}, {args.preset}, λ={run.config.lambd:g}")
+        print(f"figure: {plot_path}")
+    if json_path:
+        from .io import write_text
+        from .table import _plain
+
+        record = {"config": dataclasses.asdict(run.config), "backend_version": run.backend_version,
+                  "seconds": run.seconds, "diverged": run.diverged, "train_loss": _plain(run.train_loss),
+                  "test_loss": _plain(run.test_loss), "w": _plain(run.params["w"][:, 0]),
+                  "b": _plain(run.params["b"]), "w_norm": run.w_norm}
+        import json
+
+        write_text(json_path, json.dumps(record, indent=1) + "\n")
+        print(f"json: {json_path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .validate import check_output
+
+    lambdas = parse_lambdas(args.lambd)
+    seeds = parse_seeds(args.seeds)
+    outputs = {"plot": check_output(args.plot, "--plot", (".png", ".svg", ".pdf")),
+               "csv": check_output(args.csv, "--csv", (".csv",)),
+               "json": check_output(args.json, "--json", (".json",))}
+    from .compare import compare
+
+    result = compare(parse_names(args.backends), lambdas, args.preset, seeds, args.dtype, args.mode,
+                     **parse_sets(args.set))
+    print(result)
+    if outputs["plot"]:
+        print(f"figure: {result.plot(outputs['plot'])}")
+    if outputs["csv"]:
+        print(f"csv: {result.to_csv(outputs['csv'])}")
+    if outputs["json"]:
+        result.to_json(outputs["json"])
+        print(f"json: {outputs['json']}")
+    for row in result.flagged:
+        print(f"wdlib: warning: {row['backend']} (λ={row['lambd']:g}, seed {row['seed']}) {row['status']} "
+              "from the NumPy float64 reference", file=sys.stderr)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .store import check_store_path
+    from .validate import check_output
+
+    plot_path = check_output(args.plot, "--plot", (".png", ".svg", ".pdf"))
+    export_path = check_output(args.export, "--export", (".csv", ".json"))
+    if args.workers is not None and args.scheduler:
+        raise ConfigError("--workers", args.workers, "no value with --scheduler",
+                          "the Dask cluster decides the number of workers")
+    if args.lambd is None:
+        if not (plot_path or export_path):
+            raise ConfigError("--lambd", None, "a grid such as --lambd 0:10:41",
+                              "or --export FILE / --plot FILE to read an existing store")
+        from .sweep import load_sweep
+
+        table = load_sweep(args.store)
+    else:
+        lambdas = parse_lambdas(args.lambd)
+        seeds = parse_seeds(args.seeds)
+        fields = parse_sets(args.set, lists=True)
+        fields.update({k: v for k, v in (("dtype", _split(args.dtype)),) if v is not None})
+        from .sweep import sweep, sweep_configs
+
+        sweep_configs(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset), **fields)
+        check_store_path(args.store)
+        with _executor(args.scheduler) as executor:
+            table = sweep(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset),
+                          store=args.store, executor=executor, workers=args.workers, **fields)
+    print(table)
+    if export_path:
+        if export_path.suffix.lower() == ".json":
+            table.to_json(export_path)
+        else:
+            table.to_csv(export_path)
+        print(f"exported: {export_path}")
+    if plot_path:
+        print(f"figure: {table.plot(plot_path)}")
+    return 0
+
+
+def _split(text: str | None) -> Any:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    return parts if len(parts) > 1 else (parts[0] if parts else text)
+
+
+class _executor:
+    """The Dask executor of ``--scheduler`` (closed afterwards), or None for the local process pool."""
+
+    def __init__(self, address: str | None) -> None:
+        self.address, self.client = address, None
+
+    def __enter__(self) -> Any:
+        if not self.address:
+            return None
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ConfigError("--scheduler", self.address, "an option that needs Dask",
+                              "install it: pip install 'dask[distributed]'") from None
+        try:
+            self.client = Client(self.address, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as err:
+            raise ConfigError("--scheduler", self.address, "the address of a running Dask scheduler",
+                              f"could not connect ({err}); start one with: dask scheduler") from None
+        return self.client.get_executor()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    try:
+        from .books import reproduce
+    except ImportError:
+        raise WdlibError("wdlib reproduce is not available in this version of wdlib "
+                         "(wdlib.books is missing); upgrade wdlib") from None
+    if args.out is not None:
+        from pathlib import Path
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    result = reproduce(args.book, out=args.out)
+    if isinstance(result, dict):
+        for name, value in result.items():
+            print(f"{name}: {value}")
+    elif result is not None:
+        print(result)
+    return 0
+
+
+# --- the parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wdlib", description="Weight decay experiments from Dive into Deep Learning, "
+                     "on NumPy, PyTorch, MXNet and JAX.", epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("backends", help="what is installed, versions, how to install the rest")
+    p.set_defaults(handler=cmd_backends)
+
+    common = dict(preset={"default": "d2l", "help": "d2l (default) or gluonbook"},
+                  set={"action": "append", "default": [], "metavar": "FIELD=VALUE",
+                       "help": "any other wdlib.Config field, e.g. --set num_epochs=20 (repeatable)"})
+
+    p = sub.add_parser("train", help="one run on one backend")
+    p.add_argument("--backend", default="numpy", help="numpy (default), torch, mxnet, jax")
+    p.add_argument("--lambd", type=float, default=0.0, help="weight decay λ (default 0)")
+    p.add_argument("--preset", **common["preset"])
+    p.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-epochs", type=int, default=None)
+    p.add_argument("--set", **common["set"])
+    p.add_argument("--plot", metavar="FILE.png", help="write the loss curves")
+    p.add_argument("--json", metavar="FILE.json", help="write the run (config, losses, weights)")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("compare", help="every backend on the same inputs vs the NumPy float64 reference")
+    p.add_argument("--backends", help="comma-separated (default: every installed backend)")
+    p.add_argument("--lambd", nargs="+", default=["3"], help="one or more λ (default 3); 0:10:5 ranges too")
+    p.add_argument("--seeds", default="0", help="e.g. 0, 0,1 or 0-4 (default 0)")
+    p.add_argument("--preset", **common["preset"])
+    p.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    p.add_argument("--mode", default="scratch", help="scratch (default) or concise")
+    p.add_argument("--set", **common["set"])
+    p.add_argument("--plot", metavar="FILE.png", help="overlay figure: one panel per λ")
+    p.add_argument("--csv", metavar="FILE.csv")
+    p.add_argument("--json", metavar="FILE.json")
+    p.set_defaults(handler=cmd_compare)
+
+    p = sub.add_parser("sweep", help="a grid of runs, stored in SQLite; reruns skip stored runs")
+    p.add_argument("--lambd", nargs="+", help="λ grid: start:stop:count (0:10:41), lists 0,1,3, numbers")
+    p.add_argument("--seeds", default="0", help="e.g. 0-9 or 0,3,5 (default 0)")
+    p.add_argument("--backends", help="comma-separated (default: every installed backend)")
+    p.add_argument("--preset", default="d2l", help="d2l (default), gluonbook, or both: d2l,gluonbook")
+    p.add_argument("--dtype", default=None, help="float32 (default), float64, or both: float32,float64")
+    p.add_argument("--set", **{**common["set"], "help": "other Config fields; comma lists sweep them, "
+                                                        "e.g. --set num_epochs=50,100"})
+    p.add_argument("--store", default="runs.sqlite", help="SQLite results file (default runs.sqlite)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: one per CPU)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--plot", metavar="FILE.png", help="test loss and ||w|| vs λ, with the exact ridge path")
+    p.add_argument("--export", metavar="FILE.csv", help="write the table (.csv, or .json with curves)")
+    p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser("reproduce", help="the book's figures and numbers")
+    p.add_argument("book", choices=["gluonbook", "d2l"])
+    p.add_argument("--out", metavar="DIR", help="folder for the figures")
+    p.set_defaults(handler=cmd_reproduce)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.handler(args)
+    except WdlibError as err:
+        print(f"wdlib: error: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except KeyboardInterrupt:
+        print("wdlib: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
