@@ -59,3 +59,21 @@ class JaxBackend(Backend):
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one compiled gradient per objective, kept for reuse
     def _grad_fn(self, objective: Objective) -> Any:
         return jax.jit(jax.grad(lambda params, X, y: objective(self, params, X, y).sum()))
+
+    # Fast path (wdlib_jax.fused): the whole run as one jit-compiled lax.scan, compiled once per shape.
+
+    def supports_fused(self, config: Any) -> bool:
+        from wdlib.vectorized import supports
+
+        return supports(config)
+
+    def fused_fit(self, problem: Any, config: Any) -> Any:
+        from .fused import fused_fit
+
+        return fused_fit(self, problem, config)
+
+    def fused_fit_lambdas(self, problem: Any, config: Any, lambdas: Any) -> Any:
+        """All ``lambdas`` at once, as the columns of a (p + 2, k) matrix (see wdlib.train_lambdas)."""
+        from .fused import fused_fit_lambdas
+
+        return fused_fit_lambdas(self, problem, config, lambdas)

@@ -52,3 +52,21 @@ class MxnetBackend(Backend):
             l = objective(self, params, X, y)  # noqa: E741
         l.backward()
         return {k: p.grad for k, p in params.items()}
+
+    # Fast path (wdlib_mxnet.fused): matrix-form SGD in two or three nd operators per minibatch.
+
+    def supports_fused(self, config: Any) -> bool:
+        from wdlib.vectorized import supports
+
+        return supports(config)
+
+    def fused_fit(self, problem: Any, config: Any) -> Any:
+        from .fused import fused_fit
+
+        return fused_fit(problem, config)
+
+    def fused_fit_lambdas(self, problem: Any, config: Any, lambdas: Any) -> Any:
+        """All ``lambdas`` at once, as the columns of a (p + 2, k) matrix (see wdlib.train_lambdas)."""
+        from .fused import fused_fit_lambdas
+
+        return fused_fit_lambdas(problem, config, lambdas)
