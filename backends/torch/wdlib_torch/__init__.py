@@ -79,21 +79,3 @@ class TorchBackend(Backend):
         from .fused import fused_fit_lambdas
 
         return fused_fit_lambdas(problem, config, lambdas)
-
-    # Fast path (wdlib_torch.fused): matrix-form SGD without autograd, two tensor calls per minibatch.
-
-    def supports_fused(self, config: Any) -> bool:
-        from wdlib.vectorized import supports
-
-        return supports(config)
-
-    def fused_fit(self, problem: Any, config: Any) -> Any:
-        from .fused import fused_fit
-
-        return fused_fit(problem, config)
-
-    def fused_fit_lambdas(self, problem: Any, config: Any, lambdas: Any) -> Any:
-        """All ``lambdas`` at once, as the columns of a (p + 2, k) matrix (see wdlib.train_lambdas)."""
-        from .fused import fused_fit_lambdas
-
-        return fused_fit_lambdas(problem, config, lambdas)
