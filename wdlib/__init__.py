@@ -43,6 +43,7 @@ from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
 from .store import Store, StoreError
 from .sweep import ExecutorError, SweepTable, load_sweep, sweep
 from .training import Run, fit, train, train_sequence
+from .vectorized import train_lambdas
 
 __version__ = "0.1.0"
 
@@ -90,5 +91,6 @@ __all__ = [
     "synthetic_data",
     "temporary_backend",
     "train",
+    "train_lambdas",
     "train_sequence",
 ]
