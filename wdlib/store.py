@@ -188,7 +188,8 @@ class Store:
                     got = None if row is None else row[0]
                     raise StoreError(
                         f"store={str(self.path)!r} has schema version {got}, and this wdlib reads "
-                        f"version {SCHEMA_VERSION}; use the wdlib version that wrote it, or a new store path"
+                        f"version {SCHEMA_VERSION}; use the wdlib version that wrote it, or choose a new "
+                        "path for the store"
                     )
             db.execute("COMMIT")
         except BaseException:

@@ -1,0 +1,282 @@
+"""Sweeps: the grid, the store, restarts after SIGKILL, concurrent writers, Dask, and the figure."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import wdlib
+from wdlib.store import config_key
+from wdlib.sweep import sweep_configs
+
+#: A small sweep whose runs take ~40 ms each, so that a kill lands in the middle of it.
+GRID: dict[str, Any] = {"lambdas": [0, 1, 3, 10], "seeds": [0, 1, 2, 3, 4, 5], "backends": ["numpy"],
+                        "num_epochs": 300}
+TOTAL = 24
+#: Columns that measure time, not results: they differ between two executions of the same run.
+TIMING = ("seconds", "stored_at")
+
+
+def comparable(table: wdlib.SweepTable) -> list[dict[str, Any]]:
+    """The table's rows without timings, arrays as bytes: equal iff the results are bitwise equal."""
+    return [{k: (v.dtype.str, v.shape, v.tobytes()) if isinstance(v, np.ndarray) else v
+             for k, v in row.items() if k not in TIMING} for row in table.rows]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> wdlib.SweepTable:
+    """GRID swept without interruption, on the default process pool."""
+    return wdlib.sweep(**GRID, store=tmp_path_factory.mktemp("ref") / "runs.sqlite")
+
+
+def test_grid_is_every_combination_and_lists_sweep_any_field() -> None:
+    configs = sweep_configs([0, 3, 3], seeds=range(2), backends=["numpy"], dtype=["float32", "float64"],
+                            preset=["d2l", "gluonbook"], num_epochs=4)
+    assert len(configs) == 2 * 2 * 2 * 2  # the repeated 3 is one lambd
+    assert len({config_key(c) for c in configs}) == len(configs)
+    assert {(c.preset, c.dtype, c.lambd, c.seed) for c in configs} == {
+        (p, d, lam, s) for p in ("d2l", "gluonbook") for d in ("float32", "float64")
+        for lam in (0.0, 3.0) for s in (0, 1)}
+    assert all(c.on_divergence == "record" and c.num_epochs == 4 for c in configs)
+    numpy_grid = sweep_configs(np.linspace(0, 1, 3), seeds=np.arange(2), backends="numpy")
+    assert [(c.lambd, c.seed) for c in numpy_grid] == [(0, 0), (0, 1), (0.5, 0), (0.5, 1), (1, 0), (1, 1)]
+
+
+def test_sweep_stores_every_run_bitwise_equal_to_train(reference: wdlib.SweepTable) -> None:
+    assert len(reference) == TOTAL and (reference.computed, reference.skipped) == (TOTAL, 0)
+    assert len({row["key"] for row in reference.rows}) == TOTAL
+    for row in reference.rows[::7]:
+        run = wdlib.train("numpy", lambd=row["lambd"], seed=row["seed"], num_epochs=300)
+        assert row["test_loss"].tobytes() == run.test_loss.tobytes()
+        assert row["w"].tobytes() == run.params["w"].tobytes()
+        assert row["w_norm"] == run.w_norm and row["diverged"] is False
+
+
+def test_rerun_skips_everything_stored(reference: wdlib.SweepTable) -> None:
+    with wdlib.Store(reference.store) as store:
+        before = {r["key"]: r["stored_at"] for r in store.records()}
+    again = wdlib.sweep(**GRID, store=reference.store, executor=cf.ThreadPoolExecutor(1))
+    assert (again.computed, again.skipped) == (0, TOTAL)
+    assert comparable(again) == comparable(reference)
+    assert {r["key"]: r["stored_at"] for r in again.rows} == before  # nothing rewritten
+    assert comparable(wdlib.load_sweep(reference.store)) == comparable(reference)
+
+
+def test_a_larger_sweep_computes_only_the_new_runs(tmp_path: Path) -> None:
+    store = tmp_path / "runs.sqlite"
+    pool = cf.ThreadPoolExecutor(2)
+    kw = {"backends": ["numpy"], "num_epochs": 3, "store": store, "executor": pool}
+    first = wdlib.sweep([0, 3], seeds=[0], **kw)
+    second = wdlib.sweep([0, 3, 5], seeds=[0, 1], **kw)
+    assert (first.computed, second.computed, second.skipped) == (2, 4, 2)
+    assert len(wdlib.load_sweep(store)) == 6
+
+
+def test_diverged_runs_are_stored_not_fatal(tmp_path: Path) -> None:
+    table = wdlib.sweep([0, 3], seeds=[0], backends=["numpy"], lr=[0.003, 5.0], num_epochs=20,
+                        store=tmp_path / "runs.sqlite", executor=cf.ThreadPoolExecutor(1))
+    diverged = {(row["lr"], row["lambd"]): row["diverged"] for row in table.rows}
+    assert diverged == {(0.003, 0.0): False, (0.003, 3.0): False, (5.0, 0.0): True, (5.0, 3.0): True}
+    bad = next(row for row in table.rows if row["diverged"])
+    assert bad["diverged_at_epoch"] >= 1 and bad["final_test_loss"] is None
+    assert "diverged" in str(table)
+
+
+def test_dask_cluster_gives_the_same_rows(reference: wdlib.SweepTable, tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        table = wdlib.sweep(**GRID, store=tmp_path / "dask.sqlite", executor=client.get_executor())
+    assert table.computed == TOTAL
+    assert comparable(table) == comparable(reference)
+
+
+# --- crash safety ---------------------------------------------------------------------------------
+
+DRIVER = f"""
+import sys, wdlib
+wdlib.sweep(**{GRID!r}, store=sys.argv[1], workers=1, progress=False)
+"""
+
+
+def _stored(path: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0  # not created yet
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigkill_at_random_moments_then_resume(reference: wdlib.SweepTable, tmp_path: Path) -> None:
+    """Kill the sweep's process with SIGKILL several times mid-sweep; each time the store opens
+    cleanly, and the resumed sweep redoes nothing stored and ends equal to the uninterrupted one."""
+    store = tmp_path / "runs.sqlite"
+    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    targets = sorted(rng.sample(range(1, TOTAL - 4), 3))
+    stored_at: dict[str, float] = {}
+    for target in [0, *targets]:  # 0: kill before any row exists (during start-up / store creation)
+        driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(store)])
+        deadline = time.monotonic() + 60
+        delay = rng.uniform(0, 0.5)
+        start = time.monotonic()
+        while _stored(store) < target or time.monotonic() - start < delay * (target == 0):
+            assert driver.poll() is None and time.monotonic() < deadline, "the sweep ended before the kill"
+            time.sleep(0.002)
+        workers = _children(driver.pid)
+        assert workers or target == 0, "a sweep with stored rows has a worker process"
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+        for pid in workers:  # the pool's workers notice and exit too
+            for _ in range(100):
+                if not _alive(pid):
+                    break
+                time.sleep(0.05)
+            assert not _alive(pid), f"worker {pid} outlived the killed sweep"
+        if not store.exists():
+            continue
+        with wdlib.Store(store) as db:
+            assert db.integrity_check() == "ok"
+            rows = {r["key"]: r["stored_at"] for r in db.records()}
+        assert len(rows) < TOTAL
+        assert {k: rows[k] for k in stored_at} == stored_at  # earlier rows untouched
+        stored_at = rows
+    resumed = wdlib.sweep(**GRID, store=store, executor=cf.ThreadPoolExecutor(2))
+    assert (resumed.computed, resumed.skipped) == (TOTAL - len(stored_at), len(stored_at))
+    assert len(resumed) == TOTAL == len({row["key"] for row in resumed.rows})
+    assert comparable(resumed) == comparable(reference)
+    kept = {row["key"]: row["stored_at"] for row in resumed.rows if row["key"] in stored_at}
+    assert kept == stored_at
+
+
+def test_two_sweeps_on_one_store_at_once(reference: wdlib.SweepTable, tmp_path: Path) -> None:
+    store = tmp_path / "runs.sqlite"
+    drivers = [subprocess.Popen([sys.executable, "-c", DRIVER, str(store)], stderr=subprocess.PIPE)
+               for _ in range(2)]
+    for driver in drivers:
+        _, err = driver.communicate(timeout=120)
+        assert driver.returncode == 0, err.decode()
+    table = wdlib.load_sweep(store)
+    with wdlib.Store(store) as db:
+        assert db.integrity_check() == "ok"
+    assert comparable(table) == comparable(reference)  # every run once: none lost, none duplicated
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    kw = {"seeds": [0], "backends": ["numpy"], "num_epochs": 2, "executor": cf.ThreadPoolExecutor(1)}
+    wdlib.sweep([0, 1], store=tmp_path / "a.sqlite", **kw)  # stderr is not a terminal here: quiet
+    assert capsys.readouterr().err == ""
+    wdlib.sweep([0, 1], store=tmp_path / "b.sqlite", progress=True, **kw)
+    err = capsys.readouterr().err
+    assert "sweep" in err and "2/2" in err
+
+
+def test_exports_and_figure(reference: wdlib.SweepTable, tmp_path: Path) -> None:
+    import csv
+
+    reference.to_csv(tmp_path / "t.csv")
+    with open(tmp_path / "t.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == TOTAL and {"key", "lambd", "seed", "backend", "final_test_loss"} <= set(rows[0])
+    assert [float(r["final_test_loss"]) for r in rows] == [r["final_test_loss"] for r in reference.rows]
+    reference.to_json(tmp_path / "t.json")
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert len(data) == TOTAL and len(data[0]["test_loss"]) == 300
+    frame = reference.to_pandas()
+    assert frame.shape == (TOTAL, len(reference.columns))
+
+    fig = reference.figure()
+    loss_ax, norm_ax = fig.axes
+    assert loss_ax.get_xscale() == "symlog" and loss_ax.get_yscale() == "log"
+    (sgd,) = [line for line in loss_ax.lines if "SGD" in line.get_label()]
+    expected = [np.mean([r["final_test_loss"] for r in reference.rows if r["lambd"] == lam])
+                for lam in GRID["lambdas"]]
+    np.testing.assert_allclose(sgd.get_ydata(), expected, rtol=1e-12)
+    (exact,) = [line for line in norm_ax.lines if line.get_label() == "exact ridge"]
+    x, y = exact.get_xdata(), exact.get_ydata()
+    at3 = np.mean([wdlib.ridge(wdlib.make_config(seed=s), 3).w_norm for s in GRID["seeds"]])
+    assert y[list(x).index(3.0)] == pytest.approx(at3, rel=1e-10)
+    path = reference.plot(tmp_path / "sweep.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- argument errors --------------------------------------------------------------------------------
+
+
+def _not_wdlib(path: Path) -> Path:
+    path.write_text("hello")
+    return path
+
+
+def _other_schema(path: Path) -> Path:
+    wdlib.Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='0' WHERE key='schema_version'")
+    return path
+
+
+BAD = [
+    ({"lambdas": []}, wdlib.ConfigError, "lambdas=\\[\\] .*non-empty"),
+    ({"lambdas": [1, -1]}, wdlib.ConfigError, "lambdas=-1.0"),
+    ({"seeds": []}, wdlib.ConfigError, "seeds=\\[\\] .*non-empty"),
+    ({"backends": ["jaxx"]}, wdlib.UnknownBackendError, "did you mean 'jax'"),
+    ({"backends": []}, wdlib.ConfigError, "non-empty list of backend names"),
+    ({"executor": "dask"}, wdlib.ExecutorError, "not a concurrent.futures.Executor"),
+    ({"executor": cf.ThreadPoolExecutor(1), "workers": 2}, wdlib.ConfigError, "workers=2"),
+    ({"workers": 0}, wdlib.ConfigError, "workers=0"),
+    ({"dtype": ["float32", "float16"]}, wdlib.ConfigError, "dtype='float16'"),
+    ({"on_divergence": "raise"}, wdlib.ConfigError, "always records"),
+    ({"store": "missing/runs.sqlite"}, wdlib.StoreError, "does not exist"),
+    ({"store": "/sys/runs.sqlite"}, wdlib.StoreError, "not writable"),
+    ({"store": _not_wdlib}, wdlib.StoreError, "not a wdlib store"),
+    ({"store": _other_schema}, wdlib.StoreError, "schema version 0"),
+]
+
+
+@pytest.mark.parametrize(("changes", "error", "match"), BAD)
+def test_bad_arguments_are_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any], error: type, match: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    kwargs = {**GRID, "store": "runs.sqlite", **changes}
+    if callable(kwargs["store"]):
+        kwargs["store"] = kwargs["store"](tmp_path / "given.sqlite")
+    with pytest.raises(error, match=match) as err:
+        wdlib.sweep(**kwargs)
+    assert isinstance(err.value, wdlib.WdlibError) and isinstance(err.value, (ValueError, TypeError))
+    assert not (tmp_path / "runs.sqlite").exists()  # nothing was run or stored
