@@ -144,9 +144,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config import make_config
     from .validate import check_backends, check_output
 
-    fields = {**parse_sets(args.set), "dtype": args.dtype, "seed": args.seed}
-    if args.num_epochs is not None:
-        fields["num_epochs"] = args.num_epochs
+    options = {"dtype": args.dtype, "seed": args.seed, "num_epochs": args.num_epochs}
+    fields = {**parse_sets(args.set), **{k: v for k, v in options.items() if v is not None}}
     make_config(args.preset, backend=args.backend, lambd=args.lambd, **fields)
     check_backends([args.backend], "--backend")
     plot_path = check_output(args.plot, "--plot", (".png", ".svg", ".pdf"))
@@ -319,9 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="numpy", help="numpy (default), torch, mxnet, jax")
     p.add_argument("--lambd", type=float, default=0.0, help="weight decay λ (default 0)")
     p.add_argument("--preset", **common["preset"])
-    p.add_argument("--dtype", default="float32", help="float32 (default) or float64")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-epochs", type=int, default=None)
+    p.add_argument("--dtype", help="float32 (default) or float64")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--num-epochs", type=int, help="default: the preset's")
     p.add_argument("--set", **common["set"])
     p.add_argument("--plot", metavar="FILE.png", help="write the loss curves")
     p.add_argument("--json", metavar="FILE.json", help="write the run (config, losses, weights)")
