@@ -11,12 +11,14 @@ Importing wdlib imports no deep learning framework; a backend imports its own on
 from .backend import (
     Backend,
     BackendInfo,
+    backend_class,
     backends,
     get_backend,
     installed_backends,
     register_backend,
     temporary_backend,
 )
+from .books import BOOKS, printed_line, reproduce
 from .compare import Comparison, compare
 from .config import PRESETS, Config, make_config
 from .data import Problem, make_problem, synthetic_data
@@ -48,6 +50,7 @@ from .vectorized import train_lambdas
 __version__ = "0.1.0"
 
 __all__ = [
+    "BOOKS",
     "PENALTIES",
     "PRESETS",
     "Backend",
@@ -69,6 +72,7 @@ __all__ = [
     "SweepTable",
     "UnknownBackendError",
     "WdlibError",
+    "backend_class",
     "backends",
     "compare",
     "fit",
@@ -82,7 +86,9 @@ __all__ = [
     "make_problem",
     "mean_loss",
     "plot",
+    "printed_line",
     "register_backend",
+    "reproduce",
     "ridge",
     "ridge_path",
     "sgd_step",

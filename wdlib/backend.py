@@ -78,7 +78,15 @@ class Backend(ABC):
     def grad(self, objective: Objective, params: Params, X: Array, y: Array) -> Params:
         """Gradient of ``objective(self, params, X, y).sum()`` with respect to each parameter."""
 
+    def norm_text(self, w: np.ndarray) -> str:
+        """||w||_2 as the book's ``print`` shows it (the framework's norm and scalar type)."""
+        return str(float(np.linalg.norm(w)))
+
     # Optional capabilities. A backend overrides these to offer them; the core asks before use.
+
+    #: How the loss of mode="concise" compares with the scratch loss: concise(wd, lr) trains exactly as
+    #: scratch(lambd = wd / scale, lr = scale * lr). 2 for PyTorch's nn.MSELoss (no 1/2).
+    concise_loss_scale: ClassVar[float] = 1.0
 
     def concise_step(self, config: Config, params: Params) -> Callable[[Params, Array, Array], Params]:
         """The update of ``mode="concise"``, starting from ``params``: the framework's own optimizer

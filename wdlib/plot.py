@@ -23,16 +23,18 @@ def _pyplot() -> Any:
 
 
 def label(run: Run) -> str:
-    return f"{run.config.backend}, λ={run.config.lambd:g}"
+    c = run.config
+    decay = f"wd={c.wd:g} (concise)" if c.mode == "concise" else f"λ={c.lambd:g}"
+    return f"{c.backend}, {decay}"
 
 
 def draw(runs: Sequence[Run], ax: Any, *, labels: Sequence[str] | None = None) -> None:
     """Draw ``runs`` on ``ax``: one colour per run, train solid, test dotted."""
     for i, run in enumerate(runs):
         name = labels[i] if labels else label(run)
-        epochs = run.epochs
-        (line,) = ax.semilogy(epochs, run.train_loss, label=f"{name} train")
-        ax.semilogy(epochs, run.test_loss, ":", color=line.get_color(), label=f"{name} test")
+        prefix = "" if len(runs) == 1 else f"{name} "  # one run: the book's legend, train and test
+        (line,) = ax.semilogy(run.epochs, run.train_loss, label=f"{prefix}train")
+        ax.semilogy(run.epochs, run.test_loss, ":", color=line.get_color(), label=f"{prefix}test")
     ax.set_xlabel("epochs")
     ax.set_ylabel("loss")
     ax.legend(fontsize="small")
@@ -45,8 +47,8 @@ def plot(runs: Run | Sequence[Run], path: str | os.PathLike[str], *, title: str 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
     draw(runs, ax)
-    if title:
-        ax.set_title(title)
+    if title or len(runs) == 1:
+        ax.set_title(title or label(runs[0]))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(path) as tmp:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,19 @@ class Run:
     @property
     def engine(self) -> str:
         return self.meta.get("engine", "eager")
+
+    @property
+    def printed(self) -> str:
+        """The line the book prints after training, e.g. ``w的L2范数是： 14.119074821472168``."""
+        from .books import printed_line
+
+        return printed_line(self)
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Write the book's semilogy figure of this run to ``path`` (.png or .svg)."""
+        from .plot import plot
+
+        return plot([self], path)
 
     @property
     def w_norm(self) -> float:
@@ -162,6 +177,7 @@ def _record(
         train_loss, test_loss = train_loss[: diverged_at + 1], test_loss[: diverged_at + 1]
     meta = {
         "engine": engine,
+        "w_norm_text": backend.norm_text(params["w"]),
         "diverged_at_epoch": None if diverged_at is None else (diverged_at + 1) * problem.eval_every,
     }
     return Run(config, problem, train_loss, test_loss, params, backend.version(), seconds, meta)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from wdlib import Backend, Objective
+from wdlib import Backend, Config, Objective
 from wdlib.model import Params
 
 jax: Any = None  # imported by load()
@@ -59,6 +60,38 @@ class JaxBackend(Backend):
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one compiled gradient per objective, kept for reuse
     def _grad_fn(self, objective: Objective) -> Any:
         return jax.jit(jax.grad(lambda params, X, y: objective(self, params, X, y).sum()))
+
+    #: mode="concise" trains on the mean of optax.l2_loss, (y_hat - y)^2 / 2:
+    #: concise(wd, lr) = scratch(wd, lr).
+    concise_loss_scale = 1.0
+
+    def concise_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params]:
+        """optax's way: ``chain(add_decayed_weights(wd, mask), sgd(lr))``, the mask leaving out the bias
+        unless ``config.decay_bias``; the optimizer state is threaded from step to step."""
+        import optax
+
+        mask = {"w": True, "b": config.decay_bias}
+        optimizer = optax.chain(optax.add_decayed_weights(config.wd, mask=mask), optax.sgd(config.lr))
+
+        @jax.jit
+        def update(params: Params, state: Any, X: Any, y: Any) -> tuple[Params, Any]:
+            grads = jax.grad(self.concise_loss)(params, X, y)
+            updates, state = optimizer.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        state = optimizer.init(params)
+
+        def step(params: Params, X: Any, y: Any) -> Params:
+            nonlocal state
+            params, state = update(params, state, X, y)
+            return params
+
+        return step
+
+    def concise_loss(self, params: Params, X: Any, y: Any) -> Any:
+        import optax
+
+        return optax.l2_loss(jnp.dot(X, params["w"]) + params["b"], y).mean()
 
     # Fast path (wdlib_jax.fused): the whole run as one jit-compiled lax.scan, compiled once per shape.
 

@@ -6,16 +6,19 @@ restores that alias (``numpy.bool = bool``) just before importing mxnet. Only th
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from wdlib import Backend, Objective
+from wdlib import Backend, Config, Objective, Problem
 from wdlib.model import Params
 
 mx: Any = None  # imported by load()
 nd: Any = None
 autograd: Any = None
+book: Any = None
 
 
 class MxnetBackend(Backend):
@@ -24,11 +27,13 @@ class MxnetBackend(Backend):
     install = "pip install mxnet==1.9.1 'numpy<2'  (MXNet is retired: Python <= 3.11, NumPy 1.x only)"
 
     def load(self) -> None:
-        global mx, nd, autograd
+        global mx, nd, autograd, book
         if "bool" not in vars(np):  # NumPy 1.24-1.26 lack it; NumPy 2 has it again
             np.bool = bool  # type: ignore[attr-defined]  # mxnet 1.9.1 still refers to it
         import mxnet as mx
         from mxnet import autograd, nd
+
+        book = importlib.import_module(f"{__name__}.book")
 
     def asarray(self, x: np.ndarray, dtype: str) -> Any:
         return nd.array(x, dtype=dtype)
@@ -49,9 +54,26 @@ class MxnetBackend(Backend):
         for p in params.values():
             p.attach_grad()
         with autograd.record():
-            l = objective(self, params, X, y)  # noqa: E741
+            l = objective(self, params, X, y)
         l.backward()
         return {k: p.grad for k, p in params.items()}
+
+    # The gluonbook's own ways (wdlib_mxnet.book): Gluon weight decay and native random draws.
+    #: mode="concise" trains on gluon.loss.L2Loss, the scratch loss: concise(wd, lr) = scratch(wd, lr).
+    concise_loss_scale = 1.0
+    native_presets = ("gluonbook",)
+
+    def norm_text(self, w: np.ndarray) -> str:
+        return str(nd.array(w, dtype=w.dtype).norm().asscalar())  # gluonbook: w.norm().asscalar()
+
+    def concise_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params]:
+        return book.concise_step(config, params)
+
+    def concise_loss(self, params: Params, X: Any, y: Any) -> Any:
+        return book.concise_loss(params, X, y)
+
+    def native_problems(self, configs: Sequence[Config]) -> list[Problem]:
+        return book.gluonbook_problems(configs)
 
     # Fast path (wdlib_mxnet.fused): matrix-form SGD in two or three nd operators per minibatch.
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from wdlib import Backend, Objective
-from wdlib.model import Params
+from wdlib import Backend, Config, Objective
+from wdlib.model import Params, squared_loss
 
 
 class NumpyBackend(Backend):
@@ -37,6 +38,27 @@ class NumpyBackend(Backend):
 
     def grad(self, objective: Objective, params: Params, X: np.ndarray, y: np.ndarray) -> Params:
         return objective.gradient(self, params, X, y)
+
+    #: mode="concise" trains on the mean of (y_hat - y)^2 / 2: concise(wd, lr) = scratch(wd, lr).
+    concise_loss_scale = 1.0
+
+    def concise_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params]:
+        """What a framework optimizer with weight decay does, by hand: the gradient of the batch-mean
+        loss plus ``wd * param``, times ``lr``."""
+        lr, wd = config.lr, config.wd
+        bias_wd = wd if config.decay_bias else 0.0
+
+        def step(params: Params, X: np.ndarray, y: np.ndarray) -> Params:
+            w, b = params["w"], params["b"]
+            residual = X @ w + b - y
+            grad_w = X.T @ residual / len(X) + wd * w
+            grad_b = residual.sum(axis=0) / len(X) + bias_wd * b
+            return {"w": w - lr * grad_w, "b": b - lr * grad_b}
+
+        return step
+
+    def concise_loss(self, params: Params, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return squared_loss(X @ params["w"] + params["b"], y).mean()
 
     # Fast path (wdlib_numpy.fused): the whole run as matrix-form SGD on preallocated buffers.
 

@@ -53,6 +53,9 @@ class TorchBackend(Backend):
     concise_loss_scale = 2.0
     native_presets = ("d2l",)
 
+    def norm_text(self, w: np.ndarray) -> str:
+        return str(torch.norm(torch.from_numpy(w)).item())  # d2l: torch.norm(w).item()
+
     def concise_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params]:
         return book.concise_step(config, params)
 
