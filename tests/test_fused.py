@@ -1,0 +1,109 @@
+"""The fast paths (engine="fused") give the eager loop's numbers, on every installed backend.
+
+Not bitwise: every fast path runs the matrix-form update of ``wdlib.vectorized`` (the same SGD,
+regrouped), so it agrees with the eager path within the cross-backend tolerances of
+``tests/test_cross_backend.py``: float64 1e-12 relative on w (against max|w|) and on the test loss,
+1e-9 on the training loss; float32 1e-4, and 2e-2 on the training loss (its tail is a cancellation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import wdlib
+from wdlib import vectorized
+
+TOL = {"float64": (1e-12, 1e-9), "float32": (1e-4, 2e-2)}
+SETTINGS = [
+    {"lambd": 0.0},
+    {"lambd": 3.0},
+    {"lambd": 3.0, "decay_bias": True},
+]
+
+
+def assert_runs_close(a: wdlib.Run, b: wdlib.Run, dtype: str) -> None:
+    tol, train_tol = TOL[dtype]
+    assert a.train_loss.shape == b.train_loss.shape
+    np.testing.assert_allclose(a.test_loss, b.test_loss, rtol=tol, atol=0, err_msg="test loss")
+    np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=train_tol, atol=0, err_msg="train loss")
+    atol = tol * np.abs(b.params["w"]).max()
+    for name in ("w", "b"):
+        assert a.params[name].shape == b.params[name].shape
+        assert a.params[name].dtype == b.params[name].dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a.params[name], b.params[name], rtol=tol, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("preset", ["d2l", "gluonbook"])
+@pytest.mark.parametrize("setting", SETTINGS, ids=["lambd0", "lambd3", "lambd3-decay_bias"])
+def test_fused_equals_eager(backend: str, preset: str, setting: dict, dtype: str) -> None:
+    eager = wdlib.train(backend, preset, engine="eager", dtype=dtype, seed=1, **setting)
+    fused = wdlib.train(backend, preset, engine="fused", dtype=dtype, seed=1, **setting)
+    assert (eager.engine, fused.engine) == ("eager", "fused")
+    assert_runs_close(fused, eager, dtype)
+
+
+def test_auto_picks_the_fast_path_where_it_is_exact(backend: str) -> None:
+    assert wdlib.train(backend, lambd=3, num_epochs=2).engine == "fused"
+    assert wdlib.train(backend, lambd=3, num_epochs=2, engine="eager").engine == "eager"
+    # L1's sign(w) flips for weights oscillating around 0: only the eager sequence reproduces it.
+    assert wdlib.train(backend, lambd=3, num_epochs=2, penalty="l1").engine == "eager"
+    with pytest.raises(wdlib.ConfigError, match="engine"):
+        wdlib.train(backend, lambd=3, num_epochs=2, penalty="l1", engine="fused")
+
+
+def test_supports_fused_only_scratch_numpy_l2() -> None:
+    config = wdlib.make_config()
+    assert vectorized.supports(config)
+    assert not vectorized.supports(config.replace(penalty="l1"))
+    assert not vectorized.supports(config.replace(mode="concise", wd=3.0))
+
+
+def test_short_last_batch(backend: str) -> None:
+    """n_train not a multiple of batch_size: the last minibatch is short and decays less."""
+    kw = {"n_train": 23, "batch_size": 5, "num_epochs": 30, "lambd": 3.0, "dtype": "float64"}
+    eager = wdlib.train(backend, engine="eager", **kw)
+    fused = wdlib.train(backend, engine="fused", **kw)
+    assert_runs_close(fused, eager, "float64")
+
+
+def test_large_data_code_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Minibatches gathered one at a time into a buffer, losses evaluated in chunks of epochs."""
+    monkeypatch.setattr(vectorized, "GATHER_ALL_BYTES", 0)
+    monkeypatch.setattr(vectorized, "EVAL_CHUNK_BYTES", 3 * 8 * (202 + 20 + 100))  # 3 epochs a chunk
+    kw = {"lambd": 3.0, "dtype": "float64", "num_epochs": 10, "decay_bias": True}
+    eager = wdlib.train(backend, engine="eager", **kw)
+    fused = wdlib.train(backend, engine="fused", **kw)
+    assert_runs_close(fused, eager, "float64")
+
+
+def test_divergence_is_recorded_like_the_eager_loop(backend: str) -> None:
+    kw = {"lr": 0.5, "num_epochs": 100, "dtype": "float64", "on_divergence": "record"}
+    eager = wdlib.train(backend, engine="eager", **kw)
+    fused = wdlib.train(backend, engine="fused", **kw)
+    assert eager.diverged and fused.diverged
+    assert eager.meta["diverged_at_epoch"] == fused.meta["diverged_at_epoch"]
+    assert len(eager.train_loss) == len(fused.train_loss)
+    before = eager.meta["diverged_at_epoch"] - 1  # the last epoch may overflow in one and not the other
+    np.testing.assert_allclose(fused.test_loss[:before], eager.test_loss[:before], rtol=1e-9)
+    with pytest.raises(wdlib.DivergenceError):
+        wdlib.train(backend, engine="fused", lr=0.5, num_epochs=100, dtype="float64")
+
+
+def test_jax_compiles_once_per_shape() -> None:
+    if "jax" not in wdlib.installed_backends():
+        pytest.skip("jax is not installed")
+    from wdlib_jax.fused import compiled
+
+    wdlib.train("jax", lambd=0.0, num_epochs=3)
+    size = compiled()._cache_size()
+    for lambd, lr in ((3.0, 0.003), (7.5, 0.001), (0.25, 0.01)):
+        wdlib.train("jax", lambd=lambd, lr=lr, num_epochs=3)
+    assert compiled()._cache_size() == size  # λ and lr are traced: no recompilation
+    wdlib.train("jax", lambd=3.0, num_epochs=3, dtype="float64")
+    import jax
+    import jax.numpy as jnp
+
+    assert not jax.config.jax_enable_x64  # x64 was on for that run only
+    assert jnp.zeros(1).dtype == jnp.float32

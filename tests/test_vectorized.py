@@ -1,0 +1,81 @@
+"""wdlib.train_lambdas: many λ in one batched run, equal to the one-at-a-time runs.
+
+The batched run is the matrix-form SGD of ``wdlib.vectorized`` with one column per λ; it equals the
+eager one-at-a-time runs within the cross-backend tolerances (float64 1e-12 on w and the test loss,
+float32 1e-4; see tests/test_fused.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_fused import assert_runs_close
+
+import wdlib
+from wdlib_numpy import NumpyBackend
+
+LAMBDAS = [0.0, 0.5, 3.0, 10.0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("preset", ["d2l", "gluonbook"])
+def test_vectorized_equals_one_at_a_time(backend: str, preset: str, dtype: str) -> None:
+    runs = wdlib.train_lambdas(backend, LAMBDAS, preset, seed=2, dtype=dtype)
+    assert [r.config.lambd for r in runs] == LAMBDAS
+    for lambd, run in zip(LAMBDAS, runs, strict=True):
+        assert run.engine == "vectorized" and run.meta["vectorized_k"] == len(LAMBDAS)
+        single = wdlib.train(backend, preset, lambd=lambd, seed=2, dtype=dtype, engine="eager")
+        assert run.config == single.config.replace(engine="auto")
+        assert_runs_close(run, single, dtype)
+
+
+def test_contract(backend: str) -> None:
+    runs = wdlib.train_lambdas(backend, [3.0, 0.0, 3.0], num_epochs=4, decay_bias=True)
+    assert len(runs) == 3 and runs[0].problem is runs[1].problem is runs[2].problem
+    assert [r.config.lambd for r in runs] == [3.0, 0.0, 3.0]
+    assert all(r.config.decay_bias and r.config.backend == backend for r in runs)
+    assert np.array_equal(runs[0].params["w"], runs[2].params["w"])
+    assert runs[0].train_loss.shape == (4,)
+    assert wdlib.train_lambdas(backend, []) == []
+
+
+def test_eager_and_l1_run_one_at_a_time() -> None:
+    eager = wdlib.train_lambdas("numpy", [0.0, 3.0], num_epochs=5, engine="eager")
+    l1 = wdlib.train_lambdas("numpy", [0.0, 3.0], num_epochs=5, penalty="l1")
+    assert {r.engine for r in eager + l1} == {"eager"}
+    single = wdlib.train("numpy", lambd=3.0, num_epochs=5, penalty="l1")
+    assert np.array_equal(l1[1].params["w"], single.params["w"])
+    with pytest.raises(wdlib.ConfigError, match="engine"):
+        wdlib.train_lambdas("numpy", [3.0], penalty="l1", engine="fused")
+
+
+def test_bad_lambda_is_rejected_before_training() -> None:
+    with pytest.raises(wdlib.ConfigError, match="lambd"):
+        wdlib.train_lambdas("numpy", [1.0, -1.0])
+
+
+def test_backend_without_batched_method_runs_one_at_a_time() -> None:
+    class Plain(NumpyBackend):
+        name = "plain"
+        fused_fit_lambdas = None  # type: ignore[assignment]
+
+        def supports_fused(self, config: wdlib.Config) -> bool:
+            return False
+
+    with wdlib.temporary_backend(Plain):
+        runs = wdlib.train_lambdas("plain", [0.0, 3.0], num_epochs=3)
+    assert [r.engine for r in runs] == ["eager", "eager"]
+
+
+def test_one_diverging_lambda_leaves_the_others_intact(backend: str) -> None:
+    """λ = 3000 makes the decay factor 1 - lr λ = -8: that column diverges, the others do not."""
+    runs = wdlib.train_lambdas(backend, [3.0, 3000.0], num_epochs=60, dtype="float64",
+                               on_divergence="record")
+    assert not runs[0].diverged and runs[1].diverged
+    single = wdlib.train(backend, lambd=3000.0, num_epochs=60, dtype="float64", on_divergence="record",
+                         engine="eager")
+    assert runs[1].meta["diverged_at_epoch"] == single.meta["diverged_at_epoch"]
+    assert_runs_close(runs[0], wdlib.train(backend, lambd=3.0, num_epochs=60, dtype="float64",
+                                           engine="eager"), "float64")
+    with pytest.raises(wdlib.DivergenceError):
+        wdlib.train_lambdas(backend, [3.0, 3000.0], num_epochs=60)
