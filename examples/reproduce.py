@@ -26,8 +26,11 @@ def main() -> None:
     from wdlib.plot import _pyplot, draw
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 3.2), layout="constrained", squeeze=False)
-    for ax, (name, run) in zip(axes[0], runs.items(), strict=True):
+    columns = min(len(runs), 2)
+    rows = -(-len(runs) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3 * rows), layout="constrained",
+                             squeeze=False)
+    for ax, (name, run) in zip(axes.flat, runs.items(), strict=False):  # a last empty panel is fine
         draw([run], ax, labels=[name])
         ax.set_title(f"{args.book}: {name}", fontsize="medium")
     path = Path(args.out) / "reproduce.png"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import os
+import pickle
 import random
 import signal
 import sqlite3
@@ -19,7 +20,7 @@ import pytest
 
 import wdlib
 from wdlib.store import config_key
-from wdlib.sweep import sweep_configs
+from wdlib.sweep import RunFailedError, sweep_configs
 
 #: A small sweep whose runs take ~40 ms each, so that a kill lands in the middle of it.
 GRID: dict[str, Any] = {"lambdas": [0, 1, 3, 10], "seeds": [0, 1, 2, 3, 4, 5], "backends": ["numpy"],
@@ -92,6 +93,18 @@ def test_diverged_runs_are_stored_not_fatal(tmp_path: Path) -> None:
     bad = next(row for row in table.rows if row["diverged"])
     assert bad["diverged_at_epoch"] >= 1 and bad["final_test_loss"] is None
     assert "diverged" in str(table)
+
+
+def test_a_failing_run_stops_the_sweep_with_one_clear_error_and_keeps_the_rest(tmp_path: Path) -> None:
+    """Some errors show only in the worker (here: the NumPy backend has no fused L1 path); the error
+    crosses the process boundary intact, and the runs finished before it stay stored."""
+    store = tmp_path / "runs.sqlite"
+    with pytest.raises(RunFailedError, match=r"backend='numpy', lambd=0.0.* has no fused path") as err:
+        wdlib.sweep([0, 3], backends=["numpy"], penalty=["l2", "l1"], engine="fused", num_epochs=5,
+                     store=store, workers=1)
+    assert isinstance(err.value, wdlib.WdlibError)
+    assert pickle.loads(pickle.dumps(err.value)).args == err.value.args
+    assert {(r["penalty"], r["lambd"]) for r in wdlib.load_sweep(store).rows} == {("l2", 0.0), ("l2", 3.0)}
 
 
 def test_dask_cluster_gives_the_same_rows(reference: wdlib.SweepTable, tmp_path: Path) -> None:

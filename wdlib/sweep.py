@@ -47,6 +47,14 @@ class ExecutorError(WdlibError, TypeError):
     """The ``executor`` given to a sweep is not a ``concurrent.futures.Executor``."""
 
 
+class RunFailedError(WdlibError, RuntimeError):
+    """A run of a sweep failed in its worker; the message names the run and the cause.
+
+    A plain one-message exception, so that it survives pickling back from a worker process (an error
+    whose constructor takes several arguments, like ConfigError, does not).
+    """
+
+
 # --- the grid ------------------------------------------------------------------------------------
 
 
@@ -93,8 +101,12 @@ def run_config(fields: dict[str, Any]) -> dict[str, Any]:
     from .backend import get_backend
     from .training import fit
 
-    config = make_config(**fields)
-    return result_record(fit(get_backend(config.backend), make_problem(config), config))
+    try:
+        config = make_config(**fields)
+        return result_record(fit(get_backend(config.backend), make_problem(config), config))
+    except WdlibError as err:
+        run = ", ".join(f"{k}={fields[k]!r}" for k in ("backend", "lambd", "seed"))
+        raise RunFailedError(f"the run {run} failed: {err}") from None
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -193,16 +205,30 @@ def sweep(
 
 def _execute(todo: list[Config], db: Store, executor: cf.Executor | None, workers: int | None,
              progress: bool | None) -> None:
-    """Submit every run; store each result, in its own transaction, as soon as it arrives."""
+    """Submit every run; store each result, in its own transaction, as soon as it arrives.
+
+    On the first failed run, the runs not started are cancelled, those running are still stored, and
+    the failure is raised.
+    """
     own = executor is None
     pool = default_executor(min(workers or os.cpu_count() or 1, len(todo))) if own else executor
     futures: dict[cf.Future[dict[str, Any]], Config] = {}
+    failure: BaseException | None = None
     try:
         futures = {pool.submit(run_config, dataclasses.asdict(c)): c for c in todo}
         with _progress(len(todo), progress) as advance:
             for future in cf.as_completed(futures):
+                if future.cancelled():
+                    continue
+                if future.exception() is not None:
+                    failure = failure or future.exception()
+                    for pending in futures:
+                        pending.cancel()
+                    continue
                 db.put(futures[future], future.result())
                 advance()
+        if failure is not None:
+            raise failure
     except BaseException:
         for future in futures:
             future.cancel()
@@ -247,10 +273,12 @@ class SweepTable(Table):
         plt = _pyplot()
         fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
         lambdas = sorted({row["lambd"] for row in self.rows})
-        for label, rows in _groups(self.rows, [f for f in self.shown if f not in ("lambd", "seed")]):
+        groups = _groups(self.rows, [f for f in self.shown if f not in ("lambd", "seed")])
+        for i, (label, rows) in enumerate(groups):
+            width = 1 + 2.5 * (1 - i / max(len(groups) - 1, 1))  # agreeing backends overlap: all show
             for ax, column in ((ax_loss, "final_test_loss"), (ax_norm, "w_norm")):
                 xs, mean, lo, hi = _summary(rows, column)
-                (line,) = ax.plot(xs, mean, "o-", ms=3, label=f"{label} (SGD)")
+                (line,) = ax.plot(xs, mean, "o-", ms=3, lw=width, label=f"{label} (SGD)")
                 if len(rows) > len(xs):
                     ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
         exact = _exact_curves(self.rows, lambdas)
