@@ -97,7 +97,9 @@ def test_errors_in_a_real_process_and_help_imports_no_framework(tmp_path: Path) 
         "wdlib: error: --lambd='0:10:x' is not valid: expected numbers >= 0 as 3, 0,1,3 or "
         "start:stop:count such as 0:10:41"]
     code = ("import sys; from wdlib.cli import main\n"
-            "for argv in (['--help'], ['sweep', '--help'], ['backends'], ['train', '--backend', 'x']):\n"
+            "for argv in (['--help'], ['sweep', '--help'], ['backends'], ['train', '--backend', 'x'],\n"
+            "             ['compare', '--lambd', '-1'],\n"
+            "             ['sweep', '--lambd', '1', '--store', '/no/s.sqlite']):\n"
             "    main(argv)\n"
             f"print(sorted(set({FRAMEWORKS!r}) & set(sys.modules)), file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -152,6 +154,21 @@ def test_sweep_then_export_from_the_store(tmp_path: Path, capsys: pytest.Capture
     assert sorted((float(r["lambd"]), int(r["seed"])) for r in rows) == [
         (lam, s) for lam in (0, 1, 2, 3) for s in (0, 1)]
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_on_a_dask_scheduler(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from distributed import LocalCluster
+
+    argv = ["sweep", "--lambd", "0,3", "--backends", "numpy", "--set", "num_epochs=3"]
+    with LocalCluster(n_workers=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        code, out, _ = run_cli([*argv, "--store", f"{tmp_path}/dask.sqlite", "--scheduler",
+                                cluster.scheduler_address], capsys)
+    assert code == 0 and "2 runs (2 computed, 0 already stored)" in out
+    assert run_cli([*argv, "--store", f"{tmp_path}/local.sqlite", "--workers", "1"], capsys)[0] == 0
+    dask, local = (wdlib.load_sweep(tmp_path / f"{name}.sqlite").rows for name in ("dask", "local"))
+    assert [(r["key"], r["w"].tobytes()) for r in dask] == [(r["key"], r["w"].tobytes()) for r in local]
 
 
 def test_reproduce_calls_wdlib_books(tmp_path: Path, capsys: pytest.CaptureFixture,
