@@ -31,6 +31,21 @@ BAD = [
     ({"decay_bias": 1}, "decay_bias", "True or False"),
     ({"lambda": 3}, "lambda", "did you mean 'lambd'"),
     ({"lambd": "3"}, "lambd", "number"),
+    ({"mode": "brief"}, "mode", "'scratch', 'concise'"),
+    ({"rng": "torch"}, "rng", "'numpy', 'native'"),
+    ({"engine": "fast"}, "engine", "'auto', 'eager', 'fused'"),
+    ({"on_divergence": "ignore"}, "on_divergence", "'raise', 'record'"),
+    ({"mode": "concise", "wd": -1}, "wd", ">= 0"),
+    ({"mode": "concise", "wd": math.nan}, "wd", "finite"),
+    ({"lr": math.inf}, "lr", "finite"),
+    ({"noise": math.nan}, "noise", "finite"),
+    ({"n_test": 1.5}, "n_test", "integer"),
+    ({"seed": 1.0}, "seed", "integer"),
+    ({"wd": 3}, "wd", "mode='scratch'"),
+    ({"mode": "concise", "lambd": 3}, "lambd", "use wd"),
+    ({"rng": "native"}, "rng", "no native recipe"),
+    ({"rng": "native", "dtype": "float64"}, "dtype", "'float32' with rng='native'"),
+    ({"engine": "fused", "mode": "concise"}, "engine", "no fused path"),
 ]
 
 
@@ -41,6 +56,20 @@ def test_bad_field_names_field_and_accepted_values(kwargs: dict, field: str, acc
     assert str(err.value).startswith(f"{field}=")
     assert accepted in str(err.value)
     assert isinstance(err.value, ValueError) and isinstance(err.value, wdlib.WdlibError)
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "says"),
+    [
+        ("jaxx", wdlib.UnknownBackendError, "did you mean 'jax'"),
+        ("pytorch", wdlib.UnknownBackendError, "installed ones are"),
+        ("", wdlib.ConfigError, "backend name"),
+        (3, wdlib.ConfigError, "backend name"),
+    ],
+)
+def test_bad_backend(name: object, error: type, says: str) -> None:
+    with pytest.raises(error, match=says):
+        wdlib.train(name)
 
 
 def test_config_is_checked_before_the_backend_is_loaded() -> None:
