@@ -230,8 +230,15 @@ def test_exports_and_figure(reference: wdlib.SweepTable, tmp_path: Path) -> None
     reference.to_json(tmp_path / "t.json")
     data = json.loads((tmp_path / "t.json").read_text())
     assert len(data) == TOTAL and len(data[0]["test_loss"]) == 300
-    frame = reference.to_pandas()
-    assert frame.shape == (TOTAL, len(reference.columns))
+    try:
+        import pandas  # noqa: F401  (optional: the table works without it)
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install pandas"):
+            reference.to_pandas()
+    else:
+        frame = reference.to_pandas()
+        assert frame.shape == (TOTAL, len(reference.columns))
+        assert frame["final_test_loss"].tolist() == [r["final_test_loss"] for r in reference.rows]
 
     fig = reference.figure()
     loss_ax, norm_ax = fig.axes
