@@ -1,4 +1,5 @@
-# make demo : set up .venv (all four frameworks) if needed, compare the backends, write figures/
+# make demo : set up .venv (all four frameworks) if needed, compare the backends, reproduce both books,
+#             write figures/
 # make test : set up the same environment if needed and run the full test suite
 # ENV=modern selects the second environment (.venv-modern: numpy 2, newest jax, no MXNet).
 
@@ -24,6 +25,8 @@ $(STAMP): requirements/$(ENV).txt pyproject.toml $(wildcard backends/*/pyproject
 
 demo: $(STAMP)
 	$(PY) examples/compare_backends.py --out figures
+	$(PY) -m wdlib reproduce gluonbook --out figures/gluonbook
+	$(PY) -m wdlib reproduce d2l --out figures/d2l
 
 test: $(STAMP)
 	WDLIB_EXPECT_BACKENDS=$(EXPECT_$(ENV)) $(PY) -m pytest -q
