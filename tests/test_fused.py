@@ -70,7 +70,7 @@ def test_short_last_batch(backend: str) -> None:
 
 def test_large_data_code_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Minibatches gathered one at a time into a buffer, losses evaluated in chunks of epochs."""
-    monkeypatch.setattr(vectorized, "GATHER_ALL_BYTES", 0)
+    monkeypatch.setattr(vectorized, "GATHER_BYTES", 0)
     monkeypatch.setattr(vectorized, "EVAL_CHUNK_BYTES", 3 * 8 * (202 + 20 + 100))  # 3 epochs a chunk
     kw = {"lambd": 3.0, "dtype": "float64", "num_epochs": 10, "decay_bias": True}
     eager = wdlib.train(backend, engine="eager", **kw)

@@ -40,9 +40,9 @@ import numpy as np
 from .config import Config, make_config
 from .data import Problem
 
-#: When all epochs' gathered minibatches take at most this many bytes, they are gathered up front
-#: (one fancy-indexing call per run); above it, each minibatch is gathered into a reused buffer.
-GATHER_ALL_BYTES = 64 * 2**20
+#: When an epoch's gathered minibatches (twice) take at most this many bytes, each epoch's rows are
+#: gathered with one indexing call into a reused buffer; above it, each minibatch is gathered alone.
+GATHER_BYTES = 64 * 2**20
 #: Bytes of parameter snapshots and evaluation residuals held at once (sets the evaluation chunk).
 EVAL_CHUNK_BYTES = 16 * 2**20
 
@@ -121,9 +121,18 @@ class Plan:
         c[-1] = 0
         return c
 
-    def gather_all(self) -> bool:
-        """Whether every epoch's minibatches fit in memory gathered up front (twice: Z and U^T)."""
-        return 2 * self.batch_order.size * self.q * self.Z_train.itemsize <= GATHER_ALL_BYTES
+    def gather_epochs(self) -> bool:
+        """Whether an epoch's minibatches are gathered at once (into a reused buffer twice the size
+        of the training data) rather than one at a time."""
+        return 2 * self.n_train * self.q * self.Z_train.itemsize <= GATHER_BYTES
+
+    def minibatch_views(self, buf: np.ndarray, transpose: bool = False) -> list[np.ndarray]:
+        """Views of the minibatches of an (n_train, p + 2) buffer holding an epoch's rows in order."""
+        bs, q = self.batch_size, self.q
+        if self.n_train % bs == 0:  # views made by iterating over the first axis, in C
+            blocks = buf.reshape(-1, bs, q)
+            return list(blocks.transpose(0, 2, 1) if transpose else blocks)
+        return [buf[s:t].T if transpose else buf[s:t] for s, t in self.bounds()]
 
     def eval_chunk(self) -> int:
         """How many epochs' snapshots are evaluated at once."""
@@ -158,14 +167,6 @@ def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None 
         lambdas=lam,
         config=config,
     )
-
-
-def gathered_batches(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Every epoch's minibatches gathered up front: ``Z[order]`` (E, n, p + 2) and the transposed
-    update matrix ``(lr / bs) * U[order]^T`` (E, p + 2, n), whose constant row is 0."""
-    Zall = plan.Z_train[plan.batch_order]
-    UT = Zall.transpose(0, 2, 1) * plan.step_rows().astype(Zall.dtype)
-    return Zall, UT
 
 
 Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
@@ -226,8 +227,8 @@ def squared_losses(Z: np.ndarray, thetas: np.ndarray) -> np.ndarray:
 def fit_numpy(plan: Plan) -> Result:
     """The pure-NumPy fused run of all columns of ``plan`` (the NumPy backend's fast path).
 
-    Small data: two BLAS products and one or two in-place updates per minibatch, on minibatches
-    gathered up front. Large data: each minibatch gathered into a reused buffer.
+    Small data: two BLAS products and one or two in-place updates per minibatch, on views of a
+    buffer that one indexing call per epoch fills. Large data: each minibatch gathered alone.
     """
     dt = plan.Z_train.dtype
     k, E, bs = plan.k, plan.num_epochs, plan.batch_size
@@ -235,40 +236,44 @@ def fit_numpy(plan: Plan) -> Result:
     theta = np.ascontiguousarray(np.repeat(plan.theta0, k, axis=1))
     rows = theta[: plan.decayed_rows]
     bounds = plan.bounds()
-    decay = {t - s: plan.decay(t - s).astype(dt) for s, t in bounds} if plan.penalized else None
     R = np.empty((bs, k), dtype=dt)
     G = np.empty_like(theta)
-    gathered = plan.gather_all()
-    if gathered:
-        Zall, UT = gathered_batches(plan)
-        steps = [(Zall[e, s:t], UT[e, :, s:t], R[: t - s], t - s) for e in range(E) for s, t in bounds]
+    decay = [plan.decay(t - s).astype(dt) if plan.penalized else None for s, t in bounds]
+    residuals = [R[: t - s] for s, t in bounds]
+    step_rows = plan.step_rows().astype(dt)
+    by_epoch = plan.gather_epochs()
+    if by_epoch:
+        Zbuf = np.empty_like(Z)
+        Sbuf = np.empty_like(Z)  # (lr / bs) * U: the update's matrix, its constant column 0
+        steps = list(zip(plan.minibatch_views(Zbuf), plan.minibatch_views(Sbuf, transpose=True),
+                         residuals, decay, strict=True))
+        scale = step_rows.T
     else:
         Zbuf = np.empty((bs, plan.q), dtype=dt)
-        cvec = plan.step_rows().astype(dt)
     C = plan.eval_chunk()
     snaps = np.empty((C, *theta.shape), dtype=dt)
     rec = Recorder(plan)
     dot = np.dot
-    nb = len(bounds)
     with np.errstate(over="ignore", invalid="ignore"):
         for e in range(E):
-            if gathered:
-                for Zb, UbT, r, m in steps[e * nb : (e + 1) * nb]:
+            order = plan.batch_order[e]
+            if by_epoch:
+                np.take(Z, order, axis=0, out=Zbuf)
+                np.multiply(Zbuf, scale, out=Sbuf)
+                for Zb, SbT, r, d in steps:
                     dot(Zb, theta, r)
-                    dot(UbT, r, G)
-                    if decay is not None:
-                        rows *= decay[m]
+                    dot(SbT, r, G)
+                    if d is not None:
+                        rows *= d
                     theta -= G
             else:
-                order = plan.batch_order[e]
-                for s, t in bounds:
+                for (s, t), r, d in zip(bounds, residuals, decay, strict=True):
                     Zb = np.take(Z, order[s:t], axis=0, out=Zbuf[: t - s])
-                    r = R[: t - s]
                     dot(Zb, theta, r)
                     dot(Zb.T, r, G)
-                    G *= cvec
-                    if decay is not None:
-                        rows *= decay[t - s]
+                    G *= step_rows
+                    if d is not None:
+                        rows *= d
                     theta -= G
             snaps[e % C] = theta
             if e % C == C - 1 or e == E - 1:

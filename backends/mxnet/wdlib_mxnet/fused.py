@@ -43,12 +43,12 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
             D = np.ones((q, k))
             D[: plan.decayed_rows] = plan.decay(t - s)
             decay[t - s] = nd.array(D, dtype=dt)
-    gathered = plan.gather_all() and n % bs == 0
+    gathered = n % bs == 0 and 2 * E * n * q * plan.Z_train.itemsize <= vec.GATHER_BYTES
     if gathered:
-        Zall, UT = vec.gathered_batches(plan)  # (E, n, q), (E, q, n)
-        Zb_all = nd.array(Zall.reshape(E * nb, bs, q), dtype=dt)
-        Ub_all = nd.array(np.ascontiguousarray(
-            UT.reshape(E, q, nb, bs).transpose(0, 2, 1, 3)).reshape(E * nb, q, bs), dtype=dt)
+        Zall = plan.Z_train[plan.batch_order].reshape(E * nb, bs, q)
+        Ub = (Zall * plan.step_rows().astype(Zall.dtype).T).transpose(0, 2, 1)  # (lr / bs) U_B^T
+        Zb_all = nd.array(Zall, dtype=dt)
+        Ub_all = nd.array(np.ascontiguousarray(Ub), dtype=dt)
     else:
         orders = nd.array(plan.batch_order, dtype="int64")
         step_rows = nd.array(plan.step_rows(), dtype=dt)

@@ -2,9 +2,10 @@
 
 The eager path runs autograd on the books' objective each minibatch (about 25 tensor operations with
 the graph bookkeeping). Here each minibatch is two tensor calls on preallocated buffers:
-``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus ``mul_`` for the
-decay when λ > 0), under ``torch.no_grad``; all epochs' minibatches are gathered with one indexing
-call up front (into a reused buffer per minibatch with ``index_select`` for large data); losses are
+``torch.mm(Z_B, theta, out=r)`` and ``theta[:-1].addmm_(Z_B[:, :-1]^T, r, alpha=-lr/bs)`` (plus
+``mul_`` for the decay when λ > 0), under ``torch.no_grad``, on one intra-op thread for small
+problems, on views of a buffer that one ``index_select`` per epoch refills (per minibatch for
+large data); losses are
 evaluated per chunk of epochs with one matrix product. λ-vectorized: ``theta`` is (p + 2, k).
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
@@ -29,8 +30,26 @@ def _losses(torch: Any, Z: Any, snaps: Any) -> np.ndarray:
     return (R.square_().mean(0) / 2).reshape(C, k).double().numpy()
 
 
+#: Below this many multiply-adds per minibatch the run uses one intra-op thread: thread hand-offs cost
+#: more than such small products (and much more on a busy machine).
+SMALL_WORK = 1 << 20
+
+
 def fit_plan(plan: vec.Plan) -> vec.Result:
     import torch
+
+    threads = torch.get_num_threads()
+    small = plan.batch_size * plan.q * plan.k < SMALL_WORK
+    if small and threads > 1:
+        torch.set_num_threads(1)
+    try:
+        return _fit(torch, plan)
+    finally:
+        if small and threads > 1:
+            torch.set_num_threads(threads)
+
+
+def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
 
     dt = getattr(torch, plan.config.dtype)
     k, E, bs, q = plan.k, plan.num_epochs, plan.batch_size, plan.q
@@ -45,31 +64,33 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
                  if plan.penalized else None)
         R = torch.empty((bs, k), dtype=dt)
         Rm = {t - s: R[: t - s] for s, t in bounds}
-        gathered = plan.gather_all()
-        if gathered:
-            Zall, UT = (torch.from_numpy(a) for a in vec.gathered_batches(plan))
-            steps = []
-            for e in range(E):
-                Zs, Us = Zall[e].split(bs), UT[e].split(bs, dim=1)
-                steps.append([(Zb, Ub, Rm[len(Zb)], len(Zb)) for Zb, Ub in zip(Zs, Us, strict=True)])
+        by_epoch = plan.gather_epochs()
+        if by_epoch:
+            Zbuf = torch.empty_like(Z)  # an epoch's rows in order, refilled by one index_select
+            orders = torch.from_numpy(plan.batch_order)
+            Zs = plan.minibatch_views(Zbuf.numpy())
+            steps = [(torch.from_numpy(Zb), torch.from_numpy(Zb[:, : q - 1]).T, Rm[len(Zb)], len(Zb))
+                     for Zb in Zs]
         else:
             Zbuf = torch.empty((bs, q), dtype=dt)
-            order = torch.from_numpy(plan.batch_order)
-            step = plan.step
+            orders = torch.from_numpy(plan.batch_order)
+        step = plan.step
         C = plan.eval_chunk()
         snaps = torch.empty((C, q, k), dtype=dt)
         rec = vec.Recorder(plan)
         mm = torch.mm
         for e in range(E):
-            if gathered:
-                for Zb, Ub, r, m in steps[e]:
+            if by_epoch:
+                torch.index_select(Z, 0, orders[e], out=Zbuf)
+                for Zb, UbT, r, m in steps:
                     mm(Zb, theta, out=r)
                     if decay is not None:
                         rows.mul_(decay[m])
-                    theta.addmm_(Ub, r, alpha=-1)
+                    head.addmm_(UbT, r, alpha=-step)
             else:
+                order = orders[e]
                 for s, t in bounds:
-                    Zb = torch.index_select(Z, 0, order[e, s:t], out=Zbuf[: t - s])
+                    Zb = torch.index_select(Z, 0, order[s:t], out=Zbuf[: t - s])
                     r = Rm[t - s]
                     mm(Zb, theta, out=r)
                     if decay is not None:
