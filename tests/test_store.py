@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +120,34 @@ def test_empty_file_becomes_a_store(tmp_path: Path, run: wdlib.Run) -> None:
         store.put(run.config, result_record(run))
     with wdlib.Store(path) as store:
         assert len(store) == 1
+
+
+def _open_each(paths: list[str], barrier: Any, errors: Any) -> None:
+    """In a spawned process: open every store at the same instant as the other processes."""
+    for path in paths:
+        barrier.wait()
+        try:
+            wdlib.Store(path).close()
+        except Exception as err:  # reported to the test, which fails on it
+            errors.put(repr(err))
+
+
+def test_many_processes_creating_one_store_at_once(tmp_path: Path) -> None:
+    """The creation race: each process must find either nothing (and create the store) or a complete
+    store; none may see a half-made one, and SQLite's lock while another switches to WAL is waited out."""
+    ctx = multiprocessing.get_context("spawn")
+    paths = [str(tmp_path / f"s{i}.sqlite") for i in range(25)]
+    barrier, errors = ctx.Barrier(4), ctx.Queue()
+    workers = [ctx.Process(target=_open_each, args=(paths, barrier, errors)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0] * 4
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
+    for path in paths:
+        with wdlib.Store(path) as store:
+            assert len(store) == 0 and store.integrity_check() == "ok"

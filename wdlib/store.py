@@ -156,19 +156,18 @@ class Store:
         """Check the file is a wdlib store of this schema, or make an empty file one."""
         db = self._db
         # Refuse a foreign file before changing anything in it (reading the header fails on non-SQLite).
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        # Both reads in one snapshot: another process may be creating the store right now.
+        db.execute("BEGIN")
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            has_tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+        finally:
+            db.execute("COMMIT")
         if app_id not in (0, APPLICATION_ID):
             raise StoreError(self._foreign(f"its SQLite application_id is {app_id:#x}"))
-        if app_id == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        if app_id == 0 and has_tables:
             raise StoreError(self._foreign("it is another application's SQLite database"))
-        # WAL: readers do not block the single writer, and a commit is one append to the -wal file.
-        # synchronous=NORMAL in WAL mode never corrupts the file; a power cut (not a killed process)
-        # may drop the last commits, which a rerun simply recomputes.
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise StoreError(f"store={str(self.path)!r}: SQLite refused WAL mode (got {mode!r}); "
-                             "use a store on a local file system")
-        db.execute("PRAGMA synchronous=NORMAL")
+        self._enable_wal()
         db.execute("BEGIN IMMEDIATE")  # another process creating the same store waits here
         try:
             app_id = db.execute("PRAGMA application_id").fetchone()[0]
@@ -195,6 +194,30 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _enable_wal(self) -> None:
+        """WAL mode: readers do not block the writer, and a commit is one append to the -wal file.
+
+        synchronous=NORMAL in WAL mode never corrupts the file; a power cut (not a killed process) may
+        drop the last commits, which a rerun simply recomputes. Switching needs a moment with no other
+        writer: while another process holds the lock, SQLite keeps the old mode or reports the database
+        locked (without waiting), so retry briefly.
+        """
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower()
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) and "busy" not in str(err):
+                    raise
+                mode = "locked"
+            if mode == "wal":
+                break
+            if time.monotonic() > deadline:
+                raise StoreError(f"store={str(self.path)!r}: SQLite refused WAL mode (got {mode!r}); "
+                                 "use a store on a local file system")
+            time.sleep(0.01)
+        self._db.execute("PRAGMA synchronous=NORMAL")
 
     def _foreign(self, why: str) -> str:
         return (f"store={str(self.path)!r} is not a wdlib store ({why}); choose a new path for the "
