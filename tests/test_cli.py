@@ -10,6 +10,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import wdlib
@@ -27,6 +28,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, s
 def test_ranges() -> None:
     grid = parse_lambdas(["0:10:41"])
     assert len(grid) == 41 and grid[0] == 0 and grid[-1] == 10 and grid[4] == 1.0
+    assert grid == np.linspace(0, 10, 41).tolist()  # the same keys as a Python sweep over linspace
     assert parse_lambdas(["0", "3"]) == [0.0, 3.0] == parse_lambdas(["0,3"])
     assert parse_lambdas(["2:2:1"]) == [2.0]
     assert parse_seeds("0-9") == list(range(10))

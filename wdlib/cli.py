@@ -56,9 +56,11 @@ def parse_lambdas(texts: Sequence[str], option: str = "--lambd") -> list[float]:
             if count < 1 or stop < start:
                 raise ConfigError(option, part, accepted,
                                   "count must be >= 1 and start <= stop, e.g. 0:10:41")
-            step = (stop - start) / (count - 1) if count > 1 else 0.0
-            values.extend(start + i * step for i in range(count - 1))
-            values.append(stop if count > 1 else start)
+            # numpy.linspace, so that the grid (and each run's key in a store) is the same as a
+            # Python sweep over numpy.linspace(start, stop, count): stored runs are found either way.
+            import numpy as np
+
+            values.extend(np.linspace(start, stop, count).tolist())
     if not values:
         raise ConfigError(option, " ".join(texts), accepted)
     from .validate import lambda_list
@@ -339,7 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE.json")
     p.set_defaults(handler=cmd_compare)
 
-    p = sub.add_parser("sweep", help="a grid of runs, stored in SQLite; reruns skip stored runs")
+    p = sub.add_parser(
+        "sweep", help="a grid of runs, stored in SQLite; reruns skip stored runs",
+        description="Run every combination of --lambd, --seeds, --backends (and --set FIELD=a,b) and "
+        "store each run in --store as it finishes. Rerunning skips stored runs, so an interrupted "
+        "sweep resumes and a larger grid computes only the new runs. Without --lambd, --export and "
+        "--plot read the store.")
     p.add_argument("--lambd", nargs="+", help="λ grid: start:stop:count (0:10:41), lists 0,1,3, numbers")
     p.add_argument("--seeds", default="0", help="e.g. 0-9 or 0,3,5 (default 0)")
     p.add_argument("--backends", help="comma-separated (default: every installed backend)")
