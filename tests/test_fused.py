@@ -68,9 +68,22 @@ def test_short_last_batch(backend: str) -> None:
     assert_runs_close(fused, eager, "float64")
 
 
+@pytest.mark.parametrize(("preset", "dtype"), [("d2l", "float64"), ("gluonbook", "float32")])
+def test_primal_form(backend: str, preset: str, dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chapter's sizes use the dual form (20 examples < 200 features); the primal one as well."""
+    monkeypatch.setattr(vectorized, "DUAL_RATIO", 0)
+    problem = wdlib.make_problem(wdlib.make_config(preset))
+    assert vectorized.make_plan(problem, wdlib.make_config(preset)).basis is None
+    for setting in SETTINGS:
+        eager = wdlib.train(backend, preset, engine="eager", dtype=dtype, **setting)
+        fused = wdlib.train(backend, preset, engine="fused", dtype=dtype, **setting)
+        assert_runs_close(fused, eager, dtype)
+
+
 def test_large_data_code_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Minibatches gathered one at a time into a buffer, losses evaluated in chunks of epochs."""
+    """Primal form, minibatches gathered one at a time into a buffer, losses evaluated in chunks."""
     monkeypatch.setattr(vectorized, "GATHER_BYTES", 0)
+    monkeypatch.setattr(vectorized, "DUAL_RATIO", 0)
     monkeypatch.setattr(vectorized, "EVAL_CHUNK_BYTES", 3 * 8 * (202 + 20 + 100))  # 3 epochs a chunk
     kw = {"lambd": 3.0, "dtype": "float64", "num_epochs": 10, "decay_bias": True}
     eager = wdlib.train(backend, engine="eager", **kw)

@@ -34,7 +34,8 @@ def test_contract(backend: str) -> None:
     assert len(runs) == 3 and runs[0].problem is runs[1].problem is runs[2].problem
     assert [r.config.lambd for r in runs] == [3.0, 0.0, 3.0]
     assert all(r.config.decay_bias and r.config.backend == backend for r in runs)
-    assert np.array_equal(runs[0].params["w"], runs[2].params["w"])
+    # equal λ, equal numbers (to rounding: a batched kernel may treat columns differently)
+    np.testing.assert_allclose(runs[0].params["w"], runs[2].params["w"], rtol=1e-5, atol=1e-6)
     assert runs[0].train_loss.shape == (4,)
     assert wdlib.train_lambdas(backend, []) == []
 

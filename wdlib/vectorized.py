@@ -58,22 +58,35 @@ def supports(config: Config) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Plan:
-    """One fused run's inputs, cast to the run's dtype and laid out for the matrix form."""
+    """One fused run's inputs, cast to the run's dtype and laid out for the matrix form.
 
-    Z_train: np.ndarray  # (n_train, p + 2): [X_train, 1, -y_train]
-    Z_test: np.ndarray  # (n_test, p + 2)
-    theta0: np.ndarray  # (p + 2, 1): [w0; b0; 1]
+    Two layouts of the same SGD, each a state ``theta`` (q, k) with ``r = Z_B theta`` and
+    ``theta <- D theta - U_B^T r``:
+
+    - primal (``basis is None``): ``theta = [w; b; 1]``, ``Z = [X, 1, -y]``, ``U = (lr/bs) [X, 1, 0]``;
+    - dual, when there are fewer training examples than features (the chapter: 20 vs 200): every
+      update adds rows of X to w, so ``w = alpha w0 + X^T a`` and the state is ``theta = [a; alpha;
+      b; 1]`` (n + 3 rows instead of p + 2), ``Z = [X X^T, X w0, 1, -y]``, ``U = (lr/bs) [I, 0, 1, 0]``.
+      Same iterates in exact arithmetic; ten times fewer multiply-adds for the chapter's sizes.
+    """
+
+    Z_train: np.ndarray  # (n_train, q)
+    U_train: np.ndarray | None  # (n_train, q), or None: primal form, U = (lr / bs) Z with 0 last column
+    Z_test: np.ndarray  # (n_test, q)
+    theta0: np.ndarray  # (q, 1)
     batch_order: np.ndarray  # (num_epochs, n_train)
     lambdas: np.ndarray  # (k,), float64
     config: Config
+    basis: np.ndarray | None = None  # dual form: X_train^T (p, n_train), to map theta back to w
+    w0: np.ndarray | None = None  # dual form: (p, 1)
 
     @property
     def p(self) -> int:
-        return self.Z_train.shape[1] - 2
+        return self.config.num_inputs
 
     @property
     def q(self) -> int:
-        """Rows of theta: p + 2."""
+        """Rows of theta."""
         return self.Z_train.shape[1]
 
     @property
@@ -98,9 +111,15 @@ class Plan:
         return self.config.lr / self.config.batch_size
 
     @property
+    def bias_row(self) -> int:
+        """The row of theta holding b (every row before it decays with w)."""
+        return self.q - 2
+
+    @property
     def decayed_rows(self) -> int:
-        """Leading rows of ``theta`` the penalty acts on: ``w``, and ``b`` with ``decay_bias``."""
-        return self.p + 1 if self.config.decay_bias else self.p
+        """Leading rows of ``theta`` the penalty acts on: ``w`` (or a, alpha), and ``b`` with
+        ``decay_bias``."""
+        return self.bias_row + 1 if self.config.decay_bias else self.bias_row
 
     @property
     def penalized(self) -> bool:
@@ -116,18 +135,18 @@ class Plan:
         return (1 - self.config.lr * m * self.lambdas / self.batch_size)[None, :]
 
     def step_rows(self) -> np.ndarray:
-        """(p + 2, 1) float64: ``lr / bs`` on the rows of w and b, 0 on the constant row."""
+        """(q, 1) float64: ``lr / bs`` on every row but the constant one (primal form's U = Z * this)."""
         c = np.full((self.q, 1), self.step)
         c[-1] = 0
         return c
 
     def gather_epochs(self) -> bool:
-        """Whether an epoch's minibatches are gathered at once (into a reused buffer twice the size
-        of the training data) rather than one at a time."""
-        return 2 * self.n_train * self.q * self.Z_train.itemsize <= GATHER_BYTES
+        """Whether an epoch's minibatches are gathered at once (into reused buffers twice the size
+        of the training data: the dual form, or small data) rather than one at a time."""
+        return self.U_train is not None
 
     def minibatch_views(self, buf: np.ndarray, transpose: bool = False) -> list[np.ndarray]:
-        """Views of the minibatches of an (n_train, p + 2) buffer holding an epoch's rows in order."""
+        """Views of the minibatches of an (n_train, q) buffer holding an epoch's rows in order."""
         bs, q = self.batch_size, self.q
         if self.n_train % bs == 0:  # views made by iterating over the first axis, in C
             blocks = buf.reshape(-1, bs, q)
@@ -139,6 +158,21 @@ class Plan:
         per_epoch = self.k * (self.q + self.n_train + len(self.Z_test)) * self.Z_train.itemsize
         return int(max(1, min(self.num_epochs, EVAL_CHUNK_BYTES // per_epoch)))
 
+    def params(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """w (k, p, 1) and b (k, 1) of a state (q, k)."""
+        if self.basis is None:
+            w = theta[: self.p]
+        else:
+            assert self.w0 is not None
+            n = self.n_train
+            w = self.basis @ theta[:n] + self.w0 * theta[n : n + 1]
+        return np.ascontiguousarray(w.T[:, :, None]), np.ascontiguousarray(theta[self.bias_row][:, None])
+
+
+#: The dual form is used when n_train + 3 <= DUAL_RATIO * (p + 2) and n_train <= DUAL_MAX_N.
+DUAL_RATIO = 0.5
+DUAL_MAX_N = 2048
+
 
 def _augment(X: np.ndarray, y: np.ndarray, dtype: str) -> np.ndarray:
     Z = np.empty((X.shape[0], X.shape[1] + 2), dtype=dtype)
@@ -148,25 +182,52 @@ def _augment(X: np.ndarray, y: np.ndarray, dtype: str) -> np.ndarray:
     return Z
 
 
-def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None = None) -> Plan:
+def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None = None,
+              dual: bool | None = None) -> Plan:
     """Cast and lay out ``problem`` for the fused runs of ``config`` at each λ of ``lambdas``
-    (default: ``config.lambd`` alone)."""
+    (default: ``config.lambd`` alone); ``dual`` forces the layout (default: the cheaper one)."""
     lam = np.asarray([config.lambd] if lambdas is None else list(lambdas), dtype=np.float64)
     if lam.ndim != 1 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise ValueError(f"lambdas must be finite numbers >= 0, got {lam}")
     if getattr(problem, "eval_every", 1) != 1 or getattr(problem, "eval_orders", None) is not None:
         raise ValueError("the fast paths record whole-set losses every epoch; this problem asks for "
                          "another evaluation schedule: use engine='eager'")
-    dt = config.dtype
-    theta0 = np.concatenate([problem.w0.reshape(-1), problem.b0.reshape(-1), [1.0]])
-    return Plan(
-        Z_train=_augment(problem.X_train, problem.y_train, dt),
-        Z_test=_augment(problem.X_test, problem.y_test, dt),
-        theta0=theta0.astype(dt)[:, None],
-        batch_order=problem.batch_order,
-        lambdas=lam,
-        config=config,
-    )
+    dt = np.dtype(config.dtype)
+    n, p = problem.X_train.shape
+    if dual is None:
+        dual = n + 3 <= DUAL_RATIO * (p + 2) and n <= DUAL_MAX_N
+    common = {"batch_order": problem.batch_order, "lambdas": lam, "config": config}
+    if not dual:
+        Z = _augment(problem.X_train, problem.y_train, dt)
+        U = None
+        if 2 * Z.nbytes <= GATHER_BYTES:
+            scale = np.full(Z.shape[1], config.lr / config.batch_size, dtype=dt)
+            scale[-1] = 0
+            U = Z * scale
+        theta0 = np.concatenate([problem.w0.reshape(-1), problem.b0.reshape(-1), [1.0]])
+        return Plan(Z_train=Z, U_train=U, Z_test=_augment(problem.X_test, problem.y_test, dt),
+                    theta0=theta0.astype(dt)[:, None], **common)
+    X = np.asarray(problem.X_train, dtype=dt)
+    Xt = np.asarray(problem.X_test, dtype=dt)
+    w0 = np.asarray(problem.w0, dtype=dt).reshape(-1, 1)
+
+    def features(A: np.ndarray, y: np.ndarray) -> np.ndarray:  # [A X^T, A w0, 1, -y]
+        F = np.empty((A.shape[0], n + 3), dtype=dt)
+        F[:, :n] = A @ X.T
+        F[:, n : n + 1] = A @ w0
+        F[:, n + 1] = 1
+        F[:, n + 2] = -np.asarray(y, dtype=dt).reshape(-1)
+        return F
+
+    U = np.zeros((n, n + 3), dtype=dt)
+    U[np.arange(n), np.arange(n)] = config.lr / config.batch_size
+    U[:, n + 1] = config.lr / config.batch_size
+    theta0 = np.zeros((n + 3, 1), dtype=dt)
+    theta0[n] = 1
+    theta0[n + 1] = problem.b0.reshape(-1)[0]
+    theta0[n + 2] = 1
+    return Plan(Z_train=features(X, problem.y_train), U_train=U, Z_test=features(Xt, problem.y_test),
+                theta0=theta0, basis=np.ascontiguousarray(X.T), w0=w0, **common)
 
 
 Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
@@ -206,13 +267,8 @@ class Recorder:
             self.train[self.bad[j] + 1 :, j] = np.nan
             self.test[self.bad[j] + 1 :, j] = np.nan
         assert self.theta is not None
-        theta = self.theta.T  # (k, p + 2)
-        p = self.plan.p
-        return (
-            np.ascontiguousarray(self.train.T),
-            np.ascontiguousarray(self.test.T),
-            {"w": np.ascontiguousarray(theta[:, :p, None]), "b": np.ascontiguousarray(theta[:, p : p + 1])},
-        )
+        w, b = self.plan.params(self.theta)
+        return np.ascontiguousarray(self.train.T), np.ascontiguousarray(self.test.T), {"w": w, "b": b}
 
 
 def squared_losses(Z: np.ndarray, thetas: np.ndarray) -> np.ndarray:
@@ -243,11 +299,11 @@ def fit_numpy(plan: Plan) -> Result:
     step_rows = plan.step_rows().astype(dt)
     by_epoch = plan.gather_epochs()
     if by_epoch:
+        U = plan.U_train
         Zbuf = np.empty_like(Z)
-        Sbuf = np.empty_like(Z)  # (lr / bs) * U: the update's matrix, its constant column 0
-        steps = list(zip(plan.minibatch_views(Zbuf), plan.minibatch_views(Sbuf, transpose=True),
+        Ubuf = np.empty_like(Z)  # the update's rows, (lr / bs) U, its constant column 0
+        steps = list(zip(plan.minibatch_views(Zbuf), plan.minibatch_views(Ubuf, transpose=True),
                          residuals, decay, strict=True))
-        scale = step_rows.T
     else:
         Zbuf = np.empty((bs, plan.q), dtype=dt)
     C = plan.eval_chunk()
@@ -259,10 +315,10 @@ def fit_numpy(plan: Plan) -> Result:
             order = plan.batch_order[e]
             if by_epoch:
                 np.take(Z, order, axis=0, out=Zbuf)
-                np.multiply(Zbuf, scale, out=Sbuf)
-                for Zb, SbT, r, d in steps:
+                np.take(U, order, axis=0, out=Ubuf)
+                for Zb, UbT, r, d in steps:
                     dot(Zb, theta, r)
-                    dot(SbT, r, G)
+                    dot(UbT, r, G)
                     if d is not None:
                         rows *= d
                     theta -= G

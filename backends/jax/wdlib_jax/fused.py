@@ -4,7 +4,7 @@ All epochs (an outer scan) of all minibatches (an inner scan over precomputed in
 last batch padded and masked), with the per-epoch train/test evaluation inside the scan, compiled once
 per shape by ``jax.jit`` and reused: λ, lr and the batch sizes are traced arguments, so a new λ or lr
 never recompiles. The update is the matrix-form SGD of :mod:`wdlib.vectorized` on ``theta`` of shape
-(p + 2, k): a λ sweep is the same compiled function with k columns (the batched form ``jax.vmap``
+(q, k): a λ sweep is the same compiled function with k columns (the batched form ``jax.vmap``
 would produce). A column whose loss becomes NaN or infinite keeps the parameters of that epoch, as the
 eager loop stops there. float64 runs enable x64 inside the backend's ``context`` only.
 
@@ -30,15 +30,14 @@ def compiled() -> Any:
     import jax
     import jax.numpy as jnp
 
-    def run(Z, Z_test, theta0, idx, mask, counts, lambdas, lr, batch_size, decayed, step_rows):
+    def run(Z, U, Z_test, theta0, idx, mask, counts, lambdas, lr, batch_size, decayed):
         coef = lr * lambdas[None, :] / batch_size  # (1, k)
 
         def minibatch(theta, xs):
             rows, keep, m = xs
-            Zb = Z[rows]  # (bs, q)
-            r = (Zb @ theta) * keep  # residuals; padded rows of a short last batch contribute 0
+            r = (Z[rows] @ theta) * keep  # residuals; padded rows of a short last batch contribute 0
             decay = 1 - decayed * (m * coef)  # (q, k)
-            return theta * decay - step_rows * (Zb.T @ r), None
+            return theta * decay - U[rows].T @ r, None
 
         def epoch(carry, rows_e):
             theta, done = carry
@@ -70,11 +69,11 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
     counts = np.array([t - s for s, t in plan.bounds()], dtype=dt)
     decayed = np.zeros((q, 1), dtype=dt)
     decayed[: plan.decayed_rows] = 1
+    U = plan.U_train if plan.U_train is not None else plan.Z_train * plan.step_rows().astype(dt).T
     args = (
-        plan.Z_train, plan.Z_test, np.repeat(plan.theta0, plan.k, axis=1),
+        plan.Z_train, U, plan.Z_test, np.repeat(plan.theta0, plan.k, axis=1),
         idx.reshape(E, nb, bs).astype(np.int32), mask.reshape(nb, bs, 1), counts,
         plan.lambdas.astype(dt), dt.type(plan.config.lr), dt.type(bs), decayed,
-        plan.step_rows().astype(dt),
     )
     train, test, theta = compiled()(*(jnp.asarray(a) for a in args))
     train = np.asarray(train, dtype=np.float64)

@@ -4,7 +4,8 @@ Every MXNet operator costs tens of microseconds of engine overhead, so the fast 
 it can, and no ``autograd.record``: per minibatch ``nd.dot(Z_B, theta)`` and one
 ``nd.linalg.gemm(U_B^T, r, theta, alpha=-1)`` (plus one ``broadcast_mul`` for the decay when λ > 0)
 on minibatches gathered up front and addressed as views; losses are evaluated per chunk of epochs
-with one product over the concatenated snapshots. λ-vectorized: ``theta`` is (p + 2, k).
+with one product over the concatenated snapshots. λ-vectorized: ``theta`` is (q, k) (primal or dual
+form, see :class:`wdlib.vectorized.Plan`).
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
 relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
@@ -43,15 +44,16 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
             D = np.ones((q, k))
             D[: plan.decayed_rows] = plan.decay(t - s)
             decay[t - s] = nd.array(D, dtype=dt)
-    gathered = n % bs == 0 and 2 * E * n * q * plan.Z_train.itemsize <= vec.GATHER_BYTES
+    U = plan.U_train
+    gathered = U is not None and n % bs == 0 and 2 * E * n * q * plan.Z_train.itemsize <= vec.GATHER_BYTES
     if gathered:
-        Zall = plan.Z_train[plan.batch_order].reshape(E * nb, bs, q)
-        Ub = (Zall * plan.step_rows().astype(Zall.dtype).T).transpose(0, 2, 1)  # (lr / bs) U_B^T
-        Zb_all = nd.array(Zall, dtype=dt)
+        Zb_all = nd.array(plan.Z_train[plan.batch_order].reshape(E * nb, bs, q), dtype=dt)
+        Ub = U[plan.batch_order].reshape(E * nb, bs, q).transpose(0, 2, 1)  # (lr / bs) U_B^T
         Ub_all = nd.array(np.ascontiguousarray(Ub), dtype=dt)
     else:
         orders = nd.array(plan.batch_order, dtype="int64")
         step_rows = nd.array(plan.step_rows(), dtype=dt)
+        U_nd = None if U is None else nd.array(U, dtype=dt)
     C = plan.eval_chunk()
     snaps: list[Any] = []
     rec = vec.Recorder(plan)
@@ -70,7 +72,10 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
                 r = dot(Zb, theta)
                 if decay is not None:
                     theta = theta * decay[t - s]
-                theta = theta - nd.broadcast_mul(dot(Zb, r, transpose_a=True), step_rows)
+                if U_nd is None:  # primal form: U = (lr / bs) Z with the constant column 0
+                    theta = theta - nd.broadcast_mul(dot(Zb, r, transpose_a=True), step_rows)
+                else:
+                    theta = theta - dot(nd.take(U_nd, order[s:t]), r, transpose_a=True)
         snaps.append(theta)
         if len(snaps) == C or e == E - 1:
             c = len(snaps)

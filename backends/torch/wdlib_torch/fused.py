@@ -2,11 +2,12 @@
 
 The eager path runs autograd on the books' objective each minibatch (about 25 tensor operations with
 the graph bookkeeping). Here each minibatch is two tensor calls on preallocated buffers:
-``torch.mm(Z_B, theta, out=r)`` and ``theta[:-1].addmm_(Z_B[:, :-1]^T, r, alpha=-lr/bs)`` (plus
+``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus
 ``mul_`` for the decay when λ > 0), under ``torch.no_grad``, on one intra-op thread for small
 problems, on views of a buffer that one ``index_select`` per epoch refills (per minibatch for
 large data); losses are
-evaluated per chunk of epochs with one matrix product. λ-vectorized: ``theta`` is (p + 2, k).
+evaluated per chunk of epochs with one matrix product. λ-vectorized: ``theta`` is (q, k)
+(primal or dual form, see :class:`wdlib.vectorized.Plan`).
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
 relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
@@ -65,15 +66,16 @@ def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
         R = torch.empty((bs, k), dtype=dt)
         Rm = {t - s: R[: t - s] for s, t in bounds}
         by_epoch = plan.gather_epochs()
-        if by_epoch:
-            Zbuf = torch.empty_like(Z)  # an epoch's rows in order, refilled by one index_select
-            orders = torch.from_numpy(plan.batch_order)
+        orders = torch.from_numpy(plan.batch_order)
+        if by_epoch:  # an epoch's rows of Z and U in order, refilled by one index_select each
+            U = torch.from_numpy(plan.U_train)
+            Zbuf, Ubuf = torch.empty_like(Z), torch.empty_like(U)
             Zs = plan.minibatch_views(Zbuf.numpy())
-            steps = [(torch.from_numpy(Zb), torch.from_numpy(Zb[:, : q - 1]).T, Rm[len(Zb)], len(Zb))
-                     for Zb in Zs]
+            Us = plan.minibatch_views(Ubuf.numpy(), transpose=True)
+            steps = [(torch.from_numpy(Zb), torch.from_numpy(UbT), Rm[len(Zb)], len(Zb))
+                     for Zb, UbT in zip(Zs, Us, strict=True)]
         else:
             Zbuf = torch.empty((bs, q), dtype=dt)
-            orders = torch.from_numpy(plan.batch_order)
         step = plan.step
         C = plan.eval_chunk()
         snaps = torch.empty((C, q, k), dtype=dt)
@@ -82,11 +84,12 @@ def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
         for e in range(E):
             if by_epoch:
                 torch.index_select(Z, 0, orders[e], out=Zbuf)
+                torch.index_select(U, 0, orders[e], out=Ubuf)
                 for Zb, UbT, r, m in steps:
                     mm(Zb, theta, out=r)
                     if decay is not None:
                         rows.mul_(decay[m])
-                    head.addmm_(UbT, r, alpha=-step)
+                    theta.addmm_(UbT, r, alpha=-1)
             else:
                 order = orders[e]
                 for s, t in bounds:

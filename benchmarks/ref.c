@@ -1,0 +1,45 @@
+/* The d2l weight-decay run as a tight C loop: the speed reference of benchmarks/run.py.
+ *
+ * Minibatch SGD on (X w + b - y)^2 / 2 + lambd ||w||^2 / 2 exactly as the books (and wdlib's eager
+ * path) do it, in float32, with the whole-set train and test losses recorded after every epoch.
+ * Built by benchmarks/run.py with `cc -O2 -shared -fPIC` and called through ctypes.
+ */
+#include <stddef.h>
+
+static double mean_loss(int n, int p, const float *X, const float *y, const float *w, float b) {
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        float r = b - y[i];
+        for (int j = 0; j < p; j++) r += X[(size_t)i * p + j] * w[j];
+        total += (double)(r * r / 2);
+    }
+    return total / n;
+}
+
+void run_f32(int n, int p, int n_test, int epochs, int bs, float lr, float lambd,
+             const float *X, const float *y, const float *Xt, const float *yt, const long long *order,
+             float *w, float *b, float *g, float *r, double *train, double *test) {
+    for (int e = 0; e < epochs; e++) {
+        const long long *idx = order + (size_t)e * n;
+        for (int s = 0; s < n; s += bs) {
+            int m = s + bs <= n ? bs : n - s;
+            float gb = 0;
+            for (int i = 0; i < m; i++) {
+                const float *x = X + (size_t)idx[s + i] * p;
+                float ri = *b - y[idx[s + i]];
+                for (int j = 0; j < p; j++) ri += x[j] * w[j];
+                r[i] = ri;
+                gb += ri;
+            }
+            for (int j = 0; j < p; j++) g[j] = m * lambd * w[j];
+            for (int i = 0; i < m; i++) {
+                const float *x = X + (size_t)idx[s + i] * p;
+                for (int j = 0; j < p; j++) g[j] += r[i] * x[j];
+            }
+            for (int j = 0; j < p; j++) w[j] -= lr * g[j] / bs;
+            *b -= lr * gb / bs;
+        }
+        train[e] = mean_loss(n, p, X, y, w, *b);
+        test[e] = mean_loss(n_test, p, Xt, yt, w, *b);
+    }
+}

@@ -1,0 +1,375 @@
+"""wdlib's benchmark suite: ``python benchmarks/run.py`` (or ``make bench``).
+
+One fresh process per backend measures, with interleaved repeats (every case once per round, the order
+rotating from round to round, so a busy machine slows all cases alike) and reports medians and
+quartiles of:
+
+- the d2l and gluonbook runs (float32, λ = 3, whole run incl. per-epoch evaluation) through
+  ``wdlib.fit`` with ``engine="fused"`` and ``engine="eager"``;
+- the same run written by hand the book's way in that framework (benchmarks/book.py), and, in every
+  process, a tight C loop (benchmarks/ref.c, via ctypes) as the speed-of-light reference;
+- a 64-λ sweep: ``fused_fit_lambdas`` (one batched run) vs 64 one-at-a-time fast-path runs;
+- scaling of the fast path in n_train and num_inputs;
+- (``--large``) one epoch at n_train = 50,000, p = 20,000, batch 256, float32 (NumPy and PyTorch):
+  GB/s of X streamed per epoch and peak RSS against the data size;
+- ``import wdlib`` time, in fresh interpreters.
+
+Ratios are computed from medians of the same process and run. Writes ``benchmarks/results.json``
+and ``benchmarks/results.md`` (the table the README shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+BACKENDS = ("numpy", "torch", "jax", "mxnet")
+BOOK = {"numpy": "straightforward NumPy loop", "torch": "d2l code (DataLoader + autograd)",
+        "mxnet": "gluonbook code (DataLoader + autograd.record)", "jax": "jax.jit(jax.grad) per step"}
+
+
+def measure(cases: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
+    """Median, quartiles and min of each case's wall time in seconds, rounds interleaved."""
+    for f in cases.values():  # warm-up: imports, compilation, caches
+        f()
+    names = list(cases)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            gc.collect()
+            start = time.perf_counter()
+            cases[name]()
+            times[name].append(time.perf_counter() - start)
+    out = {}
+    for name, ts in times.items():
+        q = np.quantile(ts, [0.25, 0.5, 0.75])
+        out[name] = {"median": float(q[1]), "q1": float(q[0]), "q3": float(q[2]), "min": min(ts),
+                     "n": len(ts)}
+    return out
+
+
+def c_reference() -> Callable[[Any, Any], Callable[[], Any]] | None:
+    """``make(problem, config)``: a zero-argument call of the C loop on those inputs (None if no cc)."""
+    lib_path = Path(tempfile.mkdtemp()) / "wdlib_ref.so"
+    try:
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", str(HERE / "ref.c"), "-o", str(lib_path)],
+                       check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    lib = ctypes.CDLL(str(lib_path))
+    f32p = np.ctypeslib.ndpointer(np.float32, flags="C")
+    f64p = np.ctypeslib.ndpointer(np.float64, flags="C")
+    lib.run_f32.argtypes = [ctypes.c_int] * 5 + [ctypes.c_float] * 2 + [f32p] * 4 + [
+        np.ctypeslib.ndpointer(np.int64, flags="C"), f32p, f32p, f32p, f32p, f64p, f64p]
+
+    def make(problem: Any, config: Any) -> Callable[[], Any]:
+        X, y = (np.ascontiguousarray(a, np.float32) for a in (problem.X_train, problem.y_train))
+        Xt, yt = (np.ascontiguousarray(a, np.float32) for a in (problem.X_test, problem.y_test))
+        order = np.ascontiguousarray(problem.batch_order, np.int64)
+        n, p = X.shape
+        E = config.num_epochs
+
+        def run() -> tuple:
+            w = problem.w0.astype(np.float32).ravel()
+            b = np.zeros(1, np.float32)
+            g, r = np.empty(p, np.float32), np.empty(config.batch_size, np.float32)
+            train, test = np.empty(E), np.empty(E)
+            lib.run_f32(n, p, len(Xt), E, config.batch_size, config.lr, config.lambd, X, y.ravel(), Xt,
+                        yt.ravel(), order, w, b, g, r, train, test)
+            return train, test, w
+
+        return run
+
+    return make
+
+
+def book_loop(backend: str, problem: Any, config: Any, variant: str = "book") -> Callable[[], Any]:
+    import book
+
+    args = (problem, config.lr, config.lambd, config.num_epochs, config.dtype)
+    if backend == "numpy":
+        return lambda: book.numpy_loop(*args)
+    if backend == "torch":
+        return lambda: book.torch_d2l(*args, loader=variant == "book")
+    if backend == "mxnet":
+        return lambda: book.mxnet_gluonbook(*args, loader=variant == "book")
+    return lambda: book.jax_grad_loop(*args, jit=variant == "book")
+
+
+def worker(backend: str, repeats: int, quick: bool) -> dict[str, Any]:
+    import wdlib
+
+    impl = wdlib.get_backend(backend)
+    make_c = c_reference()
+    res: dict[str, Any] = {"backend": backend, "version": impl.version()}
+    cases: dict[str, Callable[[], Any]] = {}
+    checks = {}
+    for preset in ("d2l", "gluonbook"):
+        config = wdlib.make_config(preset, backend=backend, lambd=3.0)
+        problem = wdlib.make_problem(config)
+        for engine in ("fused", "eager"):
+            c = config.replace(engine=engine)
+            cases[f"{preset}/{engine}"] = lambda c=c, p=problem: wdlib.fit(impl, p, c)
+        cases[f"{preset}/book"] = book_loop(backend, problem, config)
+        if backend in ("torch", "mxnet"):
+            cases[f"{preset}/hand-autograd"] = book_loop(backend, problem, config, "hand")
+        if make_c is not None:
+            cases[f"{preset}/C"] = make_c(problem, config)
+        # sanity: every implementation computes the same run
+        ref = wdlib.fit(impl, problem, config.replace(engine="eager")).test_loss
+        for name in [n for n in cases if n.startswith(preset) and n.split("/")[1] in ("book", "C")]:
+            got = cases[name]()[1]
+            checks[name] = float(np.max(np.abs(got - ref) / np.abs(ref)))
+    if backend == "jax" and not quick:
+        config = wdlib.make_config("gluonbook", backend=backend, lambd=3.0)
+        cases["gluonbook/jax.grad-unjitted"] = book_loop(backend, wdlib.make_problem(config), config, "hand")
+    res["runs"] = measure(cases, repeats)
+    res["checks"] = checks
+
+    # 64-λ sweep: one batched run vs 64 one-at-a-time fast-path runs
+    config = wdlib.make_config("d2l", backend=backend)
+    problem = wdlib.make_problem(config)
+    lambdas = list(np.linspace(0.0, 10.0, 64))
+    configs = [config.replace(lambd=float(lam)) for lam in lambdas]
+    sweep = {
+        "vectorized": lambda: impl.fused_fit_lambdas(problem, config, lambdas),
+        "one-at-a-time": lambda: [impl.fused_fit(problem, c) for c in configs],
+    }
+    res["sweep64"] = measure(sweep, max(3, repeats // 2))
+
+    # scaling of the fast path in n and p (batch 5, 5 epochs)
+    grid = [(20, 200), (200, 200), (2000, 200), (20, 2000), (20, 20000)]
+    if quick:
+        grid = grid[:2]
+    scaling = {}
+    for n, p in grid:
+        c = wdlib.make_config(backend=backend, lambd=3.0, n_train=n, num_inputs=p, num_epochs=5)
+        pr = wdlib.make_problem(c)
+        scaling[f"n={n},p={p}"] = lambda c=c, pr=pr: impl.fused_fit(pr, c)
+    res["scaling"] = measure(scaling, max(3, repeats // 2))
+    return res
+
+
+def large(backend: str, n: int, p: int) -> dict[str, Any]:
+    """One epoch of the fast path at n x p, float32, batch 256: GB/s of X per epoch and peak RSS."""
+    import wdlib
+    from wdlib.data import Problem
+
+    impl = wdlib.get_backend(backend)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, p), dtype=np.float32)  # generated in float32: make_problem's float64
+    y = X @ np.full((p, 1), 0.01, np.float32) + 0.05      # copy would double the memory
+    Xt, yt = X[:100].copy(), y[:100].copy()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out: dict[str, Any] = {"backend": backend, "n": n, "p": p, "X_bytes": X.nbytes}
+    times = {}
+    for E in (1, 3):
+        config = wdlib.make_config(backend=backend, n_train=n, num_inputs=p, batch_size=256, lambd=1.0,
+                                   num_epochs=E, lr=1e-5)
+        order = np.stack([rng.permutation(n) for _ in range(E)]).astype(np.int64)
+        problem = Problem(X, y, Xt, yt, rng.standard_normal((p, 1)).astype(np.float32) * 0.01,
+                          np.zeros(1, np.float32), order, 256)
+        start = time.perf_counter()
+        impl.fused_fit(problem, config)
+        times[E] = time.perf_counter() - start
+    per_epoch = (times[3] - times[1]) / 2
+    out.update(seconds_1_epoch_run=times[1], seconds_per_epoch=per_epoch,
+               gb_per_s=X.nbytes / per_epoch / 1e9, rss_before_bytes=rss0,
+               peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    out["peak_rss_over_X"] = out["peak_rss_bytes"] / X.nbytes
+    return out
+
+
+def import_time(repeats: int) -> dict[str, Any]:
+    code = ("import time, sys; t = time.perf_counter(); import wdlib; t = time.perf_counter() - t; "
+            "print(t, sorted({'torch', 'jax', 'jaxlib', 'mxnet'} & set(sys.modules)))")
+    ts, frameworks = [], set()
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        t, mods = out.stdout.split(maxsplit=1)
+        ts.append(float(t))
+        frameworks |= set(eval(mods))
+    return {"median": statistics.median(ts), "min": min(ts), "n": repeats,
+            "frameworks_imported": sorted(frameworks)}
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "load_average_at_start": os.getloadavg()[0],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def ms(x: float) -> str:
+    return f"{x * 1e3:.3g}" if x < 10 else f"{x * 1e3:.0f}"
+
+
+def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The Markdown report and the list of targets (met or not)."""
+    lines: list[str] = []
+    m = results["machine"]
+    lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
+              f"NumPy {m['numpy']}; {m['date']}; load average at start {m['load_average_at_start']:.2f}. "
+              f"Medians of {results['repeats']} interleaved repeats (q1-q3 in brackets), ms.", ""]
+    lines += ["| backend | run | fused | eager | book-style by hand | hand autograd, no loader | C loop |",
+              "|---|---|---|---|---|---|---|"]
+    targets: list[dict[str, Any]] = []
+
+    def cell(runs: dict, key: str) -> str:
+        if key not in runs:
+            return "-"
+        r = runs[key]
+        return f"{ms(r['median'])} ({ms(r['q1'])}-{ms(r['q3'])})"
+
+    by = {r["backend"]: r for r in results["backends"]}
+    for name, r in by.items():
+        runs = r["runs"]
+        for preset in ("d2l", "gluonbook"):
+            lines.append(f"| {name} {r['version']} | {preset} | {cell(runs, preset + '/fused')} | "
+                         f"{cell(runs, preset + '/eager')} | {cell(runs, preset + '/book')} | "
+                         f"{cell(runs, preset + '/hand-autograd')} | {cell(runs, preset + '/C')} |")
+    lines += ["", "Book-style baselines: " + "; ".join(f"{k}: {v}" for k, v in BOOK.items() if k in by)
+              + ". JAX's 'hand' column: the same loop with an unjitted `jax.grad` (gluonbook only).", ""]
+
+    def med(name: str, key: str) -> float:
+        return by[name]["runs"][key]["median"]
+
+    def target(what: str, value: float, bound: float, better: str, unit: str = "x") -> None:
+        ok = value <= bound if better == "<=" else value >= bound
+        targets.append({"target": what, "value": value, "bound": bound, "met": ok})
+
+    if "jax" in by and "d2l/C" in by["jax"]["runs"]:
+        target("JAX fused d2l / C loop (same process)",
+               med("jax", "d2l/fused") / med("jax", "d2l/C"), 5, "<=")
+    if "torch" in by:
+        target("PyTorch fused d2l, ms", med("torch", "d2l/fused") * 1e3, 5, "<=")
+        target("PyTorch eager / fused, d2l", med("torch", "d2l/eager") / med("torch", "d2l/fused"), 15, ">=")
+    if "numpy" in by:
+        target("NumPy straightforward loop / fused, d2l",
+               med("numpy", "d2l/book") / med("numpy", "d2l/fused"), 2.5, ">=")
+    if "mxnet" in by:
+        target("MXNet autograd.record (gluonbook code) / fused, d2l",
+               med("mxnet", "d2l/book") / med("mxnet", "d2l/fused"), 5, ">=")
+        target("MXNet wdlib eager / fused, d2l",
+               med("mxnet", "d2l/eager") / med("mxnet", "d2l/fused"), 5, ">=")
+    for name, r in by.items():
+        s = r["sweep64"]
+        target(f"{name}: 64-λ sweep, one-at-a-time / vectorized",
+               s["one-at-a-time"]["median"] / s["vectorized"]["median"], 15, ">=")
+    for name in by:
+        for preset in ("d2l", "gluonbook"):
+            target(f"{name} {preset}: wdlib eager / book-style loop",
+                   med(name, f"{preset}/eager") / med(name, f"{preset}/book"), 1.10, "<=")
+            if f"{preset}/hand-autograd" in by[name]["runs"]:
+                target(f"{name} {preset}: wdlib eager / hand autograd loop without DataLoader",
+                       med(name, f"{preset}/eager") / med(name, f"{preset}/hand-autograd"), 1.10, "<=")
+    imp = results["import"]
+    target("import wdlib, ms (frameworks imported: " + (", ".join(imp["frameworks_imported"]) or "none")
+           + ")", imp["median"] * 1e3, 150, "<=")
+
+    lines += ["64-λ sweep (d2l, float32), ms:", "",
+              "| backend | vectorized | 64 one-at-a-time (fast path) | ratio |", "|---|---|---|---|"]
+    for name, r in by.items():
+        s = r["sweep64"]
+        lines.append(f"| {name} | {ms(s['vectorized']['median'])} | {ms(s['one-at-a-time']['median'])} | "
+                     f"{s['one-at-a-time']['median'] / s['vectorized']['median']:.1f}x |")
+    keys = list(next(iter(by.values()))["scaling"])
+    lines += ["", "Fast path scaling (batch 5, 5 epochs, whole fused_fit incl. setup), ms:", "",
+              "| backend | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for name, r in by.items():
+        lines.append(f"| {name} | " + " | ".join(ms(r["scaling"][k]["median"]) for k in keys) + " |")
+    if results.get("large"):
+        lines += ["", "Large problem, one epoch of the fast path (float32, batch 256, X generated in "
+                  "float32):", "", "| backend | n x p | X | s/epoch | GB/s of X | peak RSS / X |",
+                  "|---|---|---|---|---|---|"]
+        for g in results["large"]:
+            if "error" in g:
+                lines.append(f"| {g['backend']} | - | - | - | {g['error']} | - |")
+                continue
+            lines.append(f"| {g['backend']} | {g['n']} x {g['p']} | {g['X_bytes'] / 1e9:.1f} GB | "
+                         f"{g['seconds_per_epoch']:.2f} | {g['gb_per_s']:.1f} | {g['peak_rss_over_X']:.2f} |")
+    lines += ["", f"`import wdlib`: {imp['median'] * 1e3:.0f} ms median of {imp['n']} fresh interpreters; "
+              f"frameworks imported: {', '.join(imp['frameworks_imported']) or 'none'}.", "",
+              "| target | measured | bound | met |", "|---|---|---|---|"]
+    for t in targets:
+        met = "yes" if t["met"] else "**no**"
+        lines.append(f"| {t['target']} | {t['value']:.3g} | {t['bound']:g} | {met} |")
+    return "\n".join(lines) + "\n", targets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--backends", nargs="+", default=None, help="default: every installed one")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="fewer cases, for a smoke test")
+    parser.add_argument("--large", action="store_true", help="also the large-problem epoch (GBs of RAM)")
+    parser.add_argument("--large-n", type=int, default=50_000)
+    parser.add_argument("--large-p", type=int, default=20_000)
+    parser.add_argument("--out", default=str(HERE / "results"), help="writes OUT.json and OUT.md")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--large-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.repeats, args.quick)))
+        return
+    if args.large_worker:
+        print(json.dumps(large(args.large_worker, args.large_n, args.large_p)))
+        return
+
+    import wdlib
+
+    names = args.backends or [b for b in BACKENDS if b in wdlib.installed_backends()]
+    results: dict[str, Any] = {"machine": machine(), "repeats": args.repeats, "backends": [], "large": []}
+    for name in names:
+        print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
+        cmd = [sys.executable, __file__, "--worker", name, "--repeats", str(args.repeats)]
+        out = subprocess.run(cmd + (["--quick"] if args.quick else []), capture_output=True, text=True)
+        if out.returncode:
+            print(out.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"the {name} worker failed")
+        results["backends"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.large:
+        for name in [n for n in ("numpy", "torch") if n in names]:
+            print(f"large problem on {name} ...", file=sys.stderr, flush=True)
+            cmd = [sys.executable, __file__, "--large-worker", name, "--large-n", str(args.large_n),
+                   "--large-p", str(args.large_p)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            error = (out.stderr.strip().splitlines() or ["failed"])[-1][:200]
+            results["large"].append(json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0
+                                    else {"backend": name, "error": error})
+    results["import"] = import_time(max(5, args.repeats))
+    report, results["targets"] = summarize(results)
+    Path(args.out + ".json").write_text(json.dumps(results, indent=1) + "\n")
+    Path(args.out + ".md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
