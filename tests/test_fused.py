@@ -120,3 +120,18 @@ def test_jax_compiles_once_per_shape() -> None:
 
     assert not jax.config.jax_enable_x64  # x64 was on for that run only
     assert jnp.zeros(1).dtype == jnp.float32
+
+
+def test_torch_without_torchscript(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PyTorch fast path runs its epochs in TorchScript, or in the same loop in Python."""
+    if "torch" not in wdlib.installed_backends():
+        pytest.skip("torch is not installed")
+    from wdlib_torch import fused
+
+    assert fused.scripted_epochs() is not None
+    scripted = wdlib.train("torch", lambd=3.0, dtype="float64", engine="fused")
+    monkeypatch.setattr(fused, "scripted_epochs", lambda: None)
+    plain = wdlib.train("torch", lambd=3.0, dtype="float64", engine="fused")
+    eager = wdlib.train("torch", lambd=3.0, dtype="float64", engine="eager")
+    assert np.array_equal(plain.params["w"], scripted.params["w"])
+    assert_runs_close(plain, eager, "float64")

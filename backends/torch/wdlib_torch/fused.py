@@ -15,13 +15,20 @@ relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from wdlib import Config, Problem
 from wdlib import vectorized as vec
+
+if TYPE_CHECKING:
+    from torch import Tensor
+else:
+    Tensor = Any
 
 
 def _losses(torch: Any, Z: Any, snaps: Any) -> np.ndarray:
@@ -50,8 +57,37 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
             torch.set_num_threads(threads)
 
 
-def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
+@functools.cache
+def scripted_epochs() -> Any:
+    """The small-data epochs loop compiled by TorchScript (once per process): about half the
+    per-call overhead of the same loop in Python. None where TorchScript is unavailable."""
+    global Tensor
+    import torch
 
+    Tensor = torch.Tensor  # the annotations below are resolved by name when scripting
+
+    def epochs(Z: Tensor, U: Tensor, orders: Tensor, Zbuf: Tensor, Ubuf: Tensor, Zs: list[Tensor],
+               Us: list[Tensor], Rs: list[Tensor], Ds: list[Tensor], theta: Tensor, rows: Tensor,
+               snaps: Tensor, e0: int, e1: int) -> None:
+        for e in range(e0, e1):
+            torch.index_select(Z, 0, orders[e], out=Zbuf)
+            torch.index_select(U, 0, orders[e], out=Ubuf)
+            for i in range(len(Zs)):
+                torch.mm(Zs[i], theta, out=Rs[i])
+                if len(Ds) > 0:
+                    rows.mul_(Ds[i])
+                theta.addmm_(Us[i], Rs[i], beta=1.0, alpha=-1.0)
+            snaps[e - e0].copy_(theta)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.jit.script(epochs)
+    except Exception:  # TorchScript is optional: the Python loop below does the same
+        return None
+
+
+def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
     dt = getattr(torch, plan.config.dtype)
     k, E, bs, q = plan.k, plan.num_epochs, plan.batch_size, plan.q
     bounds = plan.bounds()
@@ -67,44 +103,65 @@ def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
         Rm = {t - s: R[: t - s] for s, t in bounds}
         by_epoch = plan.gather_epochs()
         orders = torch.from_numpy(plan.batch_order)
-        if by_epoch:  # an epoch's rows of Z and U in order, refilled by one index_select each
-            U = torch.from_numpy(plan.U_train)
-            Zbuf, Ubuf = torch.empty_like(Z), torch.empty_like(U)
-            Zs = plan.minibatch_views(Zbuf.numpy())
-            Us = plan.minibatch_views(Ubuf.numpy(), transpose=True)
-            steps = [(torch.from_numpy(Zb), torch.from_numpy(UbT), Rm[len(Zb)], len(Zb))
-                     for Zb, UbT in zip(Zs, Us, strict=True)]
-        else:
-            Zbuf = torch.empty((bs, q), dtype=dt)
-        step = plan.step
         C = plan.eval_chunk()
         snaps = torch.empty((C, q, k), dtype=dt)
         rec = vec.Recorder(plan)
-        mm = torch.mm
-        for e in range(E):
-            if by_epoch:
-                torch.index_select(Z, 0, orders[e], out=Zbuf)
-                torch.index_select(U, 0, orders[e], out=Ubuf)
-                for Zb, UbT, r, m in steps:
-                    mm(Zb, theta, out=r)
-                    if decay is not None:
-                        rows.mul_(decay[m])
-                    theta.addmm_(UbT, r, alpha=-1)
+        if by_epoch:  # an epoch's rows of Z and U in order, refilled by one index_select each
+            U = torch.from_numpy(plan.U_train)
+            Zbuf, Ubuf = torch.empty_like(Z), torch.empty_like(U)
+            if plan.n_train % bs == 0:  # every minibatch view made by one unbind call
+                Zs = list(Zbuf.view(-1, bs, q).unbind(0))
+                Us = list(Ubuf.view(-1, bs, q).transpose(1, 2).unbind(0))
             else:
-                order = orders[e]
-                for s, t in bounds:
-                    Zb = torch.index_select(Z, 0, order[s:t], out=Zbuf[: t - s])
-                    r = Rm[t - s]
-                    mm(Zb, theta, out=r)
-                    if decay is not None:
-                        rows.mul_(decay[t - s])
-                    head.addmm_(Zb[:, : q - 1].T, r, alpha=-step)
+                Zs = list(Zbuf.split(bs))
+                Us = [Ub.T for Ub in Ubuf.split(bs)]
+            sizes = [t - s for s, t in bounds]
+            Rs = [Rm[m] for m in sizes]
+            Ds = [decay[m] for m in sizes] if decay is not None else []
+            scripted = scripted_epochs()
+            for e0 in range(0, E, C):
+                e1 = min(E, e0 + C)
+                if scripted is not None:
+                    scripted(Z, U, orders, Zbuf, Ubuf, Zs, Us, Rs, Ds, theta, rows, snaps, e0, e1)
+                else:
+                    _epochs(torch, Z, U, orders, Zbuf, Ubuf, Zs, Us, Rs, Ds, theta, rows, snaps, e0, e1)
+                c = e1 - e0
+                rec.add(e0, _losses(torch, Z, snaps[:c]), _losses(torch, Z_test, snaps[:c]),
+                        snaps[:c].numpy())
+            return rec.result()
+        Zbuf = torch.empty((bs, q), dtype=dt)
+        step = plan.step
+        for e in range(E):
+            order = orders[e]
+            for s, t in bounds:
+                Zb = torch.index_select(Z, 0, order[s:t], out=Zbuf[: t - s])
+                r = Rm[t - s]
+                torch.mm(Zb, theta, out=r)
+                if decay is not None:
+                    rows.mul_(decay[t - s])
+                head.addmm_(Zb[:, : q - 1].T, r, alpha=-step)
             snaps[e % C].copy_(theta)
             if e % C == C - 1 or e == E - 1:
                 c = e % C + 1
                 rec.add(e + 1 - c, _losses(torch, Z, snaps[:c]), _losses(torch, Z_test, snaps[:c]),
                         snaps[:c].numpy())
     return rec.result()
+
+
+def _epochs(torch: Any, Z: Any, U: Any, orders: Any, Zbuf: Any, Ubuf: Any, Zs: list, Us: list, Rs: list,
+            Ds: list, theta: Any, rows: Any, snaps: Any, e0: int, e1: int) -> None:
+    """:func:`scripted_epochs` in Python."""
+    steps = list(zip(Zs, Us, Rs, Ds or [None] * len(Zs), strict=True))
+    mm = torch.mm
+    for e in range(e0, e1):
+        torch.index_select(Z, 0, orders[e], out=Zbuf)
+        torch.index_select(U, 0, orders[e], out=Ubuf)
+        for Zb, UbT, r, d in steps:
+            mm(Zb, theta, out=r)
+            if d is not None:
+                rows.mul_(d)
+            theta.addmm_(UbT, r, alpha=-1)
+        snaps[e - e0].copy_(theta)
 
 
 def fused_fit(problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
