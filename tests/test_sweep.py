@@ -107,11 +107,28 @@ def test_a_failing_run_stops_the_sweep_with_one_clear_error_and_keeps_the_rest(t
     assert {(r["penalty"], r["lambd"]) for r in wdlib.load_sweep(store).rows} == {("l2", 0.0), ("l2", 3.0)}
 
 
-def test_dask_cluster_gives_the_same_rows(reference: wdlib.SweepTable, tmp_path: Path) -> None:
+@pytest.fixture
+def environ_restored() -> Any:
+    """Undo what Dask writes into os.environ (OMP/MKL/OPENBLAS_NUM_THREADS=1 for its workers, kept
+    in this process after the cluster closes), so later tests' subprocesses are not affected."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_dask_cluster_gives_the_same_rows(
+    reference: wdlib.SweepTable, tmp_path: Path, environ_restored: None
+) -> None:
+    import dask
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    # Dask's nanny starts workers with one BLAS/OpenMP thread by default ("pre-spawn-environ"). The
+    # NumPy fast path's bits currently depend on OpenBLAS's thread count, so give the workers the
+    # same thread settings as the local pool: this test is about the sweep machinery.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}), LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster, Client(cluster) as client:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         table = wdlib.sweep(**GRID, store=tmp_path / "dask.sqlite", executor=client.get_executor())
     assert table.computed == TOTAL
