@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wdlib.books import reproduce
+import wdlib
 from wdlib.io import atomic_path
 
 
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--out", default="figures", help="folder for reproduce.png (and one figure per run)")
     args = parser.parse_args()
 
-    runs = reproduce(args.book, out=args.out, num_epochs=args.num_epochs)
+    runs = wdlib.reproduce(args.book, out=args.out, num_epochs=args.num_epochs)
     for name, run in runs.items():
         print(f"{args.book} {name}: ||w|| = {run.w_norm:.6g}, final test loss {run.test_loss[-1]:.4g}")
 
