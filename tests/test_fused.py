@@ -84,6 +84,7 @@ def test_large_data_code_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> 
     """Primal form, minibatches gathered one at a time into a buffer, losses evaluated in chunks."""
     monkeypatch.setattr(vectorized, "GATHER_BYTES", 0)
     monkeypatch.setattr(vectorized, "DUAL_RATIO", 0)
+    monkeypatch.setattr(vectorized, "BLOCK_BYTES", 2 * 8 * 202)  # blocks of 2 rows: 3 per minibatch
     monkeypatch.setattr(vectorized, "EVAL_CHUNK_BYTES", 3 * 8 * (202 + 20 + 100))  # 3 epochs a chunk
     kw = {"lambd": 3.0, "dtype": "float64", "num_epochs": 10, "decay_bias": True}
     eager = wdlib.train(backend, engine="eager", **kw)

@@ -1,13 +1,13 @@
 """The PyTorch backend's fast path: the matrix-form SGD of :mod:`wdlib.vectorized` without autograd.
 
 The eager path runs autograd on the books' objective each minibatch (about 25 tensor operations with
-the graph bookkeeping). Here each minibatch is two tensor calls on preallocated buffers:
-``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus
-``mul_`` for the decay when λ > 0), under ``torch.no_grad``, on one intra-op thread for small
-problems, on views of a buffer that one ``index_select`` per epoch refills (per minibatch for
-large data); losses are
-evaluated per chunk of epochs with one matrix product. λ-vectorized: ``theta`` is (q, k)
-(primal or dual form, see :class:`wdlib.vectorized.Plan`).
+the graph bookkeeping). Here each minibatch is two tensor calls on preallocated buffers,
+``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus ``mul_`` for the
+decay when λ > 0), under ``torch.no_grad`` and on one intra-op thread. Small data: the minibatches
+are views of buffers that one ``index_select`` per epoch refills, and the epochs loop runs in
+TorchScript (in Python where TorchScript is unavailable). Large data: each minibatch in cache-sized
+blocks of rows, each gathered once. Losses are evaluated per chunk of epochs with one matrix
+product. λ-vectorized: ``theta`` is (q, k) (primal or dual form, see :class:`wdlib.vectorized.Plan`).
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
 relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
@@ -38,23 +38,18 @@ def _losses(torch: Any, Z: Any, snaps: Any) -> np.ndarray:
     return (R.square_().mean(0) / 2).reshape(C, k).double().numpy()
 
 
-#: Below this many multiply-adds per minibatch the run uses one intra-op thread: thread hand-offs cost
-#: more than such small products (and much more on a busy machine).
-SMALL_WORK = 1 << 20
-
-
 def fit_plan(plan: vec.Plan) -> vec.Result:
+    """Run ``plan`` on one intra-op thread: the fast path's products are either tiny or
+    memory-bound, and thread hand-offs cost more than a second thread gains (on a busy machine, a
+    parallel ``index_select`` of a few long rows took 60 times longer than a serial one)."""
     import torch
 
     threads = torch.get_num_threads()
-    small = plan.batch_size * plan.q * plan.k < SMALL_WORK
-    if small and threads > 1:
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
         return _fit(torch, plan)
     finally:
-        if small and threads > 1:
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
 
 
 @functools.cache
@@ -129,17 +124,24 @@ def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
                 rec.add(e0, _losses(torch, Z, snaps[:c]), _losses(torch, Z_test, snaps[:c]),
                         snaps[:c].numpy())
             return rec.result()
-        Zbuf = torch.empty((bs, q), dtype=dt)
+        block = min(bs, plan.block_rows())  # large data: blocks of rows gathered once, used from cache
+        Zbuf = torch.empty((block, q), dtype=dt)
+        G = torch.empty((q, k), dtype=dt)
         step = plan.step
         for e in range(E):
             order = orders[e]
             for s, t in bounds:
-                Zb = torch.index_select(Z, 0, order[s:t], out=Zbuf[: t - s])
                 r = Rm[t - s]
-                torch.mm(Zb, theta, out=r)
+                G.zero_()
+                for b0 in range(s, t, block):
+                    b1 = min(t, b0 + block)
+                    Zb = torch.index_select(Z, 0, order[b0:b1], out=Zbuf[: b1 - b0])
+                    rb = r[b0 - s : b1 - s]
+                    torch.mm(Zb, theta, out=rb)
+                    G.addmm_(Zb.T, rb)
                 if decay is not None:
                     rows.mul_(decay[t - s])
-                head.addmm_(Zb[:, : q - 1].T, r, alpha=-step)
+                head.add_(G[: q - 1], alpha=-step)
             snaps[e % C].copy_(theta)
             if e % C == C - 1 or e == E - 1:
                 c = e % C + 1
