@@ -13,7 +13,7 @@ EXPECT_modern := numpy,torch,jax
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.wdlib-installed
 
-.PHONY: env demo test lint clean
+.PHONY: env demo test lint bench clean
 
 env: $(STAMP)
 
@@ -30,6 +30,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	WDLIB_EXPECT_BACKENDS=$(EXPECT_$(ENV)) $(PY) -m pytest -q
+
+# make bench : the speed benchmarks (benchmarks/run.py): writes benchmarks/results.{md,json}
+bench: $(STAMP)
+	$(PY) benchmarks/run.py --large
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
