@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import importlib.metadata as metadata
 import threading
 from abc import ABC, abstractmethod
@@ -25,6 +26,13 @@ from .errors import BackendLoadError, BackendNotInstalledError, ConfigError, Unk
 from .model import Array, Objective, Params
 
 ENTRY_POINT_GROUP = "wdlib.backends"
+
+
+@functools.cache
+def _framework_version(distribution: str) -> str:
+    """Installed version of ``distribution``, read once: importlib.metadata parses the METADATA file
+    on every call (2-4 ms, paid by every Run before this cache)."""
+    return metadata.version(distribution)
 
 #: First-party plugins, listed so that wdlib.backends() can say how to install one that is missing.
 KNOWN_PLUGINS = {
@@ -51,7 +59,7 @@ class Backend(ABC):
         """Import the framework (called once, on first use)."""
 
     def version(self) -> str:
-        return metadata.version(self.framework)
+        return _framework_version(self.framework)
 
     def context(self, dtype: str) -> contextlib.AbstractContextManager[Any]:
         """Entered around a run; e.g. JAX enables float64 here, for the run only."""
