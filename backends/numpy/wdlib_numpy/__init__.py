@@ -73,7 +73,7 @@ class NumpyBackend(Backend):
         return fused_fit(problem, config)
 
     def fused_fit_lambdas(self, problem: Any, config: Any, lambdas: Any) -> Any:
-        """All ``lambdas`` at once, as the columns of a (p + 2, k) matrix (see wdlib.train_lambdas)."""
+        """All ``lambdas`` at once, as the columns of a (q, k) state (see wdlib.train_lambdas)."""
         from .fused import fused_fit_lambdas
 
         return fused_fit_lambdas(problem, config, lambdas)
