@@ -168,16 +168,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         plot([run], plot_path, title=f"{args.backend}, {args.preset}, λ={run.config.lambd:g}")
         print(f"figure: {plot_path}")
     if json_path:
-        from .io import write_text
-        from .table import _plain
-
-        record = {"config": dataclasses.asdict(run.config), "backend_version": run.backend_version,
-                  "seconds": run.seconds, "diverged": run.diverged, "train_loss": _plain(run.train_loss),
-                  "test_loss": _plain(run.test_loss), "w": _plain(run.params["w"][:, 0]),
-                  "b": _plain(run.params["b"]), "w_norm": run.w_norm}
         import json
 
-        write_text(json_path, json.dumps(record, indent=1) + "\n")
+        from .io import write_text
+        from .table import jsonable
+
+        record = {"config": dataclasses.asdict(run.config), "backend_version": run.backend_version,
+                  "seconds": run.seconds, "diverged": run.diverged, "train_loss": run.train_loss,
+                  "test_loss": run.test_loss, "w": run.params["w"][:, 0], "b": run.params["b"],
+                  "w_norm": run.w_norm}
+        write_text(json_path, json.dumps(jsonable(record), indent=1) + "\n")
         print(f"json: {json_path}")
     return 0
 

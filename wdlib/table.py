@@ -33,14 +33,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _plain(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """A JSON-ready value: arrays become (nested) lists, NumPy scalars Python numbers, NaN null."""
     if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()] if value.ndim else _plain(value.item())
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [jsonable(v) for v in value.tolist()] if value.ndim else jsonable(value.item())
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, np.generic):
-        return _plain(value.item())
+        return jsonable(value.item())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -79,7 +81,7 @@ class Table:
 
     def records(self) -> list[dict[str, Any]]:
         """The scalar columns of every row, as plain dicts."""
-        return [{c: _plain(row.get(c)) for c in self.columns} for row in self.rows]
+        return [{c: jsonable(row.get(c)) for c in self.columns} for row in self.rows]
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame of the scalar columns (pandas is optional: imported only here)."""
@@ -101,7 +103,7 @@ class Table:
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """Every column of every row (loss curves and weights included) as JSON; written atomically
         to ``path`` when one is given."""
-        text = json.dumps([{k: _plain(v) for k, v in row.items()} for row in self.rows], indent=1)
+        text = json.dumps([{k: jsonable(v) for k, v in row.items()} for row in self.rows], indent=1)
         if path is not None:
             write_text(path, text + "\n")
         return text
