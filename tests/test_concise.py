@@ -27,6 +27,7 @@ def test_concise_equals_scratch_with_matched_scale(backend: str, decay_bias: boo
     scratch = wdlib.train(backend, preset, lambd=3 / s, lr=0.003 * s, dtype="float64",
                           decay_bias=decay_bias, engine="eager")
     tol = 1e-6 if backend == "mxnet" else 1e-12
+    assert wdlib.backend_class(backend).concise_float64_rtol == tol
     np.testing.assert_allclose(concise.test_loss, scratch.test_loss, rtol=tol)
     atol = tol * np.abs(scratch.params["w"]).max()
     np.testing.assert_allclose(concise.params["w"], scratch.params["w"], rtol=tol, atol=atol)
@@ -55,3 +56,8 @@ def test_concise_weight_decay_shrinks_w(backend: str) -> None:
 def test_concise_conflicts_are_clear(kwargs: dict, field: str) -> None:
     with pytest.raises(wdlib.ConfigError, match=rf"^{field}="):
         wdlib.train("numpy", **kwargs)
+
+
+def test_compare_checks_concise_runs_against_their_scratch_equivalent() -> None:
+    table = wdlib.compare(lambd=3, mode="concise", dtype="float64", num_epochs=10)
+    assert {row["status"] for row in table.rows} == {"ok"}, str(table)

@@ -83,3 +83,31 @@ def test_replace_validates() -> None:
     assert config.replace(lambd=3).lambd == 3.0
     with pytest.raises(wdlib.ConfigError, match="lambd"):
         config.replace(lambd=-3)
+
+
+def test_errors_survive_pickling() -> None:
+    """Errors raised in a sweep's worker process cross back intact."""
+    import pickle
+
+    with pytest.raises(wdlib.ConfigError) as config_err:
+        wdlib.train("numpy", lr=0)
+    again = pickle.loads(pickle.dumps(config_err.value))
+    assert type(again) is wdlib.ConfigError and str(again) == str(config_err.value) and again.field == "lr"
+    with pytest.raises(wdlib.DivergenceError) as div_err:
+        wdlib.train("numpy", lr=1.0)
+    again = pickle.loads(pickle.dumps(div_err.value))
+    assert str(again) == str(div_err.value) and again.epoch == div_err.value.epoch
+
+
+def test_result_files_get_the_usual_mode(tmp_path) -> None:
+    import os
+    import stat
+
+    from wdlib.io import write_text
+
+    umask = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "out.csv", "a,b\n")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

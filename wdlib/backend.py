@@ -95,6 +95,8 @@ class Backend(ABC):
     #: How the loss of mode="concise" compares with the scratch loss: concise(wd, lr) trains exactly as
     #: scratch(lambd = wd / scale, lr = scale * lr). 2 for PyTorch's nn.MSELoss (no 1/2).
     concise_loss_scale: ClassVar[float] = 1.0
+    #: How closely a float64 concise run matches its scratch equivalent (relative).
+    concise_float64_rtol: ClassVar[float] = 1e-12
 
     def concise_step(self, config: Config, params: Params) -> Callable[[Params, Array, Array], Params]:
         """The update of ``mode="concise"``, starting from ``params``: the framework's own optimizer

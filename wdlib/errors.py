@@ -11,9 +11,12 @@ class ConfigError(WdlibError, ValueError):
     """A configuration field has a value outside what it accepts."""
 
     def __init__(self, field: str, got: object, accepted: str, fix: str = "") -> None:
-        self.field, self.got, self.accepted = field, got, accepted
+        self.field, self.got, self.accepted, self.fix = field, got, accepted, fix
         msg = f"{field}={got!r} is not valid: expected {accepted}"
         super().__init__(msg + (f"; {fix}" if fix else ""))
+
+    def __reduce__(self) -> tuple:  # picklable, e.g. raised in a sweep worker process
+        return type(self), (self.field, self.got, self.accepted, self.fix)
 
 
 class UnknownBackendError(WdlibError, ValueError):
@@ -34,3 +37,10 @@ class DivergenceError(WdlibError, ArithmeticError):
     def __init__(self, message: str, *, epoch: int, last_loss: float) -> None:
         super().__init__(message)
         self.epoch, self.last_loss = epoch, last_loss
+
+    def __reduce__(self) -> tuple:
+        return _divergence_error, (str(self), self.epoch, self.last_loss)
+
+
+def _divergence_error(message: str, epoch: int, last_loss: float) -> DivergenceError:
+    return DivergenceError(message, epoch=epoch, last_loss=last_loss)

@@ -22,6 +22,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; a result file gets the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -33,3 +34,10 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def _default_mode() -> int:
+    """0o666 less the process umask: the mode ``open()`` would have given a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
