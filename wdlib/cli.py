@@ -282,21 +282,14 @@ class _executor:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    try:
-        from .books import reproduce
-    except ImportError:
-        raise WdlibError("wdlib reproduce is not available in this version of wdlib "
-                         "(wdlib.books is missing); upgrade wdlib") from None
-    if args.out is not None:
-        from pathlib import Path
+    from .books import reproduce
 
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-    result = reproduce(args.book, out=args.out)
-    if isinstance(result, dict):
-        for name, value in result.items():
-            print(f"{name}: {value}")
-    elif result is not None:
-        print(result)
+    runs = reproduce(args.book, out=args.out, seed=args.seed, num_epochs=args.epochs)
+    for name, run in runs.items():
+        print(f"{args.book} {name}: train loss {run.train_loss[-1]:.6g}, test loss "
+              f"{run.test_loss[-1]:.6g}; the book prints: {run.printed}")
+    if args.out is not None:
+        print(f"figures (PNG and SVG) in {args.out}")
     return 0
 
 
@@ -364,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="the book's figures and numbers")
     p.add_argument("book", choices=["gluonbook", "d2l"])
     p.add_argument("--out", metavar="DIR", help="folder for the figures")
+    p.add_argument("--seed", type=int, default=0, help="the seed of the framework's RNG (default 0)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N",
+                   help="override the book's epochs (gluonbook's printed edition: 100)")
     p.set_defaults(handler=cmd_reproduce)
     return parser
 
