@@ -7,7 +7,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -173,14 +172,10 @@ def test_sweep_on_a_dask_scheduler(tmp_path: Path, capsys: pytest.CaptureFixture
     assert [(r["key"], r["w"].tobytes()) for r in dask] == [(r["key"], r["w"].tobytes()) for r in local]
 
 
-def test_reproduce_calls_wdlib_books(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """The subcommand hands the book and folder to wdlib.books.reproduce (replaced here by a fake:
-    the real one trains the whole chapter and is tested with it)."""
-    calls = []
-    fake = types.ModuleType("wdlib.books")
-    fake.reproduce = lambda book, out=None: calls.append((book, out)) or {"figure": f"{out}/fig.png"}
-    monkeypatch.setitem(sys.modules, "wdlib.books", fake)
-    code, out, _ = run_cli(["reproduce", "gluonbook", "--out", f"{tmp_path}/figs"], capsys)
-    assert code == 0 and calls == [("gluonbook", f"{tmp_path}/figs")]
-    assert (tmp_path / "figs").is_dir() and "figure:" in out
+def test_reproduce_prints_the_books_lines_and_writes_figures(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run_cli(["reproduce", "d2l", "--epochs", "5", "--out", f"{tmp_path}/figs"], capsys)
+    assert code == 0
+    assert out.count("the book prints: w的L2范数") == 4
+    assert len(list((tmp_path / "figs").glob("d2l-*.png"))) == 4
+    assert len(list((tmp_path / "figs").glob("d2l-*.svg"))) == 4
