@@ -136,3 +136,19 @@ def test_torch_without_torchscript(monkeypatch: pytest.MonkeyPatch) -> None:
     eager = wdlib.train("torch", lambd=3.0, dtype="float64", engine="eager")
     assert np.array_equal(plain.params["w"], scripted.params["w"])
     assert_runs_close(plain, eager, "float64")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("preset", ["d2l", "gluonbook"])
+def test_eager_path_still_equals_the_numpy_eager_reference(backend: str, preset: str, dtype: str) -> None:
+    """engine="auto" now picks the fast path, so the cross-backend tests exercise it; this keeps the
+    eager (autodiff-per-step) path of every backend checked against the NumPy eager float64 run."""
+    ref = wdlib.train("numpy", preset, lambd=3.0, seed=1, dtype="float64", engine="eager")
+    run = wdlib.train(backend, preset, lambd=3.0, seed=1, dtype=dtype, engine="eager")
+    assert run.engine == "eager"
+    tol, train_tol = TOL[dtype]
+    np.testing.assert_allclose(run.test_loss, ref.test_loss, rtol=tol, atol=0)
+    np.testing.assert_allclose(run.train_loss, ref.train_loss, rtol=train_tol, atol=0)
+    atol = tol * np.abs(ref.params["w"]).max()
+    for name in ("w", "b"):
+        np.testing.assert_allclose(run.params[name], ref.params[name], rtol=tol, atol=atol, err_msg=name)
