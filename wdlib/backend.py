@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
-import importlib.metadata as metadata
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +31,10 @@ ENTRY_POINT_GROUP = "wdlib.backends"
 def _framework_version(distribution: str) -> str:
     """Installed version of ``distribution``, read once: importlib.metadata parses the METADATA file
     on every call (2-4 ms, paid by every Run before this cache)."""
+    from importlib import metadata  # imported on first use: it costs ~30 ms of `import wdlib`
+
     return metadata.version(distribution)
+
 
 #: First-party plugins, listed so that wdlib.backends() can say how to install one that is missing.
 KNOWN_PLUGINS = {
@@ -152,7 +154,9 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
     return cls
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
+def _entry_points() -> dict[str, Any]:
+    from importlib import metadata
+
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
@@ -176,9 +180,11 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def _installed(cls: type[Backend]) -> str | None:
+    from importlib.metadata import PackageNotFoundError
+
     try:
-        return metadata.version(cls.framework)
-    except metadata.PackageNotFoundError:
+        return _framework_version(cls.framework)
+    except PackageNotFoundError:
         return None
 
 
