@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import vectorized
 from .config import Config
 from .data import Problem
 from .errors import BackendLoadError, BackendNotInstalledError, ConfigError, UnknownBackendError
@@ -117,15 +118,30 @@ class Backend(ABC):
         random streams exactly as the book's code draws them (seeded with ``configs[0].seed``)."""
         raise NotImplementedError
 
+    # The fast path: a backend that implements fit_plan (the matrix form of wdlib.vectorized) gets
+    # fused runs and lambda-vectorized runs for every config wdlib.vectorized.supports.
+
+    def fit_plan(self, plan: vectorized.Plan) -> vectorized.Result:
+        """Train every lambda column of ``plan`` at once (see :mod:`wdlib.vectorized`)."""
+        raise NotImplementedError
+
     def supports_fused(self, config: Config) -> bool:
-        """Whether :meth:`fused_fit` runs ``config`` with the same numbers as the eager loop."""
-        return False
+        """Whether :meth:`fused_fit` runs ``config`` with the eager loop's numbers (within rounding)."""
+        return type(self).fit_plan is not Backend.fit_plan and vectorized.supports(config)
 
     def fused_fit(
         self, problem: Problem, config: Config
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """The whole run in one call: (train_loss, test_loss, final params) as NumPy arrays."""
-        raise NotImplementedError
+        with self.context(config.dtype):
+            return vectorized.single(self.fit_plan(vectorized.make_plan(problem, config)))
+
+    def fused_fit_lambdas(
+        self, problem: Problem, config: Config, lambdas: Sequence[float]
+    ) -> vectorized.Result:
+        """Every lambda at once, as the columns of one run (see :func:`wdlib.train_lambdas`)."""
+        with self.context(config.dtype):
+            return self.fit_plan(vectorized.make_plan(problem, config, lambdas))
 
 
 @dataclass(frozen=True)

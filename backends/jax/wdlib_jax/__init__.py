@@ -95,18 +95,7 @@ class JaxBackend(Backend):
 
     # Fast path (wdlib_jax.fused): the whole run as one jit-compiled lax.scan, compiled once per shape.
 
-    def supports_fused(self, config: Any) -> bool:
-        from wdlib.vectorized import supports
+    def fit_plan(self, plan: Any) -> Any:
+        from .fused import fit_plan
 
-        return supports(config)
-
-    def fused_fit(self, problem: Any, config: Any) -> Any:
-        from .fused import fused_fit
-
-        return fused_fit(self, problem, config)
-
-    def fused_fit_lambdas(self, problem: Any, config: Any, lambdas: Any) -> Any:
-        """All ``lambdas`` at once, as the columns of a (q, k) state (see wdlib.train_lambdas)."""
-        from .fused import fused_fit_lambdas
-
-        return fused_fit_lambdas(self, problem, config, lambdas)
+        return fit_plan(plan)

@@ -15,12 +15,10 @@ relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from wdlib import Config, Problem
 from wdlib import vectorized as vec
 
 
@@ -82,13 +80,3 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
     theta = np.asarray(theta)
     rec.add(0, train, test, np.broadcast_to(theta, (E, *theta.shape)))
     return rec.result()
-
-
-def fused_fit(backend: Any, problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, dict]:
-    with backend.context(config.dtype):
-        return vec.single(fit_plan(vec.make_plan(problem, config)))
-
-
-def fused_fit_lambdas(backend: Any, problem: Problem, config: Config, lambdas: Sequence[float]) -> vec.Result:
-    with backend.context(config.dtype):
-        return fit_plan(vec.make_plan(problem, config, lambdas))

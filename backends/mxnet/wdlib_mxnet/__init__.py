@@ -79,18 +79,7 @@ class MxnetBackend(Backend):
 
     # Fast path (wdlib_mxnet.fused): matrix-form SGD in two or three nd operators per minibatch.
 
-    def supports_fused(self, config: Any) -> bool:
-        from wdlib.vectorized import supports
+    def fit_plan(self, plan: Any) -> Any:
+        from .fused import fit_plan
 
-        return supports(config)
-
-    def fused_fit(self, problem: Any, config: Any) -> Any:
-        from .fused import fused_fit
-
-        return fused_fit(problem, config)
-
-    def fused_fit_lambdas(self, problem: Any, config: Any, lambdas: Any) -> Any:
-        """All ``lambdas`` at once, as the columns of a (q, k) state (see wdlib.train_lambdas)."""
-        from .fused import fused_fit_lambdas
-
-        return fused_fit_lambdas(problem, config, lambdas)
+        return fit_plan(plan)

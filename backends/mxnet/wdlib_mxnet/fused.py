@@ -13,12 +13,10 @@ relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from wdlib import Config, Problem
 from wdlib import vectorized as vec
 
 
@@ -84,11 +82,3 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
                     S.asnumpy().reshape(q, c, k).transpose(1, 0, 2))
             snaps = []
     return rec.result()
-
-
-def fused_fit(problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    return vec.single(fit_plan(vec.make_plan(problem, config)))
-
-
-def fused_fit_lambdas(problem: Problem, config: Config, lambdas: Sequence[float]) -> vec.Result:
-    return fit_plan(vec.make_plan(problem, config, lambdas))

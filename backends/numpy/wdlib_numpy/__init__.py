@@ -62,18 +62,7 @@ class NumpyBackend(Backend):
 
     # Fast path (wdlib_numpy.fused): the whole run as matrix-form SGD on preallocated buffers.
 
-    def supports_fused(self, config: Any) -> bool:
-        from wdlib.vectorized import supports
+    def fit_plan(self, plan: Any) -> Any:
+        from wdlib.vectorized import fit_numpy
 
-        return supports(config)
-
-    def fused_fit(self, problem: Any, config: Any) -> Any:
-        from .fused import fused_fit
-
-        return fused_fit(problem, config)
-
-    def fused_fit_lambdas(self, problem: Any, config: Any, lambdas: Any) -> Any:
-        """All ``lambdas`` at once, as the columns of a (q, k) state (see wdlib.train_lambdas)."""
-        from .fused import fused_fit_lambdas
-
-        return fused_fit_lambdas(problem, config, lambdas)
+        return fit_numpy(plan)

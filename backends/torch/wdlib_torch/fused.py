@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wdlib import Config, Problem
 from wdlib import vectorized as vec
 
 if TYPE_CHECKING:
@@ -164,11 +162,3 @@ def _epochs(torch: Any, Z: Any, U: Any, orders: Any, Zbuf: Any, Ubuf: Any, Zs: l
                 rows.mul_(d)
             theta.addmm_(UbT, r, alpha=-1)
         snaps[e - e0].copy_(theta)
-
-
-def fused_fit(problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    return vec.single(fit_plan(vec.make_plan(problem, config)))
-
-
-def fused_fit_lambdas(problem: Problem, config: Config, lambdas: Sequence[float]) -> vec.Result:
-    return fit_plan(vec.make_plan(problem, config, lambdas))
