@@ -157,6 +157,18 @@ def test_sweep_then_export_from_the_store(tmp_path: Path, capsys: pytest.Capture
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_sweep_no_vectorize_trains_every_run_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["sweep", "--lambd", "0,3", "--backends", "numpy", "--set", "num_epochs=3", "--workers", "1"]
+    for flags, name, engine in (([], "batched", "vectorized"), (["--no-vectorize"], "alone", "fused")):
+        code, out, _ = run_cli([*argv, *flags, "--store", f"{tmp_path}/{name}.sqlite"], capsys)
+        assert code == 0 and "2 runs (2 computed, 0 already stored)" in out
+        rows = wdlib.load_sweep(tmp_path / f"{name}.sqlite").rows
+        assert [r["engine_used"] for r in rows] == [engine, engine]
+    alone = wdlib.load_sweep(tmp_path / "alone.sqlite").rows
+    single = wdlib.train("numpy", lambd=3, num_epochs=3)
+    assert alone[1]["w"].tobytes() == single.params["w"].tobytes()
+
+
 def test_sweep_on_a_dask_scheduler(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from distributed import LocalCluster
 

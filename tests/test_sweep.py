@@ -17,14 +17,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_fused import TOL
 
 import wdlib
 from wdlib.store import config_key
-from wdlib.sweep import RunFailedError, sweep_configs
+from wdlib.sweep import MAX_CHUNK, RunFailedError, plan_tasks, sweep_configs
 
-#: A small sweep whose runs take ~40 ms each, so that a kill lands in the middle of it.
+#: A small sweep of 6 batched tasks (one per seed, 4 λ each) taking ~120 ms each, so that a kill
+#: lands in the middle of it.
 GRID: dict[str, Any] = {"lambdas": [0, 1, 3, 10], "seeds": [0, 1, 2, 3, 4, 5], "backends": ["numpy"],
-                        "num_epochs": 300}
+                        "num_epochs": 3000}
 TOTAL = 24
 #: Columns that measure time, not results: they differ between two executions of the same run.
 TIMING = ("seconds", "stored_at")
@@ -55,14 +57,132 @@ def test_grid_is_every_combination_and_lists_sweep_any_field() -> None:
     assert [(c.lambd, c.seed) for c in numpy_grid] == [(0, 0), (0, 1), (0.5, 0), (0.5, 1), (1, 0), (1, 1)]
 
 
-def test_sweep_stores_every_run_bitwise_equal_to_train(reference: wdlib.SweepTable) -> None:
+def _numbers(result: Any) -> dict[str, Any]:
+    """The numbers of a stored row or of a Run."""
+    if isinstance(result, dict):
+        return result
+    return {"test_loss": result.test_loss, "train_loss": result.train_loss, **result.params,
+            "w_norm": result.w_norm, "diverged": result.diverged}
+
+
+def assert_rows_close(row: dict[str, Any], other: Any) -> None:
+    """A stored row equals another row or a Run within the cross-backend tolerance of its dtype
+    (float64 1e-12 relative on w and the test loss, float32 1e-4; the training loss as in
+    tests/test_fused.py)."""
+    tol, train_tol = TOL[row["dtype"]]
+    ref = _numbers(other)
+    np.testing.assert_allclose(row["test_loss"], ref["test_loss"], rtol=tol, atol=0)
+    # The training loss near 0 (λ = 0 overfits) is a cancellation: rounding of the initial loss's scale.
+    floor = 10 * np.finfo(row["dtype"]).eps * ref["train_loss"][0]
+    np.testing.assert_allclose(row["train_loss"], ref["train_loss"], rtol=train_tol, atol=floor)
+    for name in ("w", "b"):
+        assert row[name].dtype == ref[name].dtype and row[name].shape == ref[name].shape
+        np.testing.assert_allclose(row[name], ref[name], rtol=tol, atol=tol * np.abs(ref["w"]).max())
+    assert row["w_norm"] == pytest.approx(ref["w_norm"], rel=tol)
+    assert row["diverged"] is ref["diverged"]
+
+
+def test_sweep_stores_every_run_equal_to_train(reference: wdlib.SweepTable) -> None:
+    """The default sweep trains each seed's λ as one batched run: equal to ``wdlib.train`` within the
+    tolerance, not bitwise, and stored as "vectorized"."""
     assert len(reference) == TOTAL and (reference.computed, reference.skipped) == (TOTAL, 0)
     assert len({row["key"] for row in reference.rows}) == TOTAL
+    assert {row["engine_used"] for row in reference.rows} == {"vectorized"}
     for row in reference.rows[::7]:
-        run = wdlib.train("numpy", lambd=row["lambd"], seed=row["seed"], num_epochs=300)
+        run = wdlib.train("numpy", lambd=row["lambd"], seed=row["seed"], num_epochs=GRID["num_epochs"])
+        assert_rows_close(row, run)
+        assert row["diverged"] is False
+
+
+def test_unvectorized_sweep_stores_every_run_bitwise_equal_to_train(tmp_path: Path) -> None:
+    table = wdlib.sweep([0, 3], seeds=[0, 1], backends=["numpy"], num_epochs=30, vectorize=False,
+                        store=tmp_path / "runs.sqlite", executor=cf.ThreadPoolExecutor(2))
+    assert len(table) == 4 and {row["engine_used"] for row in table.rows} == {"fused"}
+    for row in table.rows:
+        run = wdlib.train("numpy", lambd=row["lambd"], seed=row["seed"], num_epochs=30)
         assert row["test_loss"].tobytes() == run.test_loss.tobytes()
+        assert row["train_loss"].tobytes() == run.train_loss.tobytes()
         assert row["w"].tobytes() == run.params["w"].tobytes()
         assert row["w_norm"] == run.w_norm and row["diverged"] is False
+
+
+# --- vectorized sweeps ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vectorized_rows_equal_unvectorized_rows_within_tolerance(
+    backend: str, dtype: str, tmp_path: Path
+) -> None:
+    kw = {"seeds": [0, 1], "backends": [backend], "num_epochs": 20, "dtype": dtype,
+          "decay_bias": [False, True], "executor": cf.ThreadPoolExecutor(2)}
+    lambdas = [0, 0.5, 3, 10]
+    batched = wdlib.sweep(lambdas, store=tmp_path / "v.sqlite", **kw)
+    single = wdlib.sweep(lambdas, store=tmp_path / "s.sqlite", vectorize=False, **kw)
+    assert [r["key"] for r in batched.rows] == [r["key"] for r in single.rows] and len(batched) == 16
+    assert {r["engine_used"] for r in batched.rows} == {"vectorized"}
+    assert {r["engine_used"] for r in single.rows} == {"fused"}
+    for row, other in zip(batched.rows, single.rows, strict=True):
+        assert_rows_close(row, other)
+
+
+class Spy(cf.ThreadPoolExecutor):
+    """A thread pool that records what is submitted to it."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        self.calls.append((fn.__name__, args))
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_group_mixing_seeds_is_split_per_seed_and_other_runs_go_alone(tmp_path: Path) -> None:
+    spy = Spy()
+    table = wdlib.sweep([3, 0, 1], seeds=[0, 1], backends=["numpy"], penalty=["l2", "l1"], num_epochs=5,
+                        store=tmp_path / "runs.sqlite", executor=spy)
+    batched = [args for name, args in spy.calls if name == "run_lambdas"]
+    assert [(fields["seed"], fields["penalty"], lambdas) for fields, lambdas in batched] == [
+        (0, "l2", [0.0, 1.0, 3.0]), (1, "l2", [0.0, 1.0, 3.0])]  # one task per seed, λ sorted
+    alone = [args[0] for name, args in spy.calls if name == "run_config"]
+    assert sorted((f["seed"], f["lambd"]) for f in alone) == [(s, lam) for s in (0, 1) for lam in (0, 1, 3)]
+    assert {f["penalty"] for f in alone} == {"l1"}  # no fast path: one at a time
+    assert len(table) == 12 and table.computed == 12
+    for seed in (0, 1):  # each seed's rows are exactly that seed's batched run
+        runs = wdlib.train_lambdas("numpy", [0, 1, 3], seed=seed, num_epochs=5)
+        rows = [r for r in table.rows if r["seed"] == seed and r["penalty"] == "l2"]
+        assert [r["engine_used"] for r in rows] == ["vectorized"] * 3
+        assert [r["w"].tobytes() for r in rows] == [run.params["w"].tobytes() for run in runs]
+
+
+def test_plan_tasks_chunks_depend_on_the_grid_not_on_the_store() -> None:
+    configs = sweep_configs(np.arange(130), seeds=[0], backends=["numpy"])
+    tasks = plan_tasks(configs, set())
+    assert [len(unit) for unit, _ in tasks] == [44, 43, 43]  # ceil(130 / 64) chunks, near-equal
+    assert all(len(unit) <= MAX_CHUNK for unit, _ in tasks)
+    assert [c.lambd for unit, _ in tasks for c in unit] == [float(x) for x in range(130)]
+    stored = {config_key(c) for c in configs[:50]}  # the first chunk stored, 6 of the second
+    resumed = plan_tasks(configs, stored)
+    assert [unit for unit, _ in resumed] == [unit for unit, _ in tasks[1:]]  # same chunks, trained whole
+    assert [len(missing) for _, missing in resumed] == [37, 43]  # only the missing runs are stored
+    assert [len(unit) for unit, _ in plan_tasks(configs, set(), vectorize=False)] == [1] * 130
+    eager = sweep_configs([0, 3], backends=["numpy"], engine="eager")
+    assert [len(unit) for unit, _ in plan_tasks(eager, set())] == [1, 1]
+    assert [len(unit) for unit, _ in plan_tasks(sweep_configs([3], backends=["numpy"]), set())] == [1]
+
+
+def test_resuming_a_partly_stored_chunk_gives_the_uninterrupted_bits(backend: str, tmp_path: Path) -> None:
+    """A batched column's bits depend on the other λ of its chunk; so a resumed sweep trains the
+    whole chunk again and stores only what is missing, which equals the uninterrupted sweep."""
+    kw = {"seeds": [0], "backends": [backend], "num_epochs": 20, "executor": cf.ThreadPoolExecutor(1)}
+    lambdas = [0, 0.5, 1, 3, 10]
+    whole = wdlib.sweep(lambdas, store=tmp_path / "whole.sqlite", **kw)
+    with wdlib.Store(tmp_path / "part.sqlite") as part:
+        for row in whole.rows[1::2]:  # as if killed after storing λ = 0.5 and 3
+            part.put(wdlib.make_config(**{f: row[f] for f in wdlib.Config.__dataclass_fields__}), row)
+    resumed = wdlib.sweep(lambdas, store=tmp_path / "part.sqlite", **kw)
+    assert (resumed.computed, resumed.skipped) == (3, 2)
+    assert comparable(resumed) == comparable(whole)
 
 
 def test_rerun_skips_everything_stored(reference: wdlib.SweepTable) -> None:
@@ -253,7 +373,7 @@ def test_exports_and_figure(reference: wdlib.SweepTable, tmp_path: Path) -> None
     assert [float(r["final_test_loss"]) for r in rows] == [r["final_test_loss"] for r in reference.rows]
     reference.to_json(tmp_path / "t.json")
     data = json.loads((tmp_path / "t.json").read_text())
-    assert len(data) == TOTAL and len(data[0]["test_loss"]) == 300
+    assert len(data) == TOTAL and len(data[0]["test_loss"]) == GRID["num_epochs"]
     try:
         import pandas  # noqa: F401  (optional: the table works without it)
     except ImportError:
@@ -303,6 +423,7 @@ BAD = [
     ({"executor": "dask"}, wdlib.ExecutorError, "not a concurrent.futures.Executor"),
     ({"executor": cf.ThreadPoolExecutor(1), "workers": 2}, wdlib.ConfigError, "workers=2"),
     ({"workers": 0}, wdlib.ConfigError, "workers=0"),
+    ({"vectorize": "no"}, wdlib.ConfigError, "vectorize='no'"),
     ({"dtype": ["float32", "float16"]}, wdlib.ConfigError, "dtype='float16'"),
     ({"on_divergence": "raise"}, wdlib.ConfigError, "always records"),
     ({"store": "missing/runs.sqlite"}, wdlib.StoreError, "does not exist"),

@@ -235,7 +235,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         check_store_path(args.store)
         with _executor(args.scheduler) as executor:
             table = sweep(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset),
-                          store=args.store, executor=executor, workers=args.workers, **fields)
+                          store=args.store, executor=executor, workers=args.workers,
+                          vectorize=not args.no_vectorize, **fields)
     print(table)
     if export_path:
         if export_path.suffix.lower() == ".json":
@@ -350,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="runs.sqlite", help="SQLite results file (default runs.sqlite)")
     p.add_argument("--workers", type=int, help="local worker processes (default: one per CPU)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--no-vectorize", action="store_true",
+                   help="train every run alone (default: runs differing only in λ train as one batched "
+                        "run, equal to the single runs within the cross-backend tolerance)")
     p.add_argument("--plot", metavar="FILE.png", help="test loss and ||w|| vs λ, with the exact ridge path")
     p.add_argument("--export", metavar="FILE.csv", help="write the table (.csv, or .json with curves)")
     p.set_defaults(handler=cmd_sweep)
