@@ -19,7 +19,6 @@ import numpy as np
 from .backend import backend_class
 from .config import make_config
 from .errors import ConfigError
-from .io import atomic_path
 from .table import Table
 from .training import Run, train
 from .validate import check_backends, lambda_list, seed_list
@@ -100,15 +99,9 @@ class Comparison(Table):
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`figure` to ``path`` (.png, .svg or .pdf), atomically."""
-        from .plot import _pyplot
+        from .plot import save_figure
 
-        fig = self.figure()
-        try:
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=100)
-        finally:
-            _pyplot().close(fig)
-        return Path(path)
+        return save_figure(self.figure(), path)
 
 
 def compare(

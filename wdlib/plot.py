@@ -50,9 +50,14 @@ def plot(runs: Run | Sequence[Run], path: str | os.PathLike[str], *, title: str 
     if title or len(runs) == 1:
         ax.set_title(title or label(runs[0]))
     path.parent.mkdir(parents=True, exist_ok=True)
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` to ``path`` (the suffix picks PNG, SVG or PDF) atomically, then close it."""
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=100)
     finally:
-        plt.close(fig)
-    return path
+        _pyplot().close(fig)
+    return Path(path)

@@ -41,7 +41,6 @@ from . import vectorized
 from .config import Config, make_config
 from .data import make_problem
 from .errors import ConfigError, WdlibError
-from .io import atomic_path
 from .store import Store, check_store_path, config_key, result_record
 from .table import Table
 from .validate import as_list, check_backends, lambda_list, seed_list
@@ -410,17 +409,11 @@ class SweepTable(Table):
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`figure` to ``path``, atomically."""
-        from .plot import _pyplot
+        from .plot import save_figure
 
         if not self.rows:
             raise ConfigError("store", str(self.store), "a store with at least one run to plot")
-        fig = self.figure()
-        try:
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=100)
-        finally:
-            _pyplot().close(fig)
-        return Path(path)
+        return save_figure(self.figure(), path)
 
 
 def load_sweep(store: str | os.PathLike[str]) -> SweepTable:
