@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from wdlib.io import write_text
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -393,8 +395,9 @@ def main() -> None:
                                     else {"backend": name, "error": error})
     results["import"] = import_time(max(5, args.repeats))
     report, results["targets"] = summarize(results)
-    Path(args.out + ".json").write_text(json.dumps(results, indent=1) + "\n")
-    Path(args.out + ".md").write_text(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    write_text(args.out + ".json", json.dumps(results, indent=1) + "\n")
+    write_text(args.out + ".md", report)
     print(report)
 
 
