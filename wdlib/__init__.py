@@ -43,7 +43,8 @@ from .model import (
 from .plot import plot
 from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
 from .store import Store, StoreError
-from .sweep import ExecutorError, SweepTable, load_sweep, sweep
+from .sweep import ExecutorError, sweep
+from .sweep_table import SweepTable, load_sweep
 from .training import Run, fit, train, train_sequence
 from .vectorized import train_lambdas
 

@@ -221,7 +221,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not (plot_path or export_path):
             raise ConfigError("--lambd", None, "a grid such as --lambd 0:10:41",
                               "or --export FILE / --plot FILE to read an existing store")
-        from .sweep import load_sweep
+        from .sweep_table import load_sweep
 
         table = load_sweep(args.store)
     else:
