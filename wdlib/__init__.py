@@ -45,8 +45,7 @@ from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
 from .store import Store, StoreError
 from .sweep import ExecutorError, sweep
 from .sweep_table import SweepTable, load_sweep
-from .training import Run, fit, train, train_sequence
-from .vectorized import train_lambdas
+from .training import Run, fit, train, train_lambdas, train_sequence
 
 __version__ = "0.1.0"
 

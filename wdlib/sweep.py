@@ -119,7 +119,7 @@ def run_lambdas(fields: dict[str, Any], lambdas: list[float]) -> list[dict[str, 
 
     Runs in a worker process, like :func:`run_config`.
     """
-    from .vectorized import train_lambdas
+    from .training import train_lambdas
 
     rest = {k: v for k, v in fields.items() if k not in ("backend", "preset", "seed", "lambd")}
     try:

@@ -29,19 +29,17 @@ only by rounding: in float64 about 1e-15 relative on w and the test loss (assert
 cross-backend tolerance of ``tests/test_cross_backend.py``), in float32 about 1e-6 (asserted: 1e-4).
 
 This module holds the plan (inputs cast and laid out once), the result bookkeeping, the pure-NumPy
-implementation (used by the NumPy backend) and :func:`train_lambdas`, the public λ-sweep entry point.
+implementation (used by the NumPy backend); :func:`wdlib.train_lambdas` is the public λ-sweep entry point.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from .config import Config, make_config
+from .config import Config
 from .data import Problem
 
 #: When an epoch's gathered minibatches (twice) take at most this many bytes, each epoch's rows are
@@ -363,61 +361,3 @@ def single(result: Result) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray
     """The one column of a k=1 result, in the shapes of :meth:`wdlib.Backend.fused_fit`."""
     train, test, params = result
     return train[0], test[0], {"w": params["w"][0], "b": params["b"][0]}
-
-
-def train_lambdas(
-    backend: str = "numpy",
-    lambdas: Sequence[float] = (0.0, 3.0),
-    preset: str = "d2l",
-    seed: int = 0,
-    **fields: Any,
-) -> list[Any]:
-    """Train one run per λ of ``lambdas`` on identical inputs, vectorized where the backend can.
-
-    Contract (for callers such as ``wdlib.sweep``): returns a list of :class:`wdlib.Run`, one per
-    entry of ``lambdas``, in that order, each exactly what ``wdlib.train(backend, preset, lambd=λ,
-    seed=seed, **fields)`` returns (same config, same inputs ``run.problem``, shared between the runs),
-    except that with the backend's fast path the numbers may differ from the one-at-a-time run by
-    rounding only (float64: 1e-12 relative on w and the test loss; float32: 1e-4), and ``run.meta``
-    has ``engine="vectorized"``, ``vectorized_k=len(lambdas)``; ``run.seconds`` is the batched
-    run's wall time divided by ``len(lambdas)``.
-
-    How: if ``engine`` is not ``"eager"`` and the backend supports its fused path for the config and
-    has ``fused_fit_lambdas(problem, config, lambdas)``, all λ train at once as the columns of a
-    ``(p + 1, k)`` parameter matrix (``jax.vmap`` in JAX), one compiled or BLAS call per minibatch.
-    Otherwise (``engine="eager"``, ``mode="concise"``, ``rng="native"``, or a backend without the
-    method) the runs go one at a time through ``wdlib.fit``. Every λ is validated first (a bad one
-    raises :class:`wdlib.ConfigError` before anything runs); with ``on_divergence="raise"`` a
-    diverging λ raises :class:`wdlib.DivergenceError`, with ``"record"`` its Run is cut as usual.
-    """
-    from .backend import get_backend
-    from .data import make_problem
-    from .training import _record, fit
-
-    lambdas = [float(lam) for lam in lambdas]
-    configs = [make_config(preset, backend=backend, lambd=lam, seed=seed, **fields) for lam in lambdas]
-    if not configs:
-        return []
-    impl = get_backend(configs[0].backend)
-    base = configs[0]
-    problem = make_problem(base)
-    vectorize = (
-        base.engine != "eager" and hasattr(impl, "fused_fit_lambdas") and impl.supports_fused(base)
-    )
-    if not vectorize:
-        if base.engine == "fused" and not impl.supports_fused(base):
-            from .errors import ConfigError
-
-            raise ConfigError("engine", "fused", f"'auto' or 'eager': backend {impl.name!r} has no "
-                              "fused path for this configuration")
-        return [fit(impl, problem, c) for c in configs]
-    start = time.perf_counter()
-    train, test, params = impl.fused_fit_lambdas(problem, base, lambdas)
-    seconds = (time.perf_counter() - start) / len(configs)
-    runs = []
-    for j, c in enumerate(configs):
-        run = _record(impl, problem, c, train[j], test[j],
-                      {"w": params["w"][j], "b": params["b"][j]}, seconds, "vectorized")
-        run.meta["vectorized_k"] = len(configs)
-        runs.append(run)
-    return runs
