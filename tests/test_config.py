@@ -111,3 +111,13 @@ def test_result_files_get_the_usual_mode(tmp_path) -> None:
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_numpy_scalars_are_accepted_and_stored_as_python_numbers() -> None:
+    import numpy as np
+
+    config = wdlib.make_config(lambd=np.float32(3), seed=np.int64(4), num_epochs=np.int32(2))
+    assert (config.lambd, config.seed, config.num_epochs) == (3.0, 4, 2)
+    assert type(config.seed) is int and type(config.lambd) is float
+    with pytest.raises(wdlib.ConfigError, match="num_epochs"):
+        wdlib.make_config(num_epochs=np.bool_(True))

@@ -8,9 +8,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .errors import ConfigError
 
@@ -68,14 +71,17 @@ ENGINES = ("auto", "eager", "fused")
 ON_DIVERGENCE = ("raise", "record")
 
 
+def _is_number(value: Any, kind: type) -> bool:
+    """``value`` is a ``kind`` (Python or NumPy scalar), and not a bool, which is an int to Python."""
+    return isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
+
+
 def _integer(lo: int, hi: int | None = None) -> Callable[[str, Any], int]:
     def check(name: str, value: Any) -> int:
         span = f">= {lo}" if hi is None else f"from {lo} to {hi}"
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not _is_number(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
             raise ConfigError(name, value, f"an integer {span}")
-        if value < lo or (hi is not None and value > hi):
-            raise ConfigError(name, value, f"an integer {span}")
-        return value
+        return int(value)
 
     return check
 
@@ -83,7 +89,7 @@ def _integer(lo: int, hi: int | None = None) -> Callable[[str, Any], int]:
 def _real(*, positive: bool = False) -> Callable[[str, Any], float]:
     def check(name: str, value: Any) -> float:
         what = "a finite number > 0" if positive else "a finite number >= 0"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not _is_number(value, numbers.Real):
             raise ConfigError(name, value, what)
         value = float(value)
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
@@ -94,7 +100,7 @@ def _real(*, positive: bool = False) -> Callable[[str, Any], float]:
 
 
 def _finite(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _is_number(value, numbers.Real) or not math.isfinite(value):
         raise ConfigError(name, value, "a finite number")
     return float(value)
 
@@ -124,7 +130,7 @@ def _name(name: str, value: Any) -> str:
     return value
 
 
-_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "preset": _choice(*PRESETS),
     "backend": _name,
     "n_train": _integer(1),
@@ -151,16 +157,16 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
 
 def make_config(preset: str = "d2l", **overrides: Any) -> Config:
     """The preset's settings with ``overrides`` applied, every field validated."""
-    _CHECKS["preset"]("preset", preset)
-    unknown = sorted(set(overrides) - set(_CHECKS))
+    FIELD_CHECKS["preset"]("preset", preset)
+    unknown = sorted(set(overrides) - set(FIELD_CHECKS))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], _CHECKS, n=1)
+        close = difflib.get_close_matches(unknown[0], FIELD_CHECKS, n=1)
         raise ConfigError(
-            unknown[0], overrides[unknown[0]], "a field of wdlib.Config: " + ", ".join(_CHECKS),
+            unknown[0], overrides[unknown[0]], "a field of wdlib.Config: " + ", ".join(FIELD_CHECKS),
             f"did you mean {close[0]!r}?" if close else "",
         )
     values = {**dataclasses.asdict(Config()), **PRESETS[preset], **overrides, "preset": preset}
-    checked = {name: _CHECKS[name](name, value) for name, value in values.items()}
+    checked = {name: FIELD_CHECKS[name](name, value) for name, value in values.items()}
     if checked["batch_size"] > checked["n_train"]:
         raise ConfigError(
             "batch_size", checked["batch_size"], f"an integer from 1 to n_train={checked['n_train']}"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .backend import backends as backend_infos
+from .config import FIELD_CHECKS
 from .errors import BackendNotInstalledError, ConfigError, UnknownBackendError
 
 
@@ -20,35 +21,30 @@ def as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-def lambda_list(value: Any, name: str = "lambdas") -> list[float]:
-    """A non-empty list of finite numbers >= 0 (NumPy scalars and arrays accepted)."""
+def _each(value: Any, name: str, check: Callable[[str, Any], Any], what: str, example: str) -> list[Any]:
+    """A non-empty list whose every item passes ``check``, the Config field's own validator."""
     items = as_list(value)
-    example = "e.g. numpy.linspace(0, 10, 41), or on the command line --lambd 0:10:41"
     if not items:
-        raise ConfigError(name, items, "a non-empty list of numbers >= 0", example)
+        raise ConfigError(name, items, f"a non-empty list of {what}", example)
     out = []
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, numbers.Real):
-            raise ConfigError(name, item, "numbers >= 0", example)
-        item = float(item)
-        if not (item >= 0 and item != float("inf")):  # also catches NaN
-            raise ConfigError(name, item, "finite numbers >= 0", example)
-        out.append(item)
+        try:
+            out.append(check(name, item))
+        except ConfigError as err:
+            raise ConfigError(name, err.got, err.accepted, example) from None
     return out
+
+
+def lambda_list(value: Any, name: str = "lambdas") -> list[float]:
+    """A non-empty list of finite numbers >= 0 (NumPy scalars and arrays accepted)."""
+    return _each(value, name, FIELD_CHECKS["lambd"], "numbers >= 0",
+                 "e.g. numpy.linspace(0, 10, 41), or on the command line --lambd 0:10:41")
 
 
 def seed_list(value: Any, name: str = "seeds") -> list[int]:
-    """A non-empty list of integer seeds (range(10) and NumPy integers accepted)."""
-    items = as_list(value)
-    example = "e.g. seeds=range(10), or on the command line --seeds 0-9"
-    if not items:
-        raise ConfigError(name, items, "a non-empty list of integers >= 0", example)
-    out = []
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 0:
-            raise ConfigError(name, item, "integers >= 0", example)
-        out.append(int(item))
-    return out
+    """A non-empty list of seeds Config accepts (range(10) and NumPy integers accepted)."""
+    return _each(value, name, FIELD_CHECKS["seed"], "integers >= 0",
+                 "e.g. seeds=range(10), or on the command line --seeds 0-9")
 
 
 def check_backends(names: Any, name: str = "backends") -> list[str]:
