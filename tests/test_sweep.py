@@ -445,3 +445,13 @@ def test_bad_arguments_are_refused_before_any_work(
         wdlib.sweep(**kwargs)
     assert isinstance(err.value, wdlib.WdlibError) and isinstance(err.value, (ValueError, TypeError))
     assert not (tmp_path / "runs.sqlite").exists()  # nothing was run or stored
+
+
+def test_native_rng_runs_draw_their_own_inputs(tmp_path: Path) -> None:
+    """A sweep of rng="native" configs stores the same bits as wdlib.train with the book's draws."""
+    table = wdlib.sweep([0.0, 3.0], backends=["torch"], rng="native", num_epochs=10,
+                        store=tmp_path / "native.sqlite", workers=1)
+    for lam in (0.0, 3.0):
+        row = next(r for r in table.rows if r["lambd"] == lam)
+        run = wdlib.train("torch", lambd=lam, rng="native", num_epochs=10)
+        assert row["final_test_loss"] == run.test_loss[-1]

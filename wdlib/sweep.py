@@ -36,7 +36,6 @@ from typing import Any
 
 from . import vectorized
 from .config import Config, make_config
-from .data import make_problem
 from .errors import ConfigError, WdlibError
 from .store import Store, check_store_path, config_key, result_record
 from .sweep_table import SweepTable
@@ -102,12 +101,10 @@ def run_config(fields: dict[str, Any]) -> dict[str, Any]:
 
     Runs in a worker process (or a Dask worker): plain data in, plain data out, no database access.
     """
-    from .backend import get_backend
-    from .training import fit
+    from .training import train_sequence
 
-    try:
-        config = make_config(**fields)
-        return result_record(fit(get_backend(config.backend), make_problem(config), config))
+    try:  # train_sequence, not fit(make_problem(...)): rng="native" draws its inputs itself
+        return result_record(train_sequence([make_config(**fields)])[0])
     except WdlibError as err:
         run = ", ".join(f"{k}={fields[k]!r}" for k in ("backend", "lambd", "seed"))
         raise RunFailedError(f"the run {run} failed: {err}") from None
