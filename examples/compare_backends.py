@@ -1,4 +1,5 @@
-"""The chapter on every installed backend: lambd = 0 and 3, a table, and one figure per backend.
+"""The chapter on every installed backend: lambd = 0 and 3, the comparison table, and the book's
+figure per backend (what `make demo` runs).
 
     python examples/compare_backends.py [--out figures] [--preset d2l] [--dtype float32]
 """
@@ -18,17 +19,12 @@ def main() -> None:
     parser.add_argument("--lambd", type=float, nargs="+", default=[0.0, 3.0])
     args = parser.parse_args()
 
-    rows = []
-    for backend in wdlib.installed_backends():
-        runs = [wdlib.train(backend, args.preset, lambd=lam, dtype=args.dtype) for lam in args.lambd]
-        path = wdlib.plot(runs, f"{args.out}/{args.preset}-{backend}.png", title=f"{backend} ({args.preset})")
-        for run in runs:
-            rows.append((backend, run.backend_version, f"{run.config.lambd:g}", f"{run.train_loss[-1]:.3e}",
-                         f"{run.test_loss[-1]:.3e}", f"{run.w_norm:.4f}", f"{run.seconds:.3f}", str(path)))
-    header = ("backend", "version", "λ", "train loss", "test loss", "||w||", "seconds", "figure")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    table = wdlib.compare(lambd=args.lambd, preset=args.preset, dtype=args.dtype)
+    print(table)  # final losses, ||w||, difference from the NumPy float64 run, wall time per backend
+    for backend in dict.fromkeys(name for name, _, _ in table.runs):
+        runs = [table.runs[(backend, lam, 0)] for lam in args.lambd]
+        path = f"{args.out}/{args.preset}-{backend}.png"
+        print("figure:", wdlib.plot(runs, path, title=f"{backend} ({args.preset})"))
 
 
 if __name__ == "__main__":
