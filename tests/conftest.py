@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import pytest
+import sweep_grid
 
 import wdlib
 
@@ -28,3 +29,9 @@ def _reference(preset: str, lambd: float, seed: int, **overrides: object) -> wdl
 def reference():
     """``reference(preset, lambd, seed, **overrides)``: the NumPy float64 run for that config."""
     return _reference
+
+
+@pytest.fixture(scope="module")
+def swept_grid(tmp_path_factory: pytest.TempPathFactory) -> wdlib.SweepTable:
+    """GRID swept without interruption, on the default process pool."""
+    return wdlib.sweep(**sweep_grid.GRID, store=tmp_path_factory.mktemp("ref") / "runs.sqlite")

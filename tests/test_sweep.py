@@ -6,42 +6,18 @@ import concurrent.futures as cf
 import json
 import os
 import pickle
-import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from sweep_grid import GRID, TOTAL, comparable
 from test_fused import TOL
 
 import wdlib
 from wdlib.store import config_key
 from wdlib.sweep import MAX_CHUNK, RunFailedError, plan_tasks, sweep_configs
-
-#: A small sweep of 6 batched tasks (one per seed, 4 λ each) taking ~120 ms each, so that a kill
-#: lands in the middle of it.
-GRID: dict[str, Any] = {"lambdas": [0, 1, 3, 10], "seeds": [0, 1, 2, 3, 4, 5], "backends": ["numpy"],
-                        "num_epochs": 3000}
-TOTAL = 24
-#: Columns that measure time, not results: they differ between two executions of the same run.
-TIMING = ("seconds", "stored_at")
-
-
-def comparable(table: wdlib.SweepTable) -> list[dict[str, Any]]:
-    """The table's rows without timings, arrays as bytes: equal iff the results are bitwise equal."""
-    return [{k: (v.dtype.str, v.shape, v.tobytes()) if isinstance(v, np.ndarray) else v
-             for k, v in row.items() if k not in TIMING} for row in table.rows]
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> wdlib.SweepTable:
-    """GRID swept without interruption, on the default process pool."""
-    return wdlib.sweep(**GRID, store=tmp_path_factory.mktemp("ref") / "runs.sqlite")
 
 
 def test_grid_is_every_combination_and_lists_sweep_any_field() -> None:
@@ -82,13 +58,13 @@ def assert_rows_close(row: dict[str, Any], other: Any) -> None:
     assert row["diverged"] is ref["diverged"]
 
 
-def test_sweep_stores_every_run_equal_to_train(reference: wdlib.SweepTable) -> None:
+def test_sweep_stores_every_run_equal_to_train(swept_grid: wdlib.SweepTable) -> None:
     """The default sweep trains each seed's λ as one batched run: equal to ``wdlib.train`` within the
     tolerance, not bitwise, and stored as "vectorized"."""
-    assert len(reference) == TOTAL and (reference.computed, reference.skipped) == (TOTAL, 0)
-    assert len({row["key"] for row in reference.rows}) == TOTAL
-    assert {row["engine_used"] for row in reference.rows} == {"vectorized"}
-    for row in reference.rows[::7]:
+    assert len(swept_grid) == TOTAL and (swept_grid.computed, swept_grid.skipped) == (TOTAL, 0)
+    assert len({row["key"] for row in swept_grid.rows}) == TOTAL
+    assert {row["engine_used"] for row in swept_grid.rows} == {"vectorized"}
+    for row in swept_grid.rows[::7]:
         run = wdlib.train("numpy", lambd=row["lambd"], seed=row["seed"], num_epochs=GRID["num_epochs"])
         assert_rows_close(row, run)
         assert row["diverged"] is False
@@ -185,14 +161,14 @@ def test_resuming_a_partly_stored_chunk_gives_the_uninterrupted_bits(backend: st
     assert comparable(resumed) == comparable(whole)
 
 
-def test_rerun_skips_everything_stored(reference: wdlib.SweepTable) -> None:
-    with wdlib.Store(reference.store) as store:
+def test_rerun_skips_everything_stored(swept_grid: wdlib.SweepTable) -> None:
+    with wdlib.Store(swept_grid.store) as store:
         before = {r["key"]: r["stored_at"] for r in store.records()}
-    again = wdlib.sweep(**GRID, store=reference.store, executor=cf.ThreadPoolExecutor(1))
+    again = wdlib.sweep(**GRID, store=swept_grid.store, executor=cf.ThreadPoolExecutor(1))
     assert (again.computed, again.skipped) == (0, TOTAL)
-    assert comparable(again) == comparable(reference)
+    assert comparable(again) == comparable(swept_grid)
     assert {r["key"]: r["stored_at"] for r in again.rows} == before  # nothing rewritten
-    assert comparable(wdlib.load_sweep(reference.store)) == comparable(reference)
+    assert comparable(wdlib.load_sweep(swept_grid.store)) == comparable(swept_grid)
 
 
 def test_a_larger_sweep_computes_only_the_new_runs(tmp_path: Path) -> None:
@@ -238,7 +214,7 @@ def environ_restored() -> Any:
 
 
 def test_dask_cluster_gives_the_same_rows(
-    reference: wdlib.SweepTable, tmp_path: Path, environ_restored: None
+    swept_grid: wdlib.SweepTable, tmp_path: Path, environ_restored: None
 ) -> None:
     import dask
     from distributed import Client, LocalCluster
@@ -252,106 +228,7 @@ def test_dask_cluster_gives_the_same_rows(
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         table = wdlib.sweep(**GRID, store=tmp_path / "dask.sqlite", executor=client.get_executor())
     assert table.computed == TOTAL
-    assert comparable(table) == comparable(reference)
-
-
-# --- crash safety ---------------------------------------------------------------------------------
-
-DRIVER = f"""
-import sys, wdlib
-wdlib.sweep(**{GRID!r}, store=sys.argv[1], workers=1, progress=False)
-"""
-
-
-def _stored(path: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-            return db.execute("SELECT count(*) FROM runs").fetchone()[0]
-    except sqlite3.Error:
-        return 0  # not created yet
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            pass
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def test_sigkill_at_random_moments_then_resume(reference: wdlib.SweepTable, tmp_path: Path) -> None:
-    """Kill the sweep's process with SIGKILL several times mid-sweep; each time the store opens
-    cleanly, and the resumed sweep redoes nothing stored and ends equal to the uninterrupted one."""
-    store = tmp_path / "runs.sqlite"
-    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
-    targets = sorted(rng.sample(range(1, TOTAL - 4), 3))
-    stored_at: dict[str, float] = {}
-    for target in [0, *targets]:  # 0: kill before any row exists (during start-up / store creation)
-        # Each driver must store at least one new row before its kill (a loaded machine may have let
-        # the previous kill land later than its target).
-        target = 0 if target == 0 else max(target, len(stored_at) + 1)
-        if target >= TOTAL:
-            continue
-        log = tmp_path / f"driver-{target}.log"
-        driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(store)], stderr=log.open("w"))
-        deadline = time.monotonic() + 60
-        delay = rng.uniform(0, 0.5)
-        start = time.monotonic()
-        while _stored(store) < target or time.monotonic() - start < delay * (target == 0):
-            assert driver.poll() is None and time.monotonic() < deadline, "the sweep ended before the kill"
-            time.sleep(0.002)
-        workers = _children(driver.pid)
-        assert driver.poll() is None, f"the sweep stopped by itself: {log.read_text()[-2000:]}"
-        assert workers or target == 0, "a sweep with stored rows has a worker process"
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait()
-        for pid in workers:  # the pool's workers notice and exit too
-            for _ in range(100):
-                if not _alive(pid):
-                    break
-                time.sleep(0.05)
-            assert not _alive(pid), f"worker {pid} outlived the killed sweep"
-        if not store.exists():
-            continue
-        with wdlib.Store(store) as db:
-            assert db.integrity_check() == "ok"
-            rows = {r["key"]: r["stored_at"] for r in db.records()}
-        assert len(rows) < TOTAL
-        assert {k: rows[k] for k in stored_at} == stored_at  # earlier rows untouched
-        stored_at = rows
-    resumed = wdlib.sweep(**GRID, store=store, executor=cf.ThreadPoolExecutor(2))
-    assert (resumed.computed, resumed.skipped) == (TOTAL - len(stored_at), len(stored_at))
-    assert len(resumed) == TOTAL == len({row["key"] for row in resumed.rows})
-    assert comparable(resumed) == comparable(reference)
-    kept = {row["key"]: row["stored_at"] for row in resumed.rows if row["key"] in stored_at}
-    assert kept == stored_at
-
-
-def test_two_sweeps_on_one_store_at_once(reference: wdlib.SweepTable, tmp_path: Path) -> None:
-    store = tmp_path / "runs.sqlite"
-    drivers = [subprocess.Popen([sys.executable, "-c", DRIVER, str(store)], stderr=subprocess.PIPE)
-               for _ in range(2)]
-    for driver in drivers:
-        _, err = driver.communicate(timeout=120)
-        assert driver.returncode == 0, err.decode()
-    table = wdlib.load_sweep(store)
-    with wdlib.Store(store) as db:
-        assert db.integrity_check() == "ok"
-    assert comparable(table) == comparable(reference)  # every run once: none lost, none duplicated
-
-
-# --- output ---------------------------------------------------------------------------------------
+    assert comparable(table) == comparable(swept_grid)
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -363,39 +240,39 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path: Path, capsys: p
     assert "sweep" in err and "2/2" in err
 
 
-def test_exports_and_figure(reference: wdlib.SweepTable, tmp_path: Path) -> None:
+def test_exports_and_figure(swept_grid: wdlib.SweepTable, tmp_path: Path) -> None:
     import csv
 
-    reference.to_csv(tmp_path / "t.csv")
+    swept_grid.to_csv(tmp_path / "t.csv")
     with open(tmp_path / "t.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == TOTAL and {"key", "lambd", "seed", "backend", "final_test_loss"} <= set(rows[0])
-    assert [float(r["final_test_loss"]) for r in rows] == [r["final_test_loss"] for r in reference.rows]
-    reference.to_json(tmp_path / "t.json")
+    assert [float(r["final_test_loss"]) for r in rows] == [r["final_test_loss"] for r in swept_grid.rows]
+    swept_grid.to_json(tmp_path / "t.json")
     data = json.loads((tmp_path / "t.json").read_text())
     assert len(data) == TOTAL and len(data[0]["test_loss"]) == GRID["num_epochs"]
     try:
         import pandas  # noqa: F401  (optional: the table works without it)
     except ImportError:
         with pytest.raises(ImportError, match="pip install pandas"):
-            reference.to_pandas()
+            swept_grid.to_pandas()
     else:
-        frame = reference.to_pandas()
-        assert frame.shape == (TOTAL, len(reference.columns))
-        assert frame["final_test_loss"].tolist() == [r["final_test_loss"] for r in reference.rows]
+        frame = swept_grid.to_pandas()
+        assert frame.shape == (TOTAL, len(swept_grid.columns))
+        assert frame["final_test_loss"].tolist() == [r["final_test_loss"] for r in swept_grid.rows]
 
-    fig = reference.figure()
+    fig = swept_grid.figure()
     loss_ax, norm_ax = fig.axes
     assert loss_ax.get_xscale() == "symlog" and loss_ax.get_yscale() == "log"
     (sgd,) = [line for line in loss_ax.lines if "SGD" in line.get_label()]
-    expected = [np.mean([r["final_test_loss"] for r in reference.rows if r["lambd"] == lam])
+    expected = [np.mean([r["final_test_loss"] for r in swept_grid.rows if r["lambd"] == lam])
                 for lam in GRID["lambdas"]]
     np.testing.assert_allclose(sgd.get_ydata(), expected, rtol=1e-12)
     (exact,) = [line for line in norm_ax.lines if line.get_label() == "exact ridge"]
     x, y = exact.get_xdata(), exact.get_ydata()
     at3 = np.mean([wdlib.ridge(wdlib.make_config(seed=s), 3).w_norm for s in GRID["seeds"]])
     assert y[list(x).index(3.0)] == pytest.approx(at3, rel=1e-10)
-    path = reference.plot(tmp_path / "sweep.png")
+    path = swept_grid.plot(tmp_path / "sweep.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
