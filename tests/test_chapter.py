@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import wdlib
 
@@ -76,3 +77,23 @@ def test_data_follows_the_generating_model() -> None:
     p = wdlib.make_problem(config)
     residual = p.y_train - (p.X_train @ np.full((3, 1), 0.01) + 0.05)
     assert abs(residual.std() - 0.5) < 0.02 and abs(residual.mean()) < 0.02
+
+
+def test_float32_data_are_the_float64_draws_rounded() -> None:
+    """A float32 run's problem is stored in float32 (a large X is never held in float64 too), and it
+    holds the same examples as the float64 run of the seed, rounded."""
+    p32 = wdlib.make_problem(wdlib.make_config(seed=4, dtype="float32"))
+    p64 = wdlib.make_problem(wdlib.make_config(seed=4, dtype="float64"))
+    for name in ("X_train", "y_train", "X_test", "y_test", "w0", "b0"):
+        a, b = getattr(p32, name), getattr(p64, name)
+        assert a.dtype == np.float32 and b.dtype == np.float64, name
+        assert np.array_equal(a, b.astype(np.float32)), name
+
+
+def test_drawing_in_blocks_of_rows_gives_the_same_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = wdlib.make_config(seed=5, dtype="float64")
+    whole = wdlib.make_problem(config)
+    monkeypatch.setattr(wdlib.data, "DRAW_BLOCK_BYTES", 3 * 8 * config.num_inputs)  # 3 rows a block
+    blocks = wdlib.make_problem(config)
+    assert np.array_equal(whole.X_train, blocks.X_train) and np.array_equal(whole.X_test, blocks.X_test)
+    np.testing.assert_allclose(blocks.y_train, whole.y_train, rtol=0, atol=1e-14)  # BLAS blocking

@@ -81,18 +81,46 @@ def test_primal_form(backend: str, preset: str, dtype: str, monkeypatch: pytest.
 
 
 def test_large_data_code_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Primal form, minibatches gathered one at a time into a buffer, losses evaluated in chunks."""
+    """Primal form, minibatches gathered block by block (2 rows: 3 blocks per minibatch)."""
+    large_data_path(monkeypatch)
+    monkeypatch.setattr(vectorized, "EVAL_CHUNK_BYTES", 3 * 8 * (202 + 20 + 100))  # 3 epochs a chunk
+    for dtype in ("float64", "float32"):
+        kw = {"lambd": 3.0, "dtype": dtype, "num_epochs": 10, "decay_bias": True}
+        eager = wdlib.train(backend, engine="eager", **kw)
+        fused = wdlib.train(backend, engine="fused", **kw)
+        assert_runs_close(fused, eager, dtype)
+
+
+@pytest.mark.parametrize("name", [b for b in ("numpy", "torch") if b in wdlib.installed_backends()])
+def test_large_data_path_never_copies_x(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NumPy and PyTorch train large data on the problem's own X: no [X, 1, -y] copy is made."""
     monkeypatch.setattr(vectorized, "GATHER_BYTES", 0)
     monkeypatch.setattr(vectorized, "DUAL_RATIO", 0)
-    monkeypatch.setattr(vectorized, "BLOCK_BYTES", 2 * 8 * 202)  # blocks of 2 rows: 3 per minibatch
-    monkeypatch.setattr(vectorized, "EVAL_CHUNK_BYTES", 3 * 8 * (202 + 20 + 100))  # 3 epochs a chunk
-    kw = {"lambd": 3.0, "dtype": "float64", "num_epochs": 10, "decay_bias": True}
-    eager = wdlib.train(backend, engine="eager", **kw)
-    fused = wdlib.train(backend, engine="fused", **kw)
-    assert_runs_close(fused, eager, "float64")
+    config = wdlib.make_config(backend=name, lambd=3.0, num_epochs=3)
+    problem = wdlib.make_problem(config)
+    plan = vectorized.make_plan(problem, config)
+    assert plan.X_train is problem.X_train and plan.U_train is None
+    train, test, params = wdlib.get_backend(name).fit_plan(plan)
+    assert "Z_train" not in vars(plan)  # the lazily made augmented copy was never asked for
+    expected = wdlib.fit(wdlib.get_backend("numpy"), problem, config.replace(engine="eager"))
+    np.testing.assert_allclose(test[0], expected.test_loss, rtol=1e-4)
+    np.testing.assert_allclose(train[0], expected.train_loss, rtol=2e-2)
+    w = expected.params["w"]
+    np.testing.assert_allclose(params["w"][0], w, rtol=1e-4, atol=1e-4 * np.abs(w).max())
 
 
-def test_divergence_is_recorded_like_the_eager_loop(backend: str) -> None:
+def large_data_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send the chapter's small runs down the large-data path (primal form, minibatches in blocks)."""
+    monkeypatch.setattr(vectorized, "GATHER_BYTES", 0)
+    monkeypatch.setattr(vectorized, "DUAL_RATIO", 0)
+    monkeypatch.setattr(vectorized, "BLOCK_BYTES", 2 * 8 * 202)
+
+
+@pytest.mark.parametrize("path", ["small", "large"])
+def test_divergence_is_recorded_like_the_eager_loop(backend: str, path: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    if path == "large":
+        large_data_path(monkeypatch)
     kw = {"lr": 0.5, "num_epochs": 100, "dtype": "float64", "on_divergence": "record"}
     eager = wdlib.train(backend, engine="eager", **kw)
     fused = wdlib.train(backend, engine="fused", **kw)

@@ -10,7 +10,7 @@ import wdlib
 
 @pytest.fixture(scope="module")
 def problem() -> wdlib.Problem:
-    return wdlib.make_problem(wdlib.make_config(seed=2))
+    return wdlib.make_problem(wdlib.make_config(seed=2, dtype="float64"))  # the checks need float64 data
 
 
 def gradient(problem: wdlib.Problem, w: np.ndarray, b: np.ndarray, lambd: float) -> np.ndarray:

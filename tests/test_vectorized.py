@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fused import assert_runs_close
+from test_fused import assert_runs_close, large_data_path
 
 import wdlib
 from wdlib_numpy import NumpyBackend
@@ -27,6 +27,14 @@ def test_vectorized_equals_one_at_a_time(backend: str, preset: str, dtype: str) 
         single = wdlib.train(backend, preset, lambd=lambd, seed=2, dtype=dtype, engine="eager")
         assert run.config == single.config.replace(engine="auto")
         assert_runs_close(run, single, dtype)
+
+
+def test_vectorized_on_the_large_data_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    large_data_path(monkeypatch)
+    runs = wdlib.train_lambdas(backend, LAMBDAS, seed=3, dtype="float64", decay_bias=True)
+    for lambd, run in zip(LAMBDAS, runs, strict=True):
+        single = wdlib.train(backend, lambd=lambd, seed=3, dtype="float64", decay_bias=True, engine="eager")
+        assert_runs_close(run, single, "float64")
 
 
 def test_contract(backend: str) -> None:

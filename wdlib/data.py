@@ -9,10 +9,15 @@ import numpy as np
 
 from .config import Config
 
+#: synthetic_data draws at most this many bytes of float64 features at a time.
+DRAW_BLOCK_BYTES = 64 * 2**20
+
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """The exact inputs of a run, in float64; a backend casts them to the run's dtype.
+    """The exact inputs of a run; a backend casts them to the run's dtype (a no-op for
+    :func:`make_problem`'s, which are stored in it: float32 data are the float64 draws rounded, so a
+    float32 and a float64 run of one seed see the same examples, and a large X is never held twice).
 
     ``batch_order[e]`` is the permutation of training indices used in epoch ``e``: its consecutive
     slices of ``batch_size`` are the minibatches (the last may be shorter, as in both books).
@@ -41,13 +46,24 @@ class Problem:
 
 
 def synthetic_data(
-    rng: np.random.Generator, true_w: np.ndarray, true_b: float, n: int, noise: float
+    rng: np.random.Generator, true_w: np.ndarray, true_b: float, n: int, noise: float,
+    dtype: str | np.dtype = "float64",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` examples of y = X true_w + true_b + N(0, noise^2), X ~ N(0, 1)."""
-    X = rng.standard_normal((n, len(true_w)))
-    y = X @ true_w + true_b
+    """``n`` examples of y = X true_w + true_b + N(0, noise^2), X ~ N(0, 1), returned in ``dtype``.
+
+    Drawn in float64 in blocks of rows (the same numbers as one draw: the stream is consumed in row
+    order), each rounded into the result as it comes, so a large float32 X never exists in float64.
+    """
+    p = len(true_w)
+    X = np.empty((n, p), dtype=dtype)
+    y = np.empty((n, 1))
+    rows = max(1, DRAW_BLOCK_BYTES // (8 * max(p, 1)))
+    for start in range(0, n, rows):
+        block = rng.standard_normal((min(rows, n - start), p))
+        y[start : start + len(block)] = block @ true_w + true_b
+        X[start : start + len(block)] = block
     y += noise * rng.standard_normal(y.shape)
-    return X, y
+    return X, y.astype(dtype, copy=False)
 
 
 def make_problem(config: Config) -> Problem:
@@ -60,16 +76,17 @@ def make_problem(config: Config) -> Problem:
         np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)
     )
     true_w = np.full((config.num_inputs, 1), config.true_w)
-    X_train, y_train = synthetic_data(train_rng, true_w, config.true_b, config.n_train, config.noise)
-    X_test, y_test = synthetic_data(test_rng, true_w, config.true_b, config.n_test, config.noise)
+    dt = config.dtype
+    X_train, y_train = synthetic_data(train_rng, true_w, config.true_b, config.n_train, config.noise, dt)
+    X_test, y_test = synthetic_data(test_rng, true_w, config.true_b, config.n_test, config.noise, dt)
     order = np.stack([order_rng.permutation(config.n_train) for _ in range(config.num_epochs)])
     return Problem(
         X_train=X_train,
         y_train=y_train,
         X_test=X_test,
         y_test=y_test,
-        w0=init_rng.standard_normal((config.num_inputs, 1)),
-        b0=np.zeros(1),
+        w0=init_rng.standard_normal((config.num_inputs, 1)).astype(dt, copy=False),
+        b0=np.zeros(1, dtype=dt),
         batch_order=order.astype(np.int64),
         batch_size=config.batch_size,
     )

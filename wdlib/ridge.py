@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -63,14 +63,17 @@ def _check_lambd(value: object, name: str = "lambd") -> float:
 
 
 def _as_problem(problem: Problem | Config) -> Problem:
+    """The problem with its data in float64 (a float32 run's data exactly: the solution is that of
+    the examples the run trained on, computed in float64)."""
     if isinstance(problem, Config):
-        return make_problem(problem)
+        problem = make_problem(problem)
     if not isinstance(problem, Problem):
         raise ConfigError(
             "problem", type(problem).__name__, "a wdlib.Problem or wdlib.Config",
             "pass run.problem or wdlib.make_problem(config)",
         )
-    return problem
+    data = ("X_train", "y_train", "X_test", "y_test")
+    return replace(problem, **{k: getattr(problem, k).astype(np.float64, copy=False) for k in data})
 
 
 def _mean_loss(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -5,9 +5,10 @@ the graph bookkeeping). Here each minibatch is two tensor calls on preallocated 
 ``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus ``mul_`` for the
 decay when λ > 0), under ``torch.no_grad`` and on one intra-op thread. Small data: the minibatches
 are views of buffers that one ``index_select`` per epoch refills, and the epochs loop runs in
-TorchScript (in Python where TorchScript is unavailable). Large data: each minibatch in cache-sized
-blocks of rows, each gathered once. Losses are evaluated per chunk of epochs with one matrix
-product. λ-vectorized: ``theta`` is (q, k) (primal or dual form, see :class:`wdlib.vectorized.Plan`).
+TorchScript (in Python where TorchScript is unavailable); losses are evaluated per chunk of epochs
+with one matrix product. Large data: :func:`wdlib.vectorized.fit_large` in torch ops
+(:class:`TorchOps`), on X itself, never copied, read from memory once per epoch. λ-vectorized:
+``theta`` is (q, k) (primal or dual form, see :class:`wdlib.vectorized.Plan`).
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
 relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
@@ -29,10 +30,12 @@ else:
     Tensor = Any
 
 
-def _losses(torch: Any, Z: Any, snaps: Any) -> np.ndarray:
-    """Mean squared residual / 2 of each snapshot, (C, q, k) -> (C, k) float64."""
+def _losses(torch: Any, X: Any, y: Any, snaps: Any) -> np.ndarray:
+    """Mean of ``(X w + b - y)^2 / 2`` for each snapshot ``[w; b; 1]``, (C, q, k) -> (C, k) float64."""
     C, q, k = snaps.shape
-    R = torch.mm(Z, snaps.permute(1, 0, 2).reshape(q, C * k))
+    R = torch.mm(X, snaps[:, : q - 2].permute(1, 0, 2).reshape(q - 2, C * k))
+    R += snaps[:, q - 2].reshape(1, C * k)
+    R -= y
     return (R.square_().mean(0) / 2).reshape(C, k).double().numpy()
 
 
@@ -80,71 +83,81 @@ def scripted_epochs() -> Any:
         return None
 
 
+class TorchOps(vec.LargeOps):
+    """:func:`wdlib.vectorized.fit_large` in PyTorch (the large-data path): tensors sharing the
+    NumPy arrays' memory, ``index_select`` and ``mm`` into preallocated buffers."""
+
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
+
+    def context(self) -> Any:
+        return self.torch.no_grad()
+
+    def asarray(self, a: np.ndarray) -> Any:
+        return self.torch.from_numpy(a)
+
+    def copy(self, a: Any) -> Any:
+        return a.clone()
+
+    def empty(self, shape: tuple[int, ...], like: Any) -> Any:
+        return self.torch.empty(shape, dtype=like.dtype)
+
+    def take_rows(self, X: Any, idx: Any, out: Any) -> Any:
+        return self.torch.index_select(X, 0, idx, out=out)
+
+    def matmul(self, a: Any, b: Any, out: Any) -> Any:
+        return self.torch.mm(a, b, out=out)
+
+    def subtract(self, a: Any, b: Any, out: Any) -> Any:
+        return self.torch.sub(a, b, out=out)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return a.numpy()
+
+    def mean_square(self, R: Any) -> np.ndarray:
+        return (R.double().square_().mean(0) / 2).numpy()
+
+
 def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
+    if not plan.gather_epochs():
+        return vec.fit_large(plan, TorchOps(torch))
     dt = getattr(torch, plan.config.dtype)
     k, E, bs, q = plan.k, plan.num_epochs, plan.batch_size, plan.q
     bounds = plan.bounds()
     with torch.no_grad():
-        Z = torch.from_numpy(plan.Z_train)
-        Z_test = torch.from_numpy(plan.Z_test)
+        X, y, X_test, y_test = (torch.from_numpy(a) for a in (plan.X_train, plan.y_train, plan.X_test,
+                                                               plan.y_test))
         theta = torch.from_numpy(np.repeat(plan.theta0, k, axis=1)).contiguous()
         rows = theta[: plan.decayed_rows]
-        head = theta[: q - 1]
         decay = ({t - s: torch.from_numpy(plan.decay(t - s)).to(dt) for s, t in bounds}
                  if plan.penalized else None)
         R = torch.empty((bs, k), dtype=dt)
         Rm = {t - s: R[: t - s] for s, t in bounds}
-        by_epoch = plan.gather_epochs()
         orders = torch.from_numpy(plan.batch_order)
         C = plan.eval_chunk()
         snaps = torch.empty((C, q, k), dtype=dt)
         rec = vec.Recorder(plan)
-        if by_epoch:  # an epoch's rows of Z and U in order, refilled by one index_select each
-            U = torch.from_numpy(plan.U_train)
-            Zbuf, Ubuf = torch.empty_like(Z), torch.empty_like(U)
-            if plan.n_train % bs == 0:  # every minibatch view made by one unbind call
-                Zs = list(Zbuf.view(-1, bs, q).unbind(0))
-                Us = list(Ubuf.view(-1, bs, q).transpose(1, 2).unbind(0))
-            else:
-                Zs = list(Zbuf.split(bs))
-                Us = [Ub.T for Ub in Ubuf.split(bs)]
-            sizes = [t - s for s, t in bounds]
-            Rs = [Rm[m] for m in sizes]
-            Ds = [decay[m] for m in sizes] if decay is not None else []
-            scripted = scripted_epochs()
-            for e0 in range(0, E, C):
-                e1 = min(E, e0 + C)
-                if scripted is not None:
-                    scripted(Z, U, orders, Zbuf, Ubuf, Zs, Us, Rs, Ds, theta, rows, snaps, e0, e1)
-                else:
-                    _epochs(torch, Z, U, orders, Zbuf, Ubuf, Zs, Us, Rs, Ds, theta, rows, snaps, e0, e1)
-                c = e1 - e0
-                rec.add(e0, _losses(torch, Z, snaps[:c]), _losses(torch, Z_test, snaps[:c]),
-                        snaps[:c].numpy())
-            return rec.result()
-        block = min(bs, plan.block_rows())  # large data: blocks of rows gathered once, used from cache
-        Zbuf = torch.empty((block, q), dtype=dt)
-        G = torch.empty((q, k), dtype=dt)
-        step = plan.step
-        for e in range(E):
-            order = orders[e]
-            for s, t in bounds:
-                r = Rm[t - s]
-                G.zero_()
-                for b0 in range(s, t, block):
-                    b1 = min(t, b0 + block)
-                    Zb = torch.index_select(Z, 0, order[b0:b1], out=Zbuf[: b1 - b0])
-                    rb = r[b0 - s : b1 - s]
-                    torch.mm(Zb, theta, out=rb)
-                    G.addmm_(Zb.T, rb)
-                if decay is not None:
-                    rows.mul_(decay[t - s])
-                head.add_(G[: q - 1], alpha=-step)
-            snaps[e % C].copy_(theta)
-            if e % C == C - 1 or e == E - 1:
-                c = e % C + 1
-                rec.add(e + 1 - c, _losses(torch, Z, snaps[:c]), _losses(torch, Z_test, snaps[:c]),
-                        snaps[:c].numpy())
+        # an epoch's rows of Z and U in order, refilled by one index_select each
+        Z, U = torch.from_numpy(plan.Z_train), torch.from_numpy(plan.U_train)
+        Zbuf, Ubuf = torch.empty_like(Z), torch.empty_like(U)
+        if plan.n_train % bs == 0:  # every minibatch view made by one unbind call
+            Zs = list(Zbuf.view(-1, bs, q).unbind(0))
+            Us = list(Ubuf.view(-1, bs, q).transpose(1, 2).unbind(0))
+        else:
+            Zs = list(Zbuf.split(bs))
+            Us = [Ub.T for Ub in Ubuf.split(bs)]
+        sizes = [t - s for s, t in bounds]
+        Rs = [Rm[m] for m in sizes]
+        Ds = [decay[m] for m in sizes] if decay is not None else []
+        scripted = scripted_epochs()
+        epochs = scripted if scripted is not None else functools.partial(_epochs, torch)
+        args = (Z, U, orders, Zbuf, Ubuf, Zs, Us, Rs, Ds, theta, rows, snaps)
+        for e0 in range(0, E, C):
+            e1 = min(E, e0 + C)
+            epochs(*args, e0, e1)
+            c = e1 - e0
+            rec.add(e0, _losses(torch, X, y, snaps[:c]), _losses(torch, X_test, y_test, snaps[:c]),
+                    snaps[:c].numpy())
     return rec.result()
 
 
