@@ -396,6 +396,21 @@ class LargeOps:
         """Mean of ``R^2 / 2`` over the rows, accumulated in float64: (n, k) -> (k,)."""
         return np.square(R).mean(axis=0, dtype=np.float64) / 2
 
+    def minibatch(self, X: Any, rows: Any, Xbuf: Any, w: Any, w_prev: Any, c: Any, r: Any, previous: Any,
+                  G: Any, Gb: Any) -> None:
+        """One minibatch, the rows ``rows`` of X, in blocks of ``len(Xbuf)`` rows, each gathered once:
+        ``r = X_B w + c``, ``previous = X_B w_prev`` and ``G = X_B^T r``."""
+        block, m = Xbuf.shape[0], rows.shape[0]
+        G[:] = 0
+        for b0 in range(0, m, block):
+            b1 = min(m, b0 + block)
+            Xb = self.take_rows(X, rows[b0:b1], Xbuf[: b1 - b0])
+            rb = r[b0:b1]
+            self.matmul(Xb, w, rb)
+            self.matmul(Xb, w_prev, previous[b0:b1])
+            rb += c[b0:b1]
+            G += self.matmul(Xb.T, rb, Gb)
+
 
 def fit_large(plan: Plan, ops: LargeOps | None = None) -> Result:
     """The fast path on large data (NumPy by default, any framework through ``ops``): X is read from
@@ -441,15 +456,7 @@ def fit_large(plan: Plan, ops: LargeOps | None = None) -> Result:
             ops.take_rows(y, order, y_epoch)
             for s, t in plan.bounds():
                 r, c = R[: t - s], ops.subtract(b, y_epoch[s:t], offset[: t - s])
-                G[:] = 0
-                for b0 in range(s, t, block):
-                    b1 = min(t, b0 + block)
-                    Xb = ops.take_rows(X, order[b0:b1], Xbuf[: b1 - b0])
-                    rb = r[b0 - s : b1 - s]
-                    ops.matmul(Xb, w, rb)
-                    ops.matmul(Xb, w_prev, previous[b0:b1])
-                    rb += c[b0 - s : b1 - s]
-                    G += ops.matmul(Xb.T, rb, Gb)
+                ops.minibatch(X, order[s:t], Xbuf, w, w_prev, c, r, previous[s:t], G, Gb)
                 if plan.penalized:
                     rows *= decay[t - s]
                 G *= step

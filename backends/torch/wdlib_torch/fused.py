@@ -75,11 +75,17 @@ def scripted_epochs() -> Any:
                 theta.addmm_(Us[i], Rs[i], beta=1.0, alpha=-1.0)
             snaps[e - e0].copy_(theta)
 
+    return _script(epochs)
+
+
+def _script(f: Any) -> Any:
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.jit.script(epochs)
-    except Exception:  # TorchScript is optional: the Python loop below does the same
+            return torch.jit.script(f)
+    except Exception:  # TorchScript is optional: the Python loops do the same
         return None
 
 
@@ -116,6 +122,35 @@ class TorchOps(vec.LargeOps):
 
     def mean_square(self, R: Any) -> np.ndarray:
         return (R.double().square_().mean(0) / 2).numpy()
+
+    def minibatch(self, *args: Any) -> None:
+        (scripted_minibatch() or super().minibatch)(*args)
+
+
+@functools.cache
+def scripted_minibatch() -> Any:
+    """:meth:`TorchOps.minibatch` compiled by TorchScript (per-call overhead: a block is a few
+    tensor calls). None where TorchScript is unavailable."""
+    global Tensor
+    import torch
+
+    Tensor = torch.Tensor
+
+    def minibatch(X: Tensor, rows: Tensor, Xbuf: Tensor, w: Tensor, w_prev: Tensor, c: Tensor, r: Tensor,
+                  previous: Tensor, G: Tensor, Gb: Tensor) -> None:
+        block, m = Xbuf.shape[0], rows.shape[0]
+        G.zero_()
+        for b0 in range(0, m, block):
+            b1 = min(m, b0 + block)
+            Xb = Xbuf[: b1 - b0]
+            torch.index_select(X, 0, rows[b0:b1], out=Xb)
+            rb = r[b0:b1]
+            torch.mm(Xb, w, out=rb)
+            torch.mm(Xb, w_prev, out=previous[b0:b1])
+            rb.add_(c[b0:b1])
+            G.addmm_(Xb.t(), rb)
+
+    return _script(minibatch)
 
 
 def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
