@@ -76,8 +76,14 @@ class Backend(ABC):
     def to_numpy(self, x: Array) -> np.ndarray: ...
 
     @abstractmethod
-    def take(self, x: Array, idx: np.ndarray) -> Array:
-        """Rows ``idx`` of ``x``."""
+    def take(self, x: Array, idx: Any) -> Array:
+        """Rows ``idx`` of ``x``, ``idx`` a slice of what :meth:`index` returned."""
+
+    def index(self, idx: np.ndarray) -> Any:
+        """Row indices ``idx`` (NumPy int64, any shape) in the form :meth:`take` takes and that slices like
+        ``idx``. The eager loop converts the whole batch order once per run, then slices it per
+        minibatch, so a framework array is not built for every ``take``. Default: ``idx`` itself."""
+        return idx
 
     @abstractmethod
     def dot(self, a: Array, b: Array) -> Array: ...
@@ -88,6 +94,13 @@ class Backend(ABC):
     @abstractmethod
     def grad(self, objective: Objective, params: Params, X: Array, y: Array) -> Params:
         """Gradient of ``objective(self, params, X, y).sum()`` with respect to each parameter."""
+
+    def make_grad(self, objective: Objective) -> Callable[[Params, Array, Array], Params]:
+        """``grad(params, X, y)``: :meth:`grad` of ``objective``, as the eager loop calls it once per
+        minibatch of one run. Default: :meth:`grad` with ``objective`` bound. A backend may prepare it
+        once (JAX: the compiled gradient) or keep buffers from call to call (MXNet: the gradient arrays,
+        so a result holds until the next call)."""
+        return functools.partial(self.grad, objective)
 
     def norm_text(self, w: np.ndarray) -> str:
         """||w||_2 as the book's ``print`` shows it (the framework's norm and scalar type)."""

@@ -28,7 +28,9 @@ def linreg(ops: Ops, X: Array, w: Array, b: Array) -> Array:
 
 def squared_loss(y_hat: Array, y: Array) -> Array:
     """Per-example squared loss (y_hat - y)^2 / 2."""
-    return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
+    # The books' y.reshape(y_hat.shape), skipped when y has that shape already (the labels come as a
+    # column): a reshape is a framework call. Inline, as the eager loop runs this every minibatch.
+    return (y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))) ** 2 / 2
 
 
 class Penalty(Protocol):
@@ -92,8 +94,9 @@ class Objective:
     def gradient(self, ops: Ops, params: Params, X: Array, y: Array) -> Params:
         """Hand-derived gradient of the summed objective."""
         w, b = params["w"], params["b"]
-        residual = linreg(ops, X, w, b) - y.reshape((-1, 1))
-        n = residual.shape[0]
+        y_hat = linreg(ops, X, w, b)
+        residual = y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))  # as squared_loss
+        n = len(residual)
         grad_w = ops.dot(X.T, residual) + n * self.lambd * self.penalty.grad(ops, w)
         grad_b = residual.sum(axis=0)
         if self.decay_bias:
@@ -108,16 +111,16 @@ def example_loss(ops: Ops, params: Params, X: Array, y: Array) -> Array:
 
 def mean_loss(ops: Ops, params: Params, X: Array, y: Array) -> Array:
     """The loss the books record per epoch: mean squared loss over a whole data set, no penalty."""
-    return example_loss(ops, params, X, y).mean()
+    return squared_loss(linreg(ops, X, params["w"], params["b"]), y).mean()  # example_loss, inlined
 
 
 def evaluate_loss(
     ops: Any, loss: Callable[[Params, Array, Array], Array], params: Params, X: Array, y: Array,
     order: Any, batch_size: int,
 ) -> float:
-    """d2l's ``evaluate_loss``: the loss batch by batch in ``order``, summed in Python floats and
-    divided by the number of loss values (for a loss that is already a batch mean, the number of
-    batches)."""
+    """d2l's ``evaluate_loss``: the loss batch by batch in ``order`` (row indices as ``ops.index``
+    returns them), summed in Python floats and divided by the number of loss values (for a loss that
+    is already a batch mean, the number of batches)."""
     total, count = 0.0, 0
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -129,4 +132,7 @@ def evaluate_loss(
 
 def sgd_step(params: Params, grads: Params, lr: float, batch_size: int) -> Params:
     """The books' minibatch SGD update ``param - lr * grad / batch_size``."""
-    return {k: p - lr * grads[k] / batch_size for k, p in params.items()}
+    new = {}
+    for k, p in params.items():  # a loop, not a dict comprehension: no function object per step
+        new[k] = p - lr * grads[k] / batch_size
+    return new

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -77,11 +78,11 @@ def make_step(backend: Backend, config: Config, params: Params) -> Callable[[Par
     optimizer with weight decay (``mode="concise"``)."""
     if config.mode == "concise":
         return backend.concise_step(config, params)
-    objective = Objective(config.lambd, PENALTIES[config.penalty], config.decay_bias)
+    grad = backend.make_grad(Objective(config.lambd, PENALTIES[config.penalty], config.decay_bias))
     lr, batch_size = config.lr, config.batch_size
 
     def step(params: Params, X: Array, y: Array) -> Params:
-        return sgd_step(params, backend.grad(objective, params, X, y), lr, batch_size)
+        return sgd_step(params, grad(params, X, y), lr, batch_size)
 
     return step
 
@@ -107,10 +108,11 @@ def make_evaluate(
         def loss(params: Params, Xb: Array, yb: Array) -> Array:
             return example_loss(backend, params, Xb, yb)
 
-    test_order = np.arange(len(problem.X_test))
+    eval_orders = backend.index(problem.eval_orders)
+    test_order = backend.index(np.arange(len(problem.X_test)))
 
     def batched(params: Params, k: int) -> tuple[float, float]:
-        return (evaluate_loss(backend, loss, params, X, y, problem.eval_orders[k], config.batch_size),
+        return (evaluate_loss(backend, loss, params, X, y, eval_orders[k], config.batch_size),
                 evaluate_loss(backend, loss, params, X_test, y_test, test_order, config.batch_size))
 
     return batched
@@ -137,15 +139,21 @@ def fit(backend: Backend, problem: Problem, config: Config) -> Run:
         params = {"w": w, "b": b}
         step = make_step(backend, config, params)
         evaluate = make_evaluate(backend, problem, config, X, y, X_test, y_test)
+        take, eval_every = backend.take, problem.eval_every
+        n_train, batch_size = problem.batch_order.shape[1], problem.batch_size
         start = time.perf_counter()
+        order = backend.index(problem.batch_order)
         for epoch in range(config.num_epochs):
-            for idx in problem.batches(epoch):
-                params = step(params, backend.take(X, idx), backend.take(y, idx))
-            if (epoch + 1) % problem.eval_every:
+            epoch_order = order[epoch]
+            for first in range(0, n_train, batch_size):  # the minibatches of Problem.batches(epoch)
+                idx = epoch_order[first : first + batch_size]
+                params = step(params, take(X, idx), take(y, idx))
+            if (epoch + 1) % eval_every:
                 continue
-            k = (epoch + 1) // problem.eval_every - 1
-            train_loss[k], test_loss[k] = evaluate(params, k)
-            if not (np.isfinite(train_loss[k]) and np.isfinite(test_loss[k])):
+            k = (epoch + 1) // eval_every - 1
+            train, test = evaluate(params, k)
+            train_loss[k], test_loss[k] = train, test
+            if not (math.isfinite(train) and math.isfinite(test)):
                 break
         seconds = time.perf_counter() - start
         final = {k: backend.to_numpy(p).copy() for k, p in params.items()}

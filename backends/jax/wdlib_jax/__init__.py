@@ -57,6 +57,9 @@ class JaxBackend(Backend):
     def grad(self, objective: Objective, params: Params, X: Any, y: Any) -> Params:
         return self._grad_fn(objective)(params, X, y)
 
+    def make_grad(self, objective: Objective) -> Callable[[Params, Any, Any], Params]:
+        return self._grad_fn(objective)  # the compiled function itself: no cache lookup per step
+
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one compiled gradient per objective, kept for reuse
     def _grad_fn(self, objective: Objective) -> Any:
         return jax.jit(jax.grad(lambda params, X, y: objective(self, params, X, y).sum()))

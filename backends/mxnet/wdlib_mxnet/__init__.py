@@ -41,8 +41,11 @@ class MxnetBackend(Backend):
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.asnumpy()
 
-    def take(self, x: Any, idx: np.ndarray) -> Any:
-        return x.take(nd.array(idx))
+    def index(self, idx: np.ndarray) -> Any:
+        return nd.array(idx)  # float32, as the gluonbook's nd.array(indices); rows and slices are views
+
+    def take(self, x: Any, idx: Any) -> Any:
+        return x.take(idx)
 
     def dot(self, a: Any, b: Any) -> Any:
         return nd.dot(a, b)
@@ -57,6 +60,24 @@ class MxnetBackend(Backend):
             l = objective(self, params, X, y)
         l.backward()
         return {k: p.grad for k, p in params.items()}
+
+    def make_grad(self, objective: Objective) -> Callable[[Params, Any, Any], Params]:
+        """:meth:`grad` with the gradient arrays allocated once, as the gluonbook's ``attach_grad`` before
+        training: each step marks the new parameters with them (``attach_grad`` would allocate and zero
+        new ones every step). A result holds until the next call, which overwrites it."""
+        buffers: Params = {}
+
+        def grad(params: Params, X: Any, y: Any) -> Params:
+            if buffers.keys() != params.keys():
+                buffers.clear()
+                buffers.update((k, nd.zeros_like(p)) for k, p in params.items())
+            autograd.mark_variables(list(params.values()), list(buffers.values()))
+            with autograd.record():
+                l = objective(self, params, X, y)
+            l.backward()
+            return dict(buffers)
+
+        return grad
 
     # The gluonbook's own ways (wdlib_mxnet.book): Gluon weight decay and native random draws.
     #: mode="concise" trains on gluon.loss.L2Loss, the scratch loss: concise(wd, lr) = scratch(wd, lr).

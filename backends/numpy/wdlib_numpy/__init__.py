@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -24,14 +25,13 @@ class NumpyBackend(Backend):
     def asarray(self, x: np.ndarray, dtype: str) -> np.ndarray:
         return np.array(x, dtype=dtype)
 
-    def to_numpy(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x)
-
     def take(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        return x[idx]
+        return x.take(idx, 0)  # x[idx], in half the time of fancy indexing for a minibatch's rows
 
-    def dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return a @ b
+    # np.asarray and a @ b as the C functions themselves: the eager loop calls them every minibatch, and
+    # a Python method around each would add a frame to NumPy calls of about a microsecond.
+    to_numpy = staticmethod(np.asarray)
+    dot = staticmethod(operator.matmul)
 
     def sign(self, a: np.ndarray) -> np.ndarray:
         return np.sign(a)
