@@ -3,6 +3,7 @@ methods they speed up."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -112,3 +113,15 @@ def test_make_grad_steps_as_grad(backend: str, penalty: str, decay_bias: bool) -
             theirs = sgd_step(theirs, impl.grad(objective, theirs, X, y), 0.03, 5)
         for name in start:
             np.testing.assert_array_equal(impl.to_numpy(ours[name]), impl.to_numpy(theirs[name]), name)
+
+
+def test_numpy_runs_quietly_through_overflow() -> None:
+    """A diverging run overflows to inf and NaN; the NumPy backend's run context says nothing (the core
+    reports the divergence)."""
+    big = np.full((3, 1), 3e38, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with wdlib.get_backend("numpy").context("float32"):
+            inf = big * 10
+            nan = inf - inf
+    assert np.isinf(inf).all() and np.isnan(nan).all()
