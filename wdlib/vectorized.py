@@ -34,11 +34,9 @@ implementation (used by the NumPy backend); :func:`wdlib.train_lambdas` is the p
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -49,7 +47,7 @@ from .data import Problem
 #: gathered with one indexing call into a reused buffer; above it, each minibatch is gathered alone.
 GATHER_BYTES = 64 * 2**20
 #: Large data: a minibatch is processed in blocks of rows of about this many bytes, each gathered once
-#: and used from cache for all its products (see :func:`fit_large`), so X is read from memory once per
+#: and used from cache for all its products (see :func:`wdlib.large.fit_large`), so X is read once per
 #: epoch. Measured on a 1 MiB-L2 core: 1 MiB blocks 9.8 GB/s, 512 KiB 6.6, 2 MiB 9.2.
 BLOCK_BYTES = 2**20
 #: Bytes of parameter snapshots and evaluation residuals held at once (sets the evaluation chunk).
@@ -316,9 +314,11 @@ def fit_numpy(plan: Plan) -> Result:
     """The pure-NumPy fused run of all columns of ``plan`` (the NumPy backend's fast path).
 
     Small data: two BLAS products and one or two in-place updates per minibatch, on views of a
-    buffer that one indexing call per epoch fills. Large data: :func:`fit_large`.
+    buffer that one indexing call per epoch fills. Large data: :func:`wdlib.large.fit_large`.
     """
     if not plan.gather_epochs():
+        from .large import fit_large
+
         return fit_large(plan)
     dt = plan.X_train.dtype
     k, E, bs = plan.k, plan.num_epochs, plan.batch_size
@@ -354,137 +354,6 @@ def fit_numpy(plan: Plan) -> Result:
                 rec.add(e + 1 - c, squared_losses(plan.X_train, plan.y_train, snaps[:c]),
                         squared_losses(plan.X_test, plan.y_test, snaps[:c]), snaps[:c])
     return rec.result()
-
-
-class LargeOps:
-    """The handful of array operations :func:`fit_large` needs, here for NumPy; a backend with a
-    large-data path subclasses this for its framework (arrays must support slicing, in-place
-    ``+= -= *=`` and ``.sum(axis=0)``, as NumPy arrays and PyTorch tensors do)."""
-
-    def context(self) -> contextlib.AbstractContextManager[Any]:
-        """Entered around the run: NumPy quiet about overflow (divergence is recorded), BLAS on one
-        thread (see :func:`one_blas_thread`)."""
-        stack = contextlib.ExitStack()
-        stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
-        stack.enter_context(one_blas_thread())
-        return stack
-
-    def asarray(self, a: np.ndarray) -> Any:
-        """``a`` as a framework array, sharing its memory (X is never copied)."""
-        return a
-
-    def copy(self, a: Any) -> Any:
-        return a.copy()
-
-    def empty(self, shape: tuple[int, ...], like: Any) -> Any:
-        return np.empty(shape, dtype=like.dtype)
-
-    def take_rows(self, X: Any, idx: Any, out: Any) -> Any:
-        """``out[:] = X[idx]``, unchecked and unbuffered (``mode="clip"``: the indices are valid)."""
-        return np.take(X, idx, axis=0, out=out, mode="clip")
-
-    def matmul(self, a: Any, b: Any, out: Any) -> Any:
-        return np.dot(a, b, out)
-
-    def subtract(self, a: Any, b: Any, out: Any) -> Any:
-        return np.subtract(a, b, out=out)
-
-    def to_numpy(self, a: Any) -> np.ndarray:
-        return a
-
-    def mean_square(self, R: Any) -> np.ndarray:
-        """Mean of ``R^2 / 2`` over the rows, accumulated in float64: (n, k) -> (k,)."""
-        return np.square(R).mean(axis=0, dtype=np.float64) / 2
-
-    def minibatch(self, X: Any, rows: Any, Xbuf: Any, w: Any, w_prev: Any, c: Any, r: Any, previous: Any,
-                  G: Any, Gb: Any) -> None:
-        """One minibatch, the rows ``rows`` of X, in blocks of ``len(Xbuf)`` rows, each gathered once:
-        ``r = X_B w + c``, ``previous = X_B w_prev`` and ``G = X_B^T r``."""
-        block, m = Xbuf.shape[0], rows.shape[0]
-        G[:] = 0
-        for b0 in range(0, m, block):
-            b1 = min(m, b0 + block)
-            Xb = self.take_rows(X, rows[b0:b1], Xbuf[: b1 - b0])
-            rb = r[b0:b1]
-            self.matmul(Xb, w, rb)
-            self.matmul(Xb, w_prev, previous[b0:b1])
-            rb += c[b0:b1]
-            G += self.matmul(Xb.T, rb, Gb)
-
-
-def fit_large(plan: Plan, ops: LargeOps | None = None) -> Result:
-    """The fast path on large data (NumPy by default, any framework through ``ops``): X is read from
-    memory once per epoch, evaluation included.
-
-    Works on ``X`` itself (no ``[X, 1, -y]`` copy). Each minibatch goes in blocks of rows of about
-    BLOCK_BYTES: a block is gathered once into a buffer that stays in cache and used there for every
-    product: its residuals ``X_b w + b - y_b``, its part of ``X_B^T r``, and ``X_b w_prev`` with the
-    previous epoch's weights. Every row is visited once per epoch, so the pass that trains epoch e
-    also gives the training loss of epoch e - 1 (one last pass gives that of the final weights). A
-    pass runs at the speed of a copy of X's rows in random order, which bounds any implementation
-    (benchmarks/run.py measures it against a C loop).
-    """
-    ops = ops or LargeOps()
-    (n, p), k, E, bs = plan.X_train.shape, plan.k, plan.num_epochs, plan.batch_size
-    X, y, X_test, y_test, orders = (ops.asarray(a) for a in (plan.X_train, plan.y_train, plan.X_test,
-                                                              plan.y_test, plan.batch_order))
-    theta = ops.asarray(np.ascontiguousarray(np.repeat(plan.theta0, k, axis=1)))
-    w, b, rows = theta[:p], theta[p], theta[: plan.decayed_rows]
-    prev = ops.copy(theta)  # the weights at the end of the previous epoch
-    w_prev, b_prev = prev[:p], prev[p]
-    block = min(bs, plan.block_rows())
-    Xbuf = ops.empty((block, p), X)
-    R = ops.empty((bs, k), X)
-    offset = ops.empty((bs, k), X)  # b - y_b of the minibatch
-    G, Gb = ops.empty((p, k), X), ops.empty((p, k), X)
-    y_epoch = ops.empty(tuple(y.shape), y)
-    previous = ops.empty((n, k), X)  # the previous weights' residuals, in the epoch's row order
-    decay = {t - s: ops.asarray(plan.decay(t - s).astype(plan.X_train.dtype)) for s, t in plan.bounds()}
-    step = plan.X_train.dtype.type(plan.step)
-    rec = Recorder(plan)
-    pending: tuple[np.ndarray, np.ndarray] | None = None  # (test loss, snapshot) of epoch e - 1
-
-    def losses(X: Any, y: Any) -> np.ndarray:
-        R = ops.matmul(X, w, ops.empty((X.shape[0], k), X))
-        R += b
-        R -= y
-        return ops.mean_square(R)[None]
-
-    with ops.context():
-        for e in range(E):
-            order = orders[e]
-            ops.take_rows(y, order, y_epoch)
-            for s, t in plan.bounds():
-                r, c = R[: t - s], ops.subtract(b, y_epoch[s:t], offset[: t - s])
-                ops.minibatch(X, order[s:t], Xbuf, w, w_prev, c, r, previous[s:t], G, Gb)
-                if plan.penalized:
-                    rows *= decay[t - s]
-                G *= step
-                w -= G
-                b -= r.sum(axis=0) * step
-            if pending is not None:
-                previous += b_prev
-                previous -= y_epoch
-                rec.add(e - 1, ops.mean_square(previous)[None], *pending)
-            pending = losses(X_test, y_test), ops.to_numpy(theta).copy()[None]
-            prev[:] = theta
-        rec.add(E - 1, losses(X, y), *pending)
-    return rec.result()
-
-
-@functools.cache
-def _blas() -> Any:
-    from threadpoolctl import ThreadpoolController  # imported on first use, like a framework
-
-    return ThreadpoolController()
-
-
-def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """BLAS on one thread, for the duration of a ``with`` block. The large-data path calls BLAS on
-    cache-sized blocks: handing those to a second thread costs more than it gains, and on a busy
-    machine OpenBLAS's waiting threads made a pass ten times slower (measured: 0.7 vs 9.8 GB/s).
-    One thread also makes the results independent of the thread settings."""
-    return _blas().limit(limits=1, user_api="blas")
 
 
 def single(result: Result) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

@@ -6,7 +6,7 @@ the graph bookkeeping). Here each minibatch is two tensor calls on preallocated 
 decay when λ > 0), under ``torch.no_grad`` and on one intra-op thread. Small data: the minibatches
 are views of buffers that one ``index_select`` per epoch refills, and the epochs loop runs in
 TorchScript (in Python where TorchScript is unavailable); losses are evaluated per chunk of epochs
-with one matrix product. Large data: :func:`wdlib.vectorized.fit_large` in torch ops
+with one matrix product. Large data: :func:`wdlib.large.fit_large` in torch ops
 (:class:`TorchOps`), on X itself, never copied, read from memory once per epoch. λ-vectorized:
 ``theta`` is (q, k) (primal or dual form, see :class:`wdlib.vectorized.Plan`).
 
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from wdlib import large
 from wdlib import vectorized as vec
 
 if TYPE_CHECKING:
@@ -89,8 +90,8 @@ def _script(f: Any) -> Any:
         return None
 
 
-class TorchOps(vec.LargeOps):
-    """:func:`wdlib.vectorized.fit_large` in PyTorch (the large-data path): tensors sharing the
+class TorchOps(large.LargeOps):
+    """:func:`wdlib.large.fit_large` in PyTorch (the large-data path): tensors sharing the
     NumPy arrays' memory, ``index_select`` and ``mm`` into preallocated buffers."""
 
     def __init__(self, torch: Any) -> None:
@@ -155,7 +156,7 @@ def scripted_minibatch() -> Any:
 
 def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
     if not plan.gather_epochs():
-        return vec.fit_large(plan, TorchOps(torch))
+        return large.fit_large(plan, TorchOps(torch))
     dt = getattr(torch, plan.config.dtype)
     k, E, bs, q = plan.k, plan.num_epochs, plan.batch_size, plan.q
     bounds = plan.bounds()
