@@ -104,7 +104,8 @@ class Backend(ABC):
 
     def norm_text(self, w: np.ndarray) -> str:
         """||w||_2 as the book's ``print`` shows it (the framework's norm and scalar type)."""
-        return str(float(np.linalg.norm(w)))
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged run's w: inf, quietly
+            return str(float(np.linalg.norm(w)))
 
     # Optional capabilities. A backend overrides these to offer them; the core asks before use.
 

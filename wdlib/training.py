@@ -61,8 +61,9 @@ class Run:
 
     @property
     def w_norm(self) -> float:
-        """||w||_2 of the final weight."""
-        return float(np.linalg.norm(self.params["w"].astype(np.float64)))
+        """||w||_2 of the final weight (inf for a diverged run, without NumPy's overflow warning)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.linalg.norm(self.params["w"].astype(np.float64)))
 
     def __repr__(self) -> str:
         c = self.config
