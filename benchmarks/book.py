@@ -8,6 +8,7 @@ the functions, so importing this module imports none.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -119,31 +120,41 @@ def mxnet_gluonbook(problem: Any, lr: float, lambd: float, num_epochs: int, dtyp
     return np.array(train), np.array(test), w.asnumpy()
 
 
-def jax_grad_loop(problem: Any, lr: float, lambd: float, num_epochs: int, dtype: str,
-                  jit: bool = True) -> tuple:
-    """A per-step JAX loop: ``jax.grad`` of the minibatch objective (``jax.jit``-compiled unless
-    ``jit=False``), the update in Python, the losses with a jitted evaluation."""
+@functools.cache
+def _jax_functions(jit: bool) -> tuple:
+    """``jax.grad`` of the minibatch objective (jitted unless ``jit=False``) and a jitted mean loss,
+    made once per process, as a user's module-level ``@jax.jit`` functions would be: compiled once per
+    shape, not on every run."""
     import jax
     import jax.numpy as jnp
 
-    X, y = jnp.asarray(problem.X_train, dtype), jnp.asarray(problem.y_train, dtype)
-    Xt, yt = jnp.asarray(problem.X_test, dtype), jnp.asarray(problem.y_test, dtype)
-    params = {"w": jnp.asarray(problem.w0, dtype), "b": jnp.asarray(problem.b0, dtype)}
-    bs = problem.batch_size
-
-    def objective(params: dict, X: Any, y: Any) -> Any:
+    def objective(params: dict, X: Any, y: Any, lambd: Any) -> Any:
         l = (X @ params["w"] + params["b"] - y) ** 2 / 2 + lambd * jnp.sum(params["w"] ** 2) / 2
         return l.sum()
 
     def mean_loss(params: dict, X: Any, y: Any) -> Any:
         return jnp.mean((X @ params["w"] + params["b"] - y) ** 2 / 2)
 
-    grad = jax.jit(jax.grad(objective)) if jit else jax.grad(objective)
-    mean_loss = jax.jit(mean_loss)
+    grad = jax.grad(objective)
+    return (jax.jit(grad) if jit else grad), jax.jit(mean_loss)
+
+
+def jax_grad_loop(problem: Any, lr: float, lambd: float, num_epochs: int, dtype: str,
+                  jit: bool = True) -> tuple:
+    """A per-step JAX loop: ``jax.grad`` of the minibatch objective (``jax.jit``-compiled unless
+    ``jit=False``), the update in Python, the losses with a jitted evaluation."""
+    import jax.numpy as jnp
+
+    X, y = jnp.asarray(problem.X_train, dtype), jnp.asarray(problem.y_train, dtype)
+    Xt, yt = jnp.asarray(problem.X_test, dtype), jnp.asarray(problem.y_test, dtype)
+    params = {"w": jnp.asarray(problem.w0, dtype), "b": jnp.asarray(problem.b0, dtype)}
+    bs = problem.batch_size
+    grad, mean_loss = _jax_functions(jit)
+    lambd = jnp.asarray(lambd, dtype)
     train, test = [], []
     for epoch in range(num_epochs):
         for idx in problem.batches(epoch):
-            g = grad(params, X[idx], y[idx])
+            g = grad(params, X[idx], y[idx], lambd)
             params = {k: p - lr * g[k] / bs for k, p in params.items()}
         train.append(float(mean_loss(params, X, y)))
         test.append(float(mean_loss(params, Xt, yt)))

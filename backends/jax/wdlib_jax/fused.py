@@ -1,12 +1,17 @@
 """The JAX backend's fast path: the whole run as one compiled ``lax.scan``.
 
 All epochs (an outer scan) of all minibatches (an inner scan over precomputed index arrays, the short
-last batch padded and masked), with the per-epoch train/test evaluation inside the scan, compiled once
-per shape by ``jax.jit`` and reused: λ, lr and the batch sizes are traced arguments, so a new λ or lr
-never recompiles. The update is the matrix-form SGD of :mod:`wdlib.vectorized` on ``theta`` of shape
-(q, k): a λ sweep is the same compiled function with k columns (the batched form ``jax.vmap``
-would produce). A column whose loss becomes NaN or infinite keeps the parameters of that epoch, as the
-eager loop stops there. float64 runs enable x64 inside the backend's ``context`` only.
+last batch padded and masked), then the per-epoch train and test losses of every epoch's parameters
+in one batched product after the scan: one ``jax.jit`` call per chunk of epochs (the whole chapter is
+one), compiled once per shape and reused. λ and lr enter only through the per-minibatch decay
+factors and the update matrix, which are arguments, so a new λ or lr never recompiles. The update is
+the matrix-form SGD of :mod:`wdlib.vectorized` on ``theta`` of shape (q, k): a λ sweep is the same
+compiled function with k columns (the batched form ``jax.vmap`` would produce). Where a column's loss
+first becomes NaN or infinite, :class:`wdlib.vectorized.Recorder` keeps that epoch's parameters, as
+the eager loop stops there. float64 runs enable x64 inside the backend's ``context`` only.
+
+Arguments are passed to the compiled function as NumPy arrays (jit's C++ dispatch transfers them;
+``jnp.asarray`` on each first cost more than the whole chapter's run).
 
 Equal to the eager path (``jax.grad`` per minibatch) within rounding, not bitwise: float64 1e-12
 relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
@@ -24,59 +29,49 @@ from wdlib import vectorized as vec
 
 @functools.cache
 def compiled() -> Any:
-    """The jitted whole run (one per process; jax caches one executable per shape and dtype)."""
+    """The jitted chunk of epochs (one per process; jax caches one executable per shape and dtype)."""
     import jax
     import jax.numpy as jnp
 
-    def run(Z, U, Z_test, theta0, idx, mask, counts, lambdas, lr, batch_size, decayed):
-        coef = lr * lambdas[None, :] / batch_size  # (1, k)
+    def losses(Z: Any, snaps: Any) -> Any:  # (C, k): mean of (Z theta)^2 / 2 for every snapshot
+        return jnp.mean(jnp.square(jnp.einsum("nq,cqk->cnk", Z, snaps)), axis=1) / 2
 
+    def run(Z, U, Z_test, theta, idx, keep, decay, decayed):
         def minibatch(theta, xs):
-            rows, keep, m = xs
-            r = (Z[rows] @ theta) * keep  # residuals; padded rows of a short last batch contribute 0
-            decay = 1 - decayed * (m * coef)  # (q, k)
-            return theta * decay - U[rows].T @ r, None
+            rows, kp, d = xs
+            r = (Z[rows] @ theta) * kp  # residuals; padded rows of a short last batch contribute 0
+            return jnp.where(decayed, theta * d, theta) - U[rows].T @ r, None
 
-        def epoch(carry, rows_e):
-            theta, done = carry
-            new, _ = jax.lax.scan(minibatch, theta, (rows_e, mask, counts))
-            train = jnp.mean(jnp.square(Z @ new), axis=0) / 2
-            test = jnp.mean(jnp.square(Z_test @ new), axis=0) / 2
-            theta = jnp.where(done[None, :], theta, new)
-            done = done | ~(jnp.isfinite(train) & jnp.isfinite(test))
-            return (theta, done), (train, test)
+        def epoch(theta, rows_e):
+            theta, _ = jax.lax.scan(minibatch, theta, (rows_e, keep, decay))
+            return theta, theta
 
-        done0 = jnp.zeros(theta0.shape[1], dtype=bool)
-        (theta, _), (train, test) = jax.lax.scan(epoch, (theta0, done0), idx)
-        return train, test, theta
+        _, snaps = jax.lax.scan(epoch, theta, idx)
+        return losses(Z, snaps), losses(Z_test, snaps), snaps
 
     return jax.jit(run)
 
 
 def fit_plan(plan: vec.Plan) -> vec.Result:
     """Run ``plan`` (call inside the backend's ``context(dtype)``)."""
-    import jax.numpy as jnp
-
     dt = plan.Z_train.dtype
-    E, n, bs, q = plan.num_epochs, plan.n_train, plan.batch_size, plan.q
+    E, n, bs, q, k = plan.num_epochs, plan.n_train, plan.batch_size, plan.q, plan.k
     nb = -(-n // bs)
-    pad = nb * bs - n
-    idx = np.concatenate([plan.batch_order, np.zeros((E, pad), dtype=plan.batch_order.dtype)], axis=1)
-    mask = np.ones((nb * bs, 1), dtype=dt)
-    mask[n:] = 0
-    counts = np.array([t - s for s, t in plan.bounds()], dtype=dt)
-    decayed = np.zeros((q, 1), dtype=dt)
-    decayed[: plan.decayed_rows] = 1
+    idx = np.zeros((E, nb * bs), dtype=np.int32)
+    idx[:, :n] = plan.batch_order
+    idx = idx.reshape(E, nb, bs)
+    keep = np.ones((nb * bs, 1), dtype=dt)
+    keep[n:] = 0
+    keep = keep.reshape(nb, bs, 1)
+    ones = np.ones((1, k), dtype=dt)
+    decay = np.stack([plan.decay(t - s).astype(dt) if plan.penalized else ones for s, t in plan.bounds()])
+    decayed = np.arange(q)[:, None] < plan.decayed_rows
     U = plan.U_train if plan.U_train is not None else plan.Z_train * plan.step_rows().astype(dt).T
-    args = (
-        plan.Z_train, U, plan.Z_test, np.repeat(plan.theta0, plan.k, axis=1),
-        idx.reshape(E, nb, bs).astype(np.int32), mask.reshape(nb, bs, 1), counts,
-        plan.lambdas.astype(dt), dt.type(plan.config.lr), dt.type(bs), decayed,
-    )
-    train, test, theta = compiled()(*(jnp.asarray(a) for a in args))
-    train = np.asarray(train, dtype=np.float64)
-    test = np.asarray(test, dtype=np.float64)
-    rec = vec.Recorder(plan)
-    theta = np.asarray(theta)
-    rec.add(0, train, test, np.broadcast_to(theta, (E, *theta.shape)))
+    theta = np.repeat(plan.theta0, k, axis=1)
+    run, rec, C = compiled(), vec.Recorder(plan), plan.eval_chunk()
+    for e0 in range(0, E, C):
+        train, test, snaps = run(plan.Z_train, U, plan.Z_test, theta, idx[e0 : e0 + C], keep, decay, decayed)
+        snaps = np.asarray(snaps)
+        rec.add(e0, np.asarray(train, dtype=np.float64), np.asarray(test, dtype=np.float64), snaps)
+        theta = snaps[-1]
     return rec.result()
