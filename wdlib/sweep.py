@@ -21,18 +21,16 @@ missing runs: a restarted sweep stores exactly the bits of an uninterrupted one.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import dataclasses
 import itertools
-import multiprocessing
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Container, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import vectorized
 from .config import Config, make_config
@@ -40,6 +38,9 @@ from .errors import ConfigError, WdlibError
 from .store import Store, check_store_path, config_key, result_record
 from .sweep_table import SweepTable
 from .validate import as_list, check_backends, lambda_list, seed_list
+
+if TYPE_CHECKING:  # imported where used: concurrent.futures and multiprocessing cost ~7 ms of `import wdlib`
+    import concurrent.futures as cf
 
 #: The most λ one batched task trains. Fixed (not derived from the number of workers) because a
 #: column's bits depend on its chunk: the same grid must give the same chunks on any executor.
@@ -153,6 +154,9 @@ def default_executor(workers: int | None = None) -> cf.ProcessPoolExecutor:
     and it does not exist on Windows. Measured here: 8 d2l runs on 2 workers take 1.53 s with spawn
     and 1.49 s with forkserver (start-up is paid once per worker), so safety costs nothing.
     """
+    import concurrent.futures as cf
+    import multiprocessing
+
     workers = workers or os.cpu_count() or 1
     return cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
@@ -161,6 +165,8 @@ def default_executor(workers: int | None = None) -> cf.ProcessPoolExecutor:
 
 
 def _check_executor(executor: Any, workers: Any) -> None:
+    import concurrent.futures as cf
+
     if executor is not None and not isinstance(executor, cf.Executor):
         raise ExecutorError(
             f"executor={executor!r} is not a concurrent.futures.Executor; pass e.g. "
@@ -301,6 +307,8 @@ def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers
     On the first failed task, the tasks not started are cancelled, those running are still stored,
     and the failure is raised.
     """
+    import concurrent.futures as cf
+
     own = executor is None
     pool = default_executor(min(workers or os.cpu_count() or 1, len(tasks))) if own else executor
     futures: dict[cf.Future[Any], Task] = {}

@@ -6,9 +6,7 @@ more (e.g. loss curves as arrays), which :meth:`Table.to_json` includes and the 
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -93,6 +91,8 @@ class Table:
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the scalar columns as CSV, atomically."""
+        import csv
+
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(self.columns), lineterminator="\n")
         writer.writeheader()
@@ -103,6 +103,8 @@ class Table:
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """Every column of every row (loss curves and weights included) as JSON; written atomically
         to ``path`` when one is given."""
+        import json
+
         text = json.dumps([{k: jsonable(v) for k, v in row.items()} for row in self.rows], indent=1)
         if path is not None:
             write_text(path, text + "\n")
