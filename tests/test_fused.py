@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import wdlib
-from wdlib import vectorized
+from wdlib import large, vectorized
 
 TOL = {"float64": (1e-12, 1e-9), "float32": (1e-4, 2e-2)}
 SETTINGS = [
@@ -114,6 +114,34 @@ def large_data_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vectorized, "GATHER_BYTES", 0)
     monkeypatch.setattr(vectorized, "DUAL_RATIO", 0)
     monkeypatch.setattr(vectorized, "BLOCK_BYTES", 2 * 8 * 202)
+
+
+@pytest.mark.parametrize("name", [b for b in ("numpy", "torch") if b in wdlib.installed_backends()])
+def test_large_data_path_same_bits_on_any_number_of_threads(name: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Minibatches split into parts run on two threads or one: the same bits, and the same run."""
+    large_data_path(monkeypatch)
+    kw = {"lambd": 3.0, "dtype": "float32", "num_epochs": 20, "decay_bias": True}
+    assert large.split_rows(5, 2, large.SLOTS) == [(0, 4), (4, 5)]  # the chapter's 5 rows in 2-row blocks
+    runs = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(large, "THREADS", threads)
+        runs[threads] = wdlib.train(name, engine="fused", **kw)
+    assert np.array_equal(runs[1].params["w"], runs[2].params["w"])
+    assert np.array_equal(runs[1].test_loss, runs[2].test_loss)
+    assert np.array_equal(runs[1].train_loss, runs[2].train_loss)
+    assert_runs_close(runs[2], wdlib.train("numpy", engine="eager", **kw), "float32")
+
+
+def test_split_rows() -> None:
+    """Parts are whole blocks, cover every row once, and no part is empty."""
+    for m, block, parts in [(256, 13, 2), (5, 2, 2), (1, 4, 2), (26, 13, 2), (27, 13, 3), (300, 400, 2)]:
+        ranges = large.split_rows(m, block, parts)
+        assert 1 <= len(ranges) <= parts
+        assert ranges[0][0] == 0 and ranges[-1][1] == m
+        assert all(z > a for a, z in ranges)
+        assert all((z - a) % block == 0 for a, z in ranges[:-1])
+        assert all(ranges[i][1] == ranges[i + 1][0] for i in range(len(ranges) - 1))
 
 
 @pytest.mark.parametrize("path", ["small", "large"])
