@@ -1,0 +1,124 @@
+"""The Markdown report of benchmarks/run.py and its targets (the issue's bounds, checked on the
+measured medians; each ratio is of two numbers from the same process and run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BOOK = {"numpy": "straightforward NumPy loop", "torch": "d2l code (DataLoader + autograd)",
+        "mxnet": "gluonbook code (DataLoader + autograd.record)", "jax": "jax.jit(jax.grad) per step"}
+
+
+def ms(x: float) -> str:
+    return f"{x * 1e3:.3g}" if x < 10 else f"{x * 1e3:.0f}"
+
+
+def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The Markdown report and the list of targets (met or not)."""
+    lines: list[str] = []
+    m = results["machine"]
+    lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
+              f"NumPy {m['numpy']}; {m['date']}; load average at start {m['load_average_at_start']:.2f}. "
+              f"Medians of {results['repeats']} interleaved repeats (q1-q3 in brackets), ms.", ""]
+    lines += ["| backend | run | fused | eager | book-style by hand | hand autograd, no loader | C loop |",
+              "|---|---|---|---|---|---|---|"]
+    targets: list[dict[str, Any]] = []
+
+    def cell(runs: dict, key: str) -> str:
+        if key not in runs:
+            return "-"
+        r = runs[key]
+        return f"{ms(r['median'])} ({ms(r['q1'])}-{ms(r['q3'])})"
+
+    by = {r["backend"]: r for r in results["backends"]}
+    for name, r in by.items():
+        runs = r["runs"]
+        for preset in ("d2l", "gluonbook"):
+            lines.append(f"| {name} {r['version']} | {preset} | {cell(runs, preset + '/fused')} | "
+                         f"{cell(runs, preset + '/eager')} | {cell(runs, preset + '/book')} | "
+                         f"{cell(runs, preset + '/hand-autograd')} | {cell(runs, preset + '/C')} |")
+    lines += ["", "Book-style baselines: " + "; ".join(f"{k}: {v}" for k, v in BOOK.items() if k in by)
+              + ". JAX's 'hand' column: the same loop with an unjitted `jax.grad` (gluonbook only).", ""]
+
+    def med(name: str, key: str) -> float:
+        return by[name]["runs"][key]["median"]
+
+    def target(what: str, value: float, bound: float, better: str, unit: str = "x") -> None:
+        ok = value <= bound if better == "<=" else value >= bound
+        targets.append({"target": what, "value": value, "bound": bound, "met": ok})
+
+    if "jax" in by and "d2l/C" in by["jax"]["runs"]:
+        target("JAX fused d2l / C loop (same process)",
+               med("jax", "d2l/fused") / med("jax", "d2l/C"), 5, "<=")
+    if "torch" in by:
+        target("PyTorch fused d2l, ms", med("torch", "d2l/fused") * 1e3, 5, "<=")
+        target("PyTorch eager / fused, d2l", med("torch", "d2l/eager") / med("torch", "d2l/fused"), 15, ">=")
+    if "numpy" in by:
+        target("NumPy straightforward loop / fused, d2l",
+               med("numpy", "d2l/book") / med("numpy", "d2l/fused"), 2.5, ">=")
+    if "mxnet" in by:
+        target("MXNet autograd.record (gluonbook code) / fused, d2l",
+               med("mxnet", "d2l/book") / med("mxnet", "d2l/fused"), 5, ">=")
+        target("MXNet wdlib eager / fused, d2l",
+               med("mxnet", "d2l/eager") / med("mxnet", "d2l/fused"), 5, ">=")
+    for name, r in by.items():
+        s = r["sweep64"]
+        target(f"{name}: 64-λ sweep, one-at-a-time / vectorized",
+               s["one-at-a-time"]["median"] / s["vectorized"]["median"], 15, ">=")
+    for name in by:
+        for preset in ("d2l", "gluonbook"):
+            target(f"{name} {preset}: wdlib eager / book-style loop",
+                   med(name, f"{preset}/eager") / med(name, f"{preset}/book"), 1.10, "<=")
+            if f"{preset}/hand-autograd" in by[name]["runs"]:
+                target(f"{name} {preset}: wdlib eager / hand autograd loop without DataLoader",
+                       med(name, f"{preset}/eager") / med(name, f"{preset}/hand-autograd"), 1.10, "<=")
+    for g in results.get("large", []):
+        if "fraction_of_c" in g:
+            target(f"{g['backend']} large problem: GB/s per epoch / the C epoch's on two threads",
+                   g["fraction_of_c"], 0.8, ">=")
+            target(f"{g['backend']} large problem: GB/s per epoch / a sequential read of X",
+                   g["fraction_of_sequential_read"], 0.4, ">=")
+        if "peak_rss_over_X" in g:
+            target(f"{g['backend']} large problem: peak RSS / X", g["peak_rss_over_X"], 1.5, "<=")
+    imp = results["import"]
+    target("import wdlib, ms (frameworks imported: " + (", ".join(imp["frameworks_imported"]) or "none")
+           + ")", imp["median"] * 1e3, 150, "<=")
+
+    lines += ["64-λ sweep (d2l, float32), ms:", "",
+              "| backend | vectorized | 64 one-at-a-time (fast path) | ratio |", "|---|---|---|---|"]
+    for name, r in by.items():
+        s = r["sweep64"]
+        lines.append(f"| {name} | {ms(s['vectorized']['median'])} | {ms(s['one-at-a-time']['median'])} | "
+                     f"{s['one-at-a-time']['median'] / s['vectorized']['median']:.1f}x |")
+    keys = list(next(iter(by.values()))["scaling"])
+    lines += ["", "Fast path scaling (batch 5, 5 epochs, whole fused_fit incl. setup), ms:", "",
+              "| backend | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for name, r in by.items():
+        lines.append(f"| {name} | " + " | ".join(ms(r["scaling"][k]["median"]) for k in keys) + " |")
+    if results.get("large"):
+        lines += ["", "Large problem through `wdlib.make_problem` and `wdlib.fit` (fast path), float32, "
+                  "batch 256; GB/s = bytes of X / seconds per epoch; C: benchmarks/ref.c on the same data in "
+                  "the same process (the SGD epoch reading X once, on one thread and on two as wdlib runs "
+                  "it; a sequential read of X on one thread):", "",
+                  "| backend | n x p | X | make_problem s | s/epoch | GB/s | whole 3-epoch run, GB/s per "
+                  "epoch | C epoch GB/s, 1 thread | 2 threads | C sequential read GB/s | peak RSS / X |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for g in results["large"]:
+            if "error" in g:
+                lines.append(f"| {g['backend']} | - | - | - | - | {g['error']} | - | - | - | - | - |")
+                continue
+            lines.append(
+                f"| {g['backend']} | {g['n']} x {g['p']} | {g['X_bytes'] / 1e9:.1f} GB | "
+                f"{g['seconds_make_problem']:.0f} | {g['seconds_per_epoch']:.2f} | {g['gb_per_s']:.1f} | "
+                f"{g['run_gb_per_s']:.1f} | {g.get('c_epoch_gb_per_s', float('nan')):.1f} | "
+                f"{g.get('c_epoch_2_threads_gb_per_s', float('nan')):.1f} | "
+                f"{g.get('sequential_read_gb_per_s', float('nan')):.1f} | {g['peak_rss_over_X']:.2f} |")
+    lines += ["", f"`import wdlib`: {imp['median'] * 1e3:.0f} ms median of {imp['n']} fresh interpreters "
+              f"with bytecode caches ({imp['median_without_bytecode_cache'] * 1e3:.0f} ms without: "
+              "PYTHONDONTWRITEBYTECODE); frameworks imported: "
+              f"{', '.join(imp['frameworks_imported']) or 'none'}.", "",
+              "| target | measured | bound | met |", "|---|---|---|---|"]
+    for t in targets:
+        met = "yes" if t["met"] else "**no**"
+        lines.append(f"| {t['target']} | {t['value']:.3g} | {t['bound']:g} | {met} |")
+    return "\n".join(lines) + "\n", targets
