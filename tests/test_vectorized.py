@@ -37,6 +37,25 @@ def test_vectorized_on_the_large_data_path(backend: str, monkeypatch: pytest.Mon
         assert_runs_close(run, single, "float64")
 
 
+@pytest.mark.skipif("jax" not in wdlib.installed_backends(), reason="jax is not installed")
+@pytest.mark.parametrize("fused_product_max", [0, 2**15])
+def test_jax_products_as_loops_or_dots(fused_product_max: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JAX writes a small batched minibatch product as a fused loop and a large one as ``dot``: each
+    form trains every λ as the eager one-at-a-time runs do."""
+    from wdlib_jax import fused
+
+    monkeypatch.setattr(fused, "FUSED_PRODUCT_MAX", fused_product_max)
+    fused.compiled.cache_clear()  # the form is chosen when the function is traced
+    try:
+        for dtype in ("float64", "float32"):
+            runs = wdlib.train_lambdas("jax", LAMBDAS, seed=4, dtype=dtype)
+            for lambd, run in zip(LAMBDAS, runs, strict=True):
+                assert_runs_close(run, wdlib.train("numpy", lambd=lambd, seed=4, dtype=dtype, engine="eager"),
+                                  dtype)
+    finally:
+        fused.compiled.cache_clear()
+
+
 def test_contract(backend: str) -> None:
     runs = wdlib.train_lambdas(backend, [3.0, 0.0, 3.0], num_epochs=4, decay_bias=True)
     assert len(runs) == 3 and runs[0].problem is runs[1].problem is runs[2].problem
