@@ -2,8 +2,9 @@
  *
  * Minibatch SGD on (X w + b - y)^2 / 2 + lambd ||w||^2 / 2 exactly as the books (and wdlib's eager
  * path) do it, in float32, with the whole-set train and test losses recorded after every epoch.
- * Built by benchmarks/run.py with `cc -O3 -march=native -ffast-math -fopenmp -shared -fPIC` (vectorized
- * loops: the fastest plain C here) and called through ctypes.
+ * Built by benchmarks/run.py with `cc -O3 -march=native` and -ffast-math's reassociation flags (vectorized
+ * loops: the fastest plain C here; not -ffast-math itself, which would set flush-to-zero for the whole
+ * process), `-fopenmp -shared -fPIC`, and called through ctypes.
  */
 #include <omp.h>
 #include <stddef.h>

@@ -50,19 +50,30 @@ from report import summarize  # noqa: E402  (benchmarks/report.py, beside this f
 BACKENDS = ("numpy", "torch", "jax", "mxnet")
 
 
+#: A sample is at least this long: a faster case is timed over that many calls in a row (as timeit's
+#: autorange), so its time is not that of one call run right after another case, caches cold.
+SAMPLE_SECONDS = 0.02
+
+
 def measure(cases: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
-    """Median, quartiles and min of each case's wall time in seconds, rounds interleaved."""
-    for f in cases.values():  # warm-up: imports, compilation, caches
+    """Median, quartiles and min of each case's wall time per call in seconds, rounds interleaved."""
+    calls = {}
+    for name, f in cases.items():  # warm-up: imports, compilation, caches; then the calls per sample
         f()
+        start = time.perf_counter()
+        f()
+        calls[name] = int(min(100, max(1, SAMPLE_SECONDS // max(time.perf_counter() - start, 1e-6))))
     names = list(cases)
     times: dict[str, list[float]] = {n: [] for n in names}
     gc.disable()  # as timeit does: no collection inside a timed call (one after each round instead;
     try:  # a collection before every call left JAX's next call ~0.5 ms slower, its caches cold)
         for r in range(repeats):
             for name in names[r % len(names):] + names[: r % len(names)]:
+                f, n = cases[name], calls[name]
                 start = time.perf_counter()
-                cases[name]()
-                times[name].append(time.perf_counter() - start)
+                for _ in range(n):
+                    f()
+                times[name].append((time.perf_counter() - start) / n)
             gc.collect()
     finally:
         gc.enable()
@@ -70,8 +81,15 @@ def measure(cases: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict
     for name, ts in times.items():
         q = np.quantile(ts, [0.25, 0.5, 0.75])
         out[name] = {"median": float(q[1]), "q1": float(q[0]), "q3": float(q[2]), "min": min(ts),
-                     "n": len(ts)}
+                     "n": len(ts), "calls_per_sample": calls[name]}
     return out
+
+
+#: -ffast-math's vectorizing parts without -ffast-math itself: with it, GCC links crtfastmath.o into the
+#: library, whose loading switches the whole process to flush-to-zero and so changes what the other
+#: cases in the process compute (NumPy then warns that float32's smallest subnormal is zero).
+C_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
+           "-fno-signed-zeros", "-freciprocal-math"]
 
 
 @functools.cache
@@ -79,7 +97,7 @@ def ref_library() -> Any:
     """benchmarks/ref.c compiled and loaded through ctypes (None without a C compiler)."""
     lib_path = Path(tempfile.mkdtemp()) / "wdlib_ref.so"
     try:
-        subprocess.run(["cc", "-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC",
+        subprocess.run(["cc", *C_FLAGS, "-fopenmp", "-shared", "-fPIC",
                         str(HERE / "ref.c"), "-o", str(lib_path)], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
         return None

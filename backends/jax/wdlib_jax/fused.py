@@ -42,7 +42,7 @@ def compiled() -> Any:
     import jax.numpy as jnp
 
     def losses(Z: Any, snaps: Any) -> Any:  # (C, k): mean of (Z theta)^2 / 2 for every snapshot
-        return jnp.mean(jnp.square(jnp.einsum("nq,cqk->cnk", Z, snaps)), axis=1) / 2
+        return jnp.mean(jnp.square(jnp.einsum("nq,cqk->nck", Z, snaps)), axis=0) / 2
 
     def run(Z, U, Z_test, theta, idx, keep, decay, decayed):
         (q, k), bs = theta.shape, idx.shape[-1]
