@@ -34,10 +34,22 @@ def assert_runs_close(a: wdlib.Run, b: wdlib.Run, dtype: str) -> None:
         np.testing.assert_allclose(a.params[name], b.params[name], rtol=tol, atol=atol, err_msg=name)
 
 
+def use_loop(loop: str, config: wdlib.Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small one-column runs train with one matrix per minibatch ("step_matrices"); "minibatch"
+    turns that off, so the two products and update per minibatch of every other run are tested too."""
+    if loop == "minibatch":
+        monkeypatch.setattr(vectorized, "STEP_MATRIX_MAX_Q", 0)
+    plan = vectorized.make_plan(wdlib.make_problem(config), config)
+    assert (plan.step_matrices() is not None) == (loop == "step_matrices")
+
+
+@pytest.mark.parametrize("loop", ["step_matrices", "minibatch"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("preset", ["d2l", "gluonbook"])
 @pytest.mark.parametrize("setting", SETTINGS, ids=["lambd0", "lambd3", "lambd3-decay_bias"])
-def test_fused_equals_eager(backend: str, preset: str, setting: dict, dtype: str) -> None:
+def test_fused_equals_eager(backend: str, preset: str, setting: dict, dtype: str, loop: str,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    use_loop(loop, wdlib.make_config(preset, dtype=dtype, seed=1, **setting), monkeypatch)
     eager = wdlib.train(backend, preset, engine="eager", dtype=dtype, seed=1, **setting)
     fused = wdlib.train(backend, preset, engine="fused", dtype=dtype, seed=1, **setting)
     assert (eager.engine, fused.engine) == ("eager", "fused")
@@ -60,9 +72,11 @@ def test_supports_fused_only_scratch_numpy_l2() -> None:
     assert not vectorized.supports(config.replace(mode="concise", wd=3.0))
 
 
-def test_short_last_batch(backend: str) -> None:
+@pytest.mark.parametrize("loop", ["step_matrices", "minibatch"])
+def test_short_last_batch(backend: str, loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """n_train not a multiple of batch_size: the last minibatch is short and decays less."""
     kw = {"n_train": 23, "batch_size": 5, "num_epochs": 30, "lambd": 3.0, "dtype": "float64"}
+    use_loop(loop, wdlib.make_config(**kw), monkeypatch)
     eager = wdlib.train(backend, engine="eager", **kw)
     fused = wdlib.train(backend, engine="fused", **kw)
     assert_runs_close(fused, eager, "float64")
@@ -179,15 +193,18 @@ def test_jax_compiles_once_per_shape() -> None:
     assert jnp.zeros(1).dtype == jnp.float32
 
 
-def test_torch_without_torchscript(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("loop", ["step_matrices", "minibatch"])
+def test_torch_without_torchscript(loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The PyTorch fast path runs its epochs in TorchScript, or in the same loop in Python."""
     if "torch" not in wdlib.installed_backends():
         pytest.skip("torch is not installed")
     from wdlib_torch import fused
 
-    assert fused.scripted_epochs() is not None
+    use_loop(loop, wdlib.make_config(lambd=3.0, dtype="float64"), monkeypatch)
+    compiled = {"step_matrices": "scripted_steps", "minibatch": "scripted_epochs"}[loop]
+    assert getattr(fused, compiled)() is not None
     scripted = wdlib.train("torch", lambd=3.0, dtype="float64", engine="fused")
-    monkeypatch.setattr(fused, "scripted_epochs", lambda: None)
+    monkeypatch.setattr(fused, compiled, lambda: None)
     plain = wdlib.train("torch", lambd=3.0, dtype="float64", engine="fused")
     eager = wdlib.train("torch", lambd=3.0, dtype="float64", engine="eager")
     assert np.array_equal(plain.params["w"], scripted.params["w"])

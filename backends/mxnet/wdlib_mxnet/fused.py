@@ -3,8 +3,10 @@
 Every MXNet operator costs tens of microseconds of engine overhead, so the fast path issues as few as
 it can, and no ``autograd.record``: per minibatch ``nd.dot(Z_B, theta)`` and one
 ``nd.linalg.gemm(U_B^T, r, theta, alpha=-1)`` (plus one ``broadcast_mul`` for the decay when λ > 0)
-on minibatches gathered up front and addressed as views; losses are evaluated per chunk of epochs
-with one product over the concatenated snapshots. λ-vectorized: ``theta`` is (q, k) (primal or dual
+on minibatches gathered up front and addressed as views, or, for one small column, one ``nd.dot``
+with that minibatch's update matrix (:meth:`wdlib.vectorized.Plan.step_matrices`, split into one
+array per minibatch by a single ``nd.split``); losses are evaluated per chunk of epochs with one
+product over the concatenated snapshots. λ-vectorized: ``theta`` is (q, k) (primal or dual
 form, see :class:`wdlib.vectorized.Plan`).
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
@@ -42,13 +44,19 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
             D = np.ones((q, k))
             D[: plan.decayed_rows] = plan.decay(t - s)
             decay[t - s] = nd.array(D, dtype=dt)
+    A = plan.step_matrices()
+    if A is not None:
+        steps = nd.split(nd.array(A.reshape(-1, q, q), dtype=dt), num_outputs=E * nb, axis=0,
+                         squeeze_axis=True)
+        steps = [steps] if E * nb == 1 else list(steps)
     U = plan.U_train
-    gathered = U is not None and n % bs == 0 and 2 * E * n * q * plan.Z_train.itemsize <= vec.GATHER_BYTES
+    gathered = (A is None and U is not None and n % bs == 0
+                and 2 * E * n * q * plan.Z_train.itemsize <= vec.GATHER_BYTES)
     if gathered:
         Zb_all = nd.array(plan.Z_train[plan.batch_order].reshape(E * nb, bs, q), dtype=dt)
         Ub = U[plan.batch_order].reshape(E * nb, bs, q).transpose(0, 2, 1)  # (lr / bs) U_B^T
         Ub_all = nd.array(np.ascontiguousarray(Ub), dtype=dt)
-    else:
+    elif A is None:
         orders = nd.array(plan.batch_order, dtype="int64")
         step_rows = nd.array(plan.step_rows(), dtype=dt)
         U_nd = None if U is None else nd.array(U, dtype=dt)
@@ -57,7 +65,10 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
     rec = vec.Recorder(plan)
     dot, gemm = nd.dot, nd.linalg.gemm
     for e in range(E):
-        if gathered:
+        if A is not None:
+            for i in range(e * nb, (e + 1) * nb):
+                theta = dot(steps[i], theta)
+        elif gathered:
             for i in range(e * nb, (e + 1) * nb):
                 r = dot(Zb_all[i], theta)
                 if decay is not None:

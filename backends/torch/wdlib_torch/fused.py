@@ -3,10 +3,11 @@
 The eager path runs autograd on the books' objective each minibatch (about 25 tensor operations with
 the graph bookkeeping). Here each minibatch is two tensor calls on preallocated buffers,
 ``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus ``mul_`` for the
-decay when λ > 0), under ``torch.no_grad`` and on one intra-op thread. Small data: the minibatches
-are views of buffers that one ``index_select`` per epoch refills, and the epochs loop runs in
-TorchScript (in Python where TorchScript is unavailable); losses are evaluated per chunk of epochs
-with one matrix product. Large data: :func:`wdlib.large.fit_large` in torch ops
+decay when λ > 0), under ``torch.no_grad`` and on one intra-op thread; for one small column (the
+chapter's runs), a single ``torch.mm`` with that minibatch's update matrix
+(:meth:`wdlib.vectorized.Plan.step_matrices`). Small data: the minibatches are views of buffers
+that one ``index_select`` per epoch refills, and the epochs loop runs in TorchScript (in Python
+where TorchScript is unavailable); losses are evaluated per chunk of epochs with one matrix product. Large data: :func:`wdlib.large.fit_large` in torch ops
 (:class:`TorchOps`), on X itself, never copied, read from memory once per epoch. λ-vectorized:
 ``theta`` is (q, k) (primal or dual form, see :class:`wdlib.vectorized.Plan`).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -77,6 +79,39 @@ def scripted_epochs() -> Any:
             snaps[e - e0].copy_(theta)
 
     return _script(epochs)
+
+
+@functools.cache
+def scripted_steps() -> Any:
+    """The one-matrix-per-minibatch loop (:meth:`wdlib.vectorized.Plan.step_matrices`) compiled by
+    TorchScript: one ``mm`` per minibatch, ping-ponging between two buffers. None where TorchScript
+    is unavailable."""
+    global Tensor
+    import torch
+
+    Tensor = torch.Tensor
+
+    def steps(As: list[Tensor], nb: int, theta: Tensor, spare: Tensor, snaps: Tensor, e0: int,
+              e1: int) -> tuple[Tensor, Tensor]:
+        for e in range(e0, e1):
+            for i in range(e * nb, (e + 1) * nb):
+                torch.mm(As[i], theta, out=spare)
+                theta, spare = spare, theta
+            snaps[e - e0].copy_(theta)
+        return theta, spare
+
+    return _script(steps)
+
+
+def _steps(torch: Any, As: list, nb: int, theta: Any, spare: Any, snaps: Any, e0: int, e1: int) -> tuple:
+    """:func:`scripted_steps` in Python."""
+    mm = torch.mm
+    for e in range(e0, e1):
+        for A_s in As[e * nb : (e + 1) * nb]:
+            mm(A_s, theta, out=spare)
+            theta, spare = spare, theta
+        snaps[e - e0].copy_(theta)
+    return theta, spare
 
 
 def _script(f: Any) -> Any:
@@ -158,43 +193,65 @@ def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
     if not plan.gather_epochs():
         return large.fit_large(plan, TorchOps(torch))
     dt = getattr(torch, plan.config.dtype)
-    k, E, bs, q = plan.k, plan.num_epochs, plan.batch_size, plan.q
-    bounds = plan.bounds()
     with torch.no_grad():
         X, y, X_test, y_test = (torch.from_numpy(a) for a in (plan.X_train, plan.y_train, plan.X_test,
                                                                plan.y_test))
-        theta = torch.from_numpy(np.repeat(plan.theta0, k, axis=1)).contiguous()
-        rows = theta[: plan.decayed_rows]
-        decay = ({t - s: torch.from_numpy(plan.decay(t - s)).to(dt) for s, t in bounds}
-                 if plan.penalized else None)
-        R = torch.empty((bs, k), dtype=dt)
-        Rm = {t - s: R[: t - s] for s, t in bounds}
-        orders = torch.from_numpy(plan.batch_order)
+        theta = torch.from_numpy(np.repeat(plan.theta0, plan.k, axis=1)).contiguous()
         C = plan.eval_chunk()
-        snaps = torch.empty((C, q, k), dtype=dt)
+        snaps = torch.empty((C, plan.q, plan.k), dtype=dt)
         rec = vec.Recorder(plan)
-        # an epoch's rows of Z and U in order, refilled by one index_select each
-        Z, U = torch.from_numpy(plan.Z_train), torch.from_numpy(plan.U_train)
-        Zbuf, Ubuf = torch.empty_like(Z), torch.empty_like(U)
-        if plan.n_train % bs == 0:  # every minibatch view made by one unbind call
-            Zs = list(Zbuf.view(-1, bs, q).unbind(0))
-            Us = list(Ubuf.view(-1, bs, q).transpose(1, 2).unbind(0))
-        else:
-            Zs = list(Zbuf.split(bs))
-            Us = [Ub.T for Ub in Ubuf.split(bs)]
-        sizes = [t - s for s, t in bounds]
-        Rs = [Rm[m] for m in sizes]
-        Ds = [decay[m] for m in sizes] if decay is not None else []
-        scripted = scripted_epochs()
-        epochs = scripted if scripted is not None else functools.partial(_epochs, torch)
-        args = (Z, U, orders, Zbuf, Ubuf, Zs, Us, Rs, Ds, theta, rows, snaps)
-        for e0 in range(0, E, C):
-            e1 = min(E, e0 + C)
-            epochs(*args, e0, e1)
+        advance = _step_matrix_loop(torch, plan, theta, snaps) or _minibatch_loop(torch, plan, theta, snaps)
+        for e0 in range(0, plan.num_epochs, C):
+            e1 = min(plan.num_epochs, e0 + C)
+            advance(e0, e1)
             c = e1 - e0
             rec.add(e0, _losses(torch, X, y, snaps[:c]), _losses(torch, X_test, y_test, snaps[:c]),
                     snaps[:c].numpy())
     return rec.result()
+
+
+Advance = Callable[[int, int], None]  # trains epochs e0 .. e1 - 1, each one's parameters into snaps
+
+
+def _step_matrix_loop(torch: Any, plan: vec.Plan, theta: Any, snaps: Any) -> Advance | None:
+    """One ``mm`` per minibatch with its update matrix, where the plan has them (one small column)."""
+    A = plan.step_matrices()
+    if A is None:
+        return None
+    As, nb = list(torch.from_numpy(A).view(-1, plan.q, plan.q).unbind(0)), A.shape[1]
+    steps = scripted_steps() or functools.partial(_steps, torch)
+    state = [theta, torch.empty_like(theta)]
+
+    def advance(e0: int, e1: int) -> None:
+        state[:] = steps(As, nb, state[0], state[1], snaps, e0, e1)
+
+    return advance
+
+
+def _minibatch_loop(torch: Any, plan: vec.Plan, theta: Any, snaps: Any) -> Advance:
+    """Two products and an update per minibatch, on views of buffers that one ``index_select`` per
+    epoch refills."""
+    dt, bs, q, bounds = theta.dtype, plan.batch_size, plan.q, plan.bounds()
+    rows = theta[: plan.decayed_rows]
+    decay = ({t - s: torch.from_numpy(plan.decay(t - s)).to(dt) for s, t in bounds}
+             if plan.penalized else None)
+    R = torch.empty((bs, plan.k), dtype=dt)
+    orders = torch.from_numpy(plan.batch_order)
+    Z, U = torch.from_numpy(plan.Z_train), torch.from_numpy(plan.U_train)
+    Zbuf, Ubuf = torch.empty_like(Z), torch.empty_like(U)
+    if plan.n_train % bs == 0:  # every minibatch view made by one unbind call
+        Zs = list(Zbuf.view(-1, bs, q).unbind(0))
+        Us = list(Ubuf.view(-1, bs, q).transpose(1, 2).unbind(0))
+    else:
+        Zs = list(Zbuf.split(bs))
+        Us = [Ub.T for Ub in Ubuf.split(bs)]
+    sizes = [t - s for s, t in bounds]
+    Rs = [R[:m] for m in sizes]
+    Ds = [decay[m] for m in sizes] if decay is not None else []
+    scripted = scripted_epochs()
+    epochs = scripted if scripted is not None else functools.partial(_epochs, torch)
+    args = (Z, U, orders, Zbuf, Ubuf, Zs, Us, Rs, Ds, theta, rows, snaps)
+    return lambda e0, e1: epochs(*args, e0, e1)
 
 
 def _epochs(torch: Any, Z: Any, U: Any, orders: Any, Zbuf: Any, Ubuf: Any, Zs: list, Us: list, Rs: list,
