@@ -18,6 +18,9 @@ only the eager loop's exact operation sequence reproduces it.
 When there are fewer training examples than features (the chapter: 20 and 200) the same iteration
 runs in the dual form ``w = alpha w0 + X^T a`` on the n + 3 numbers ``[a; alpha; b; 1]`` (see
 :class:`Plan`): identical in exact arithmetic, ten times fewer multiply-adds at the chapter's sizes.
+With one λ and a small state, each minibatch's step is the single matrix ``A = D_m - U_B^T Z_B``
+(:meth:`Plan.step_matrices`, all made up front), one product per step: the chapter's runs are bound
+by the per-call overhead of their tiny products, not by the multiply-adds.
 
 Losses are recorded every epoch as in the eager loop, but evaluated in chunks of epochs from
 snapshots of ``theta`` (one matrix product per chunk instead of two per epoch); when a column's loss
