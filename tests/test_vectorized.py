@@ -12,6 +12,7 @@ import pytest
 from test_fused import assert_runs_close, large_data_path
 
 import wdlib
+from wdlib import vectorized
 from wdlib_numpy import NumpyBackend
 
 LAMBDAS = [0.0, 0.5, 3.0, 10.0]
@@ -107,3 +108,24 @@ def test_one_diverging_lambda_leaves_the_others_intact(backend: str) -> None:
                                            engine="eager"), "float64")
     with pytest.raises(wdlib.DivergenceError):
         wdlib.train_lambdas(backend, [3.0, 3000.0], num_epochs=60)
+
+
+def test_loss_rows_keep_every_residual_norm() -> None:
+    """Plan.loss_rows: at most q rows, and ||L theta|| = ||Z theta|| for any theta (float64: to 1e-12;
+    float32: as accurate as the float32 product with Z itself)."""
+    config = wdlib.make_config(dtype="float64")
+    plan = vectorized.make_plan(wdlib.make_problem(config), config)
+    rng = np.random.default_rng(0)
+    for Z in (plan.Z_test, rng.standard_normal((500, 7))):
+        L = plan.loss_rows(Z)
+        assert L.shape == (Z.shape[1], Z.shape[1]) and L.dtype == Z.dtype
+        thetas = rng.standard_normal((Z.shape[1], 50))
+        np.testing.assert_allclose(np.linalg.norm(L @ thetas, axis=0), np.linalg.norm(Z @ thetas, axis=0),
+                                   rtol=1e-12)
+    Z32 = rng.standard_normal((100, 23)).astype(np.float32)
+    theta = rng.standard_normal((23, 1)).astype(np.float32)
+    exact = np.linalg.norm(Z32.astype(np.float64) @ theta.astype(np.float64))
+    direct = np.linalg.norm(Z32 @ theta)
+    via_r = np.linalg.norm(plan.loss_rows(Z32) @ theta)
+    assert abs(via_r - exact) <= 4 * max(abs(direct - exact), 1e-6 * exact)
+    assert plan.loss_rows(plan.Z_train) is plan.Z_train  # 20 rows, 23 columns: kept as is

@@ -41,10 +41,10 @@ def compiled() -> Any:
     import jax
     import jax.numpy as jnp
 
-    def losses(Z: Any, snaps: Any) -> Any:  # (C, k): mean of (Z theta)^2 / 2 for every snapshot
-        return jnp.mean(jnp.square(jnp.einsum("nq,cqk->nck", Z, snaps)), axis=0) / 2
+    def losses(L: Any, n: Any, snaps: Any) -> Any:  # (C, k): ||L theta||^2 / (2 n) for every snapshot
+        return jnp.sum(jnp.square(jnp.einsum("nq,cqk->nck", L, snaps)), axis=0) / (2 * n)
 
-    def run(Z, U, Z_test, theta, idx, keep, decay, decayed):
+    def run(Z, U, theta, idx, keep, decay, decayed, L_train, L_test, n_train, n_test):
         (q, k), bs = theta.shape, idx.shape[-1]
         loops = k > 1 and bs * q * k <= FUSED_PRODUCT_MAX
 
@@ -64,7 +64,7 @@ def compiled() -> Any:
             return theta, theta
 
         _, snaps = jax.lax.scan(epoch, theta, idx)
-        return losses(Z, snaps), losses(Z_test, snaps), snaps
+        return losses(L_train, n_train, snaps), losses(L_test, n_test, snaps), snaps
 
     return jax.jit(run)
 
@@ -85,9 +85,13 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
     decayed = np.arange(q)[:, None] < plan.decayed_rows
     U = plan.U_train if plan.U_train is not None else plan.Z_train * plan.step_rows().astype(dt).T
     theta = np.repeat(plan.theta0, k, axis=1)
+    # the losses' matrices with at most q rows (the chapter's 100 test rows become 23: see loss_rows)
+    L_train, L_test = plan.loss_rows(plan.Z_train), plan.loss_rows(plan.Z_test)
+    counts = dt.type(n), dt.type(len(plan.Z_test))
     run, rec, C = compiled(), vec.Recorder(plan), plan.eval_chunk()
     for e0 in range(0, E, C):
-        train, test, snaps = run(plan.Z_train, U, plan.Z_test, theta, idx[e0 : e0 + C], keep, decay, decayed)
+        train, test, snaps = run(plan.Z_train, U, theta, idx[e0 : e0 + C], keep, decay, decayed,
+                                 L_train, L_test, *counts)
         snaps = np.asarray(snaps)
         rec.add(e0, np.asarray(train, dtype=np.float64), np.asarray(test, dtype=np.float64), snaps)
         theta = snaps[-1]
