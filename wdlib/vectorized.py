@@ -340,15 +340,14 @@ class Recorder:
         return np.ascontiguousarray(self.train.T), np.ascontiguousarray(self.test.T), {"w": w, "b": b}
 
 
-def squared_losses(X: np.ndarray, y: np.ndarray, thetas: np.ndarray) -> np.ndarray:
-    """Mean of ``(X w + b - y)^2 / 2`` over the rows, for each snapshot ``[w; b; 1]`` of ``thetas``
-    (C, q, k) -> (C, k): one matrix product for all of them."""
+def squared_losses(L: np.ndarray, n: int, thetas: np.ndarray) -> np.ndarray:
+    """Mean of the n squared residuals / 2 for each snapshot of ``thetas`` (C, q, k) -> (C, k), from
+    ``L = plan.loss_rows(Z)`` (``||L theta|| = ||Z theta||``): one matrix product for all of them,
+    the squares summed in float64."""
     C, q, k = thetas.shape
-    R = X @ np.ascontiguousarray(thetas[:, : q - 2].transpose(1, 0, 2)).reshape(q - 2, C * k)
-    R += thetas[:, q - 2].reshape(1, C * k)
-    R -= y
+    R = L @ np.ascontiguousarray(thetas.transpose(1, 0, 2)).reshape(q, C * k)
     np.square(R, out=R)
-    return (R.mean(axis=0, dtype=np.float64) / 2).reshape(C, k)
+    return (R.sum(axis=0, dtype=np.float64) / (2 * n)).reshape(C, k)
 
 
 def fit_numpy(plan: Plan) -> Result:
@@ -379,6 +378,7 @@ def fit_numpy(plan: Plan) -> Result:
                      strict=True))
     C = plan.eval_chunk()
     snaps = np.empty((C, *theta.shape), dtype=dt)
+    (L_train, n), (L_test, n_test) = _loss_rows(plan)
     rec = Recorder(plan)
     dot = np.dot
     with np.errstate(over="ignore", invalid="ignore"):
@@ -395,15 +395,21 @@ def fit_numpy(plan: Plan) -> Result:
             snaps[e % C] = theta
             if e % C == C - 1 or e == E - 1:
                 c = e % C + 1
-                rec.add(e + 1 - c, squared_losses(plan.X_train, plan.y_train, snaps[:c]),
-                        squared_losses(plan.X_test, plan.y_test, snaps[:c]), snaps[:c])
+                rec.add(e + 1 - c, squared_losses(L_train, n, snaps[:c]),
+                        squared_losses(L_test, n_test, snaps[:c]), snaps[:c])
     return rec.result()
+
+
+def _loss_rows(plan: Plan) -> list[tuple[np.ndarray, int]]:
+    """(L, rows) of the training and the test set for :func:`squared_losses`."""
+    return [(plan.loss_rows(Z), len(Z)) for Z in (plan.Z_train, plan.Z_test)]
 
 
 def _fit_step_matrices(plan: Plan, A: np.ndarray) -> Result:
     """``theta <- A theta`` for each minibatch (see :meth:`Plan.step_matrices`), ping-ponging between
     two buffers; losses per chunk of epochs as in :func:`fit_numpy`."""
     C, last = plan.eval_chunk(), plan.num_epochs - 1
+    (L_train, n), (L_test, n_test) = _loss_rows(plan)
     snaps = np.empty((C, plan.q, 1), dtype=A.dtype)
     theta, spare = plan.theta0.astype(A.dtype), np.empty((plan.q, 1), dtype=A.dtype)
     rec = Recorder(plan)
@@ -416,8 +422,8 @@ def _fit_step_matrices(plan: Plan, A: np.ndarray) -> Result:
             snaps[e % C] = theta
             if e % C == C - 1 or e == last:
                 c = e % C + 1
-                rec.add(e + 1 - c, squared_losses(plan.X_train, plan.y_train, snaps[:c]),
-                        squared_losses(plan.X_test, plan.y_test, snaps[:c]), snaps[:c])
+                rec.add(e + 1 - c, squared_losses(L_train, n, snaps[:c]),
+                        squared_losses(L_test, n_test, snaps[:c]), snaps[:c])
     return rec.result()
 
 
