@@ -81,7 +81,7 @@ def measure(cases: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict
     for name, ts in times.items():
         q = np.quantile(ts, [0.25, 0.5, 0.75])
         out[name] = {"median": float(q[1]), "q1": float(q[0]), "q3": float(q[2]), "min": min(ts),
-                     "n": len(ts), "calls_per_sample": calls[name]}
+                     "n": len(ts), "calls_per_sample": calls[name], "times": ts}
     return out
 
 
