@@ -7,9 +7,10 @@ decay when λ > 0), under ``torch.no_grad`` and on one intra-op thread; for one 
 chapter's runs), a single ``torch.mm`` with that minibatch's update matrix
 (:meth:`wdlib.vectorized.Plan.step_matrices`). Small data: the minibatches are views of buffers
 that one ``index_select`` per epoch refills, and the epochs loop runs in TorchScript (in Python
-where TorchScript is unavailable); losses are evaluated per chunk of epochs with one matrix product. Large data: :func:`wdlib.large.fit_large` in torch ops
-(:class:`TorchOps`), on X itself, never copied, read from memory once per epoch. λ-vectorized:
-``theta`` is (q, k) (primal or dual form, see :class:`wdlib.vectorized.Plan`).
+where TorchScript is unavailable); losses are evaluated per chunk of epochs with one matrix
+product. Large data: :func:`wdlib.large.fit_large` in torch ops (:class:`TorchOps`), on X itself,
+never copied, read from memory once per epoch. λ-vectorized: ``theta`` is (q, k) (primal or dual
+form, see :class:`wdlib.vectorized.Plan`).
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
 relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
