@@ -31,8 +31,9 @@ Exactness: these are the eager loop's operations regrouped (``(1 - lr m λ / bs)
 only by rounding: in float64 about 1e-15 relative on w and the test loss (asserted: 1e-12, the
 cross-backend tolerance of ``tests/test_cross_backend.py``), in float32 about 1e-6 (asserted: 1e-4).
 
-This module holds the plan (inputs cast and laid out once), the result bookkeeping, the pure-NumPy
-implementation (used by the NumPy backend); :func:`wdlib.train_lambdas` is the public λ-sweep entry point.
+This module holds the plan (inputs cast and laid out once) and the result bookkeeping that every
+backend's fast path uses (NumPy's is ``wdlib_numpy.fused``, large data :mod:`wdlib.large`);
+:func:`wdlib.train_lambdas` is the public λ-sweep entry point.
 """
 
 from __future__ import annotations
@@ -338,93 +339,6 @@ class Recorder:
         assert self.theta is not None
         w, b = self.plan.params(self.theta)
         return np.ascontiguousarray(self.train.T), np.ascontiguousarray(self.test.T), {"w": w, "b": b}
-
-
-def squared_losses(L: np.ndarray, n: int, thetas: np.ndarray) -> np.ndarray:
-    """Mean of the n squared residuals / 2 for each snapshot of ``thetas`` (C, q, k) -> (C, k), from
-    ``L = plan.loss_rows(Z)`` (``||L theta|| = ||Z theta||``): one matrix product for all of them,
-    the squares summed in float64."""
-    C, q, k = thetas.shape
-    R = L @ np.ascontiguousarray(thetas.transpose(1, 0, 2)).reshape(q, C * k)
-    np.square(R, out=R)
-    return (R.sum(axis=0, dtype=np.float64) / (2 * n)).reshape(C, k)
-
-
-def fit_numpy(plan: Plan) -> Result:
-    """The pure-NumPy fused run of all columns of ``plan`` (the NumPy backend's fast path).
-
-    Small data: two BLAS products and one or two in-place updates per minibatch, on views of a
-    buffer that one indexing call per epoch fills. Large data: :func:`wdlib.large.fit_large`.
-    """
-    if not plan.gather_epochs():
-        from .large import fit_large
-
-        return fit_large(plan)
-    A = plan.step_matrices()
-    if A is not None:
-        return _fit_step_matrices(plan, A)
-    dt = plan.X_train.dtype
-    k, E, bs = plan.k, plan.num_epochs, plan.batch_size
-    theta = np.ascontiguousarray(np.repeat(plan.theta0, k, axis=1))
-    rows = theta[: plan.decayed_rows]
-    R = np.empty((bs, k), dtype=dt)
-    G = np.empty_like(theta)
-    Z, U = plan.Z_train, plan.U_train
-    Zbuf = np.empty_like(Z)
-    Ubuf = np.empty_like(Z)  # the update's rows, (lr / bs) U, its constant column 0
-    steps = list(zip(plan.minibatch_views(Zbuf), plan.minibatch_views(Ubuf, transpose=True),
-                     [R[: t - s] for s, t in plan.bounds()],
-                     [plan.decay(t - s).astype(dt) if plan.penalized else None for s, t in plan.bounds()],
-                     strict=True))
-    C = plan.eval_chunk()
-    snaps = np.empty((C, *theta.shape), dtype=dt)
-    (L_train, n), (L_test, n_test) = _loss_rows(plan)
-    rec = Recorder(plan)
-    dot = np.dot
-    with np.errstate(over="ignore", invalid="ignore"):
-        for e in range(E):
-            order = plan.batch_order[e]
-            np.take(Z, order, axis=0, out=Zbuf)
-            np.take(U, order, axis=0, out=Ubuf)
-            for Zb, UbT, r, d in steps:
-                dot(Zb, theta, r)
-                dot(UbT, r, G)
-                if d is not None:
-                    rows *= d
-                theta -= G
-            snaps[e % C] = theta
-            if e % C == C - 1 or e == E - 1:
-                c = e % C + 1
-                rec.add(e + 1 - c, squared_losses(L_train, n, snaps[:c]),
-                        squared_losses(L_test, n_test, snaps[:c]), snaps[:c])
-    return rec.result()
-
-
-def _loss_rows(plan: Plan) -> list[tuple[np.ndarray, int]]:
-    """(L, rows) of the training and the test set for :func:`squared_losses`."""
-    return [(plan.loss_rows(Z), len(Z)) for Z in (plan.Z_train, plan.Z_test)]
-
-
-def _fit_step_matrices(plan: Plan, A: np.ndarray) -> Result:
-    """``theta <- A theta`` for each minibatch (see :meth:`Plan.step_matrices`), ping-ponging between
-    two buffers; losses per chunk of epochs as in :func:`fit_numpy`."""
-    C, last = plan.eval_chunk(), plan.num_epochs - 1
-    (L_train, n), (L_test, n_test) = _loss_rows(plan)
-    snaps = np.empty((C, plan.q, 1), dtype=A.dtype)
-    theta, spare = plan.theta0.astype(A.dtype), np.empty((plan.q, 1), dtype=A.dtype)
-    rec = Recorder(plan)
-    matmul = np.matmul
-    with np.errstate(over="ignore", invalid="ignore"):
-        for e, A_e in enumerate(A):
-            for A_s in A_e:
-                matmul(A_s, theta, out=spare)
-                theta, spare = spare, theta
-            snaps[e % C] = theta
-            if e % C == C - 1 or e == last:
-                c = e % C + 1
-                rec.add(e + 1 - c, squared_losses(L_train, n, snaps[:c]),
-                        squared_losses(L_test, n_test, snaps[:c]), snaps[:c])
-    return rec.result()
 
 
 def single(result: Result) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
