@@ -37,18 +37,18 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
     Z = nd.array(plan.Z_train, dtype=dt)
     Z_test = nd.array(plan.Z_test, dtype=dt)
     theta = nd.array(np.repeat(plan.theta0, k, axis=1), dtype=dt)
+    A = plan.step_matrices()
+    if A is not None:  # the decay is inside each minibatch's matrix
+        steps = nd.split(nd.array(A.reshape(-1, q, q), dtype=dt), num_outputs=E * nb, axis=0,
+                         squeeze_axis=True)
+        steps = [steps] if E * nb == 1 else list(steps)
     decay = None
-    if plan.penalized:
+    if A is None and plan.penalized:
         decay = {}
         for s, t in bounds:
             D = np.ones((q, k))
             D[: plan.decayed_rows] = plan.decay(t - s)
             decay[t - s] = nd.array(D, dtype=dt)
-    A = plan.step_matrices()
-    if A is not None:
-        steps = nd.split(nd.array(A.reshape(-1, q, q), dtype=dt), num_outputs=E * nb, axis=0,
-                         squeeze_axis=True)
-        steps = [steps] if E * nb == 1 else list(steps)
     U = plan.U_train
     gathered = (A is None and U is not None and n % bs == 0
                 and 2 * E * n * q * plan.Z_train.itemsize <= vec.GATHER_BYTES)
