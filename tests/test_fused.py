@@ -8,6 +8,9 @@ regrouped), so it agrees with the eager path within the cross-backend tolerances
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import numpy as np
 import pytest
 
@@ -130,11 +133,79 @@ def large_data_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vectorized, "BLOCK_BYTES", 2 * 8 * 202)
 
 
-@pytest.mark.parametrize("name", [b for b in ("numpy", "torch") if b in wdlib.installed_backends()])
-def test_large_data_path_same_bits_on_any_number_of_threads(name: str,
+def compiled_kernel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The NumPy backend's large-data runs on its compiled kernel (numba), whatever their size (the
+    tests' runs are far below KERNEL_MIN_BYTES). Returns a list counting the kernel's calls."""
+    pytest.importorskip("numba", reason="numba is optional: pip install wdlib-numpy[numba]")
+    from wdlib_numpy import fused, kernel
+
+    monkeypatch.setattr(fused, "KERNEL_MIN_BYTES", 0)
+    calls = []
+    original = kernel.KernelOps.minibatch
+
+    def counted(*args: object) -> None:
+        calls.append(1)
+        original(*args)
+
+    monkeypatch.setattr(kernel.KernelOps, "minibatch", counted)
+    return calls
+
+
+LARGE_PATHS = [*(b for b in ("numpy", "torch") if b in wdlib.installed_backends()), "numpy-kernel"]
+
+
+def use_large_path(path: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The large-data path of backend ``path`` ("numpy-kernel": NumPy's compiled kernel); the backend."""
+    large_data_path(monkeypatch)
+    if path == "numpy-kernel":
+        compiled_kernel(monkeypatch)
+    return path.split("-")[0]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("n_train", "batch_size"), [(20, 5), (23, 11), (40, 40)])
+@pytest.mark.parametrize("setting", SETTINGS, ids=["lambd0", "lambd3", "lambd3-decay_bias"])
+def test_numpy_compiled_kernel_equals_eager(setting: dict, n_train: int, batch_size: int, dtype: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel takes four rows at a time and the rest one by one: minibatch parts of 1 to 20 rows
+    (2-row blocks: 5 rows split 4 + 1, 11 as 6 + 5, 40 as 20 + 20), short last batch included."""
+    large_data_path(monkeypatch)
+    calls = compiled_kernel(monkeypatch)
+    kw = {"n_train": n_train, "batch_size": batch_size, "num_epochs": 10, "dtype": dtype, **setting}
+    fused = wdlib.train("numpy", engine="fused", **kw)
+    minibatches = 10 * -(-n_train // batch_size)
+    assert minibatches <= len(calls) <= 2 * minibatches  # every minibatch, in one or two parts
+    assert_runs_close(fused, wdlib.train("numpy", engine="eager", **kw), dtype)
+
+
+def test_numpy_compiled_kernel_only_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One column and at least KERNEL_MIN_BYTES read: the kernel; λ sweeps, short runs, or no
+    numba: BLAS on blocks (None)."""
+    from wdlib_numpy import fused
+
+    large_data_path(monkeypatch)
+    config = wdlib.make_config(lambd=3.0, num_epochs=4)
+    problem = wdlib.make_problem(config)
+    plan = vectorized.make_plan(problem, config)
+    sweep = vectorized.make_plan(problem, config, lambdas=[0.0, 3.0])
+    assert fused.large_ops(plan) is None  # 4 epochs of a 32 KB X
+    monkeypatch.setattr(fused, "KERNEL_MIN_BYTES", 4 * plan.X_train.nbytes)
+    assert fused.large_ops(sweep) is None
+    if importlib.util.find_spec("numba") is not None:
+        assert type(fused.large_ops(plan)).__name__ == "KernelOps"
+    monkeypatch.setitem(sys.modules, "numba", None)  # as if numba were not installed
+    monkeypatch.delitem(sys.modules, "wdlib_numpy.kernel", raising=False)
+    assert fused.large_ops(plan) is None
+    kw = {"lambd": 3.0, "num_epochs": 4, "dtype": "float64"}
+    assert_runs_close(wdlib.train("numpy", engine="fused", **kw), wdlib.train("numpy", engine="eager", **kw),
+                      "float64")
+
+
+@pytest.mark.parametrize("path", LARGE_PATHS)
+def test_large_data_path_same_bits_on_any_number_of_threads(path: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Minibatches split into parts run on two threads or one: the same bits, and the same run."""
-    large_data_path(monkeypatch)
+    name = use_large_path(path, monkeypatch)
     kw = {"lambd": 3.0, "dtype": "float32", "num_epochs": 20, "decay_bias": True}
     assert large.split_rows(5, 2, large.SLOTS) == [(0, 4), (4, 5)]  # the chapter's 5 rows in 2-row blocks
     runs = {}
@@ -163,6 +234,18 @@ def test_divergence_is_recorded_like_the_eager_loop(backend: str, path: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     if path == "large":
         large_data_path(monkeypatch)
+    assert_divergence_recorded(backend)
+
+
+def test_numpy_compiled_kernel_records_divergence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's inf and NaN come out as they are (no fastmath "no NaN" assumption)."""
+    large_data_path(monkeypatch)
+    calls = compiled_kernel(monkeypatch)
+    assert_divergence_recorded("numpy")
+    assert calls
+
+
+def assert_divergence_recorded(backend: str) -> None:
     kw = {"lr": 0.5, "num_epochs": 100, "dtype": "float64", "on_divergence": "record"}
     eager = wdlib.train(backend, engine="eager", **kw)
     fused = wdlib.train(backend, engine="fused", **kw)

@@ -4,15 +4,26 @@ Small data, one small column (the chapter's runs): one update matrix per minibat
 (:meth:`wdlib.vectorized.Plan.step_matrices`), so a step is one ``np.matmul``, ping-ponging between
 two buffers. Small data otherwise (λ sweeps, larger states): two BLAS products and one or two
 in-place updates per minibatch, on views of buffers that one ``np.take`` per epoch fills. Large
-data: :func:`wdlib.large.fit_large`. Losses are evaluated a chunk of epochs at a time, one product
-per chunk with :meth:`~wdlib.vectorized.Plan.loss_rows`.
+data: :func:`wdlib.large.fit_large`, with the compiled kernel of :mod:`wdlib_numpy.kernel` where
+numba is installed and the run is long enough to repay it (:func:`large_ops`). Losses are evaluated
+a chunk of epochs at a time, one product per chunk with :meth:`~wdlib.vectorized.Plan.loss_rows`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from wdlib import vectorized as vec
+
+if TYPE_CHECKING:
+    from wdlib.large import LargeOps
+
+#: Large data trains with the compiled kernel (:mod:`wdlib_numpy.kernel`) when a run reads at least
+#: this many bytes of X in all (epochs x X): its one-time cost, importing numba (~0.3 s) and loading
+#: the compiled loop from numba's cache (compiling it, ~2 s, on first use), is then small beside it.
+KERNEL_MIN_BYTES = 2**30
 
 
 def fit_plan(plan: vec.Plan) -> vec.Result:
@@ -20,10 +31,22 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
     if not plan.gather_epochs():
         from wdlib.large import fit_large
 
-        return fit_large(plan)
+        return fit_large(plan, large_ops(plan))
     A = plan.step_matrices()
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is recorded, not warned about
         return _fit_step_matrices(plan, A) if A is not None else _fit_minibatches(plan)
+
+
+def large_ops(plan: vec.Plan) -> LargeOps | None:
+    """The compiled kernel's operations for a one-column run of at least KERNEL_MIN_BYTES, if numba
+    is installed; None (BLAS on blocks of rows, the same numbers to rounding) otherwise."""
+    if plan.k != 1 or plan.num_epochs * plan.X_train.nbytes < KERNEL_MIN_BYTES:
+        return None
+    try:
+        from wdlib_numpy.kernel import KernelOps
+    except ImportError:  # numba is optional
+        return None
+    return KernelOps()
 
 
 def _fit_step_matrices(plan: vec.Plan, A: np.ndarray) -> vec.Result:
