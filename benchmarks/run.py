@@ -219,14 +219,24 @@ def large(backend: str, n: int, p: int, repeats: int = 3) -> dict[str, Any]:
     import dataclasses
 
     import wdlib
+    from wdlib import vectorized
 
+    name, backend = backend, backend.removesuffix("-blas")  # numpy-blas: NumPy as if without numba
     impl = wdlib.get_backend(backend)
     config = wdlib.make_config(backend=backend, n_train=n, num_inputs=p, batch_size=256, lambd=1.0,
                                num_epochs=3, lr=1e-5, dtype="float32", engine="fused")
     start = time.perf_counter()
     problem = wdlib.make_problem(config)
     X = problem.X_train
-    out: dict[str, Any] = {"backend": backend, "n": n, "p": p, "X_bytes": X.nbytes,
+    path = "torch ops" if backend == "torch" else "BLAS blocks"
+    if backend == "numpy":
+        from wdlib_numpy import fused
+
+        if name.endswith("-blas"):
+            fused.KERNEL_MIN_BYTES = float("inf")
+        if fused.large_ops(vectorized.make_plan(problem, config)) is not None:
+            path = "compiled kernel (numba)"
+    out: dict[str, Any] = {"backend": name, "path": path, "n": n, "p": p, "X_bytes": X.nbytes,
                            "seconds_make_problem": time.perf_counter() - start}
     one = dataclasses.replace(problem, batch_order=problem.batch_order[:1])
     runs = {"1": lambda: wdlib.fit(impl, one, config.replace(num_epochs=1)),
@@ -358,7 +368,7 @@ def main() -> None:
             raise SystemExit(f"the {name} worker failed")
         results["backends"].append(json.loads(out.stdout.strip().splitlines()[-1]))
     if args.large:
-        for name in [n for n in ("numpy", "torch") if n in names]:
+        for name in [n for n in ("numpy", "numpy-blas", "torch") if n.removesuffix("-blas") in names]:
             print(f"large problem on {name} ...", file=sys.stderr, flush=True)
             cmd = [sys.executable, __file__, "--large-worker", name, "--large-n", str(args.large_n),
                    "--large-p", str(args.large_p)]

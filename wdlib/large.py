@@ -96,8 +96,9 @@ def fit_large(plan: Plan, ops: LargeOps | None = None) -> Result:
     product: its residuals ``X_b w + b - y_b``, its part of ``X_B^T r``, and ``X_b w_prev`` with the
     previous epoch's weights. Every row is visited once per epoch, so the pass that trains epoch e
     also gives the training loss of epoch e - 1 (one last pass gives that of the final weights). A
-    pass runs at the speed of a copy of X's rows in random order, which bounds any implementation
-    (benchmarks/run.py measures it against a C loop).
+    pass runs at the speed of a copy of X's rows in random order (benchmarks/run.py measures it
+    against a C loop); ``ops`` whose :meth:`LargeOps.minibatch` reads the rows in place, as the NumPy
+    backend's compiled kernel does (:mod:`wdlib_numpy.kernel`), save that copy.
 
     A minibatch larger than a block is split into :data:`SLOTS` parts of whole blocks, run on
     :data:`THREADS` threads at once (each part's gradient in its own buffer, the parts summed in a
@@ -125,7 +126,9 @@ def fit_large(plan: Plan, ops: LargeOps | None = None) -> Result:
     pending: tuple[np.ndarray, np.ndarray] | None = None  # (test loss, snapshot) of epoch e - 1
 
     def losses(X: Any, y: Any) -> np.ndarray:
-        R = ops.matmul(X, w, ops.empty((X.shape[0], k), X))
+        R = ops.empty((X.shape[0], k), X)
+        _run_all(pool, [functools.partial(ops.matmul, X[a:z], w, R[a:z])  # a whole pass over X: threads
+                        for a, z in split_rows(X.shape[0], 1, SLOTS)])
         R += b
         R -= y
         return ops.mean_square(R)[None]
