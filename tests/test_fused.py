@@ -167,8 +167,8 @@ def use_large_path(path: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.mark.parametrize("setting", SETTINGS, ids=["lambd0", "lambd3", "lambd3-decay_bias"])
 def test_numpy_compiled_kernel_equals_eager(setting: dict, n_train: int, batch_size: int, dtype: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel takes four rows at a time and the rest one by one: minibatch parts of 1 to 20 rows
-    (2-row blocks: 5 rows split 4 + 1, 11 as 6 + 5, 40 as 20 + 20), short last batch included."""
+    """The whole path on the kernel: minibatches of 5, 11 and 40 rows in two parts of whole 4-row
+    groups (4 + 1, 8 + 3, 20 + 20), short last batch included, against the eager loop."""
     large_data_path(monkeypatch)
     calls = compiled_kernel(monkeypatch)
     kw = {"n_train": n_train, "batch_size": batch_size, "num_epochs": 10, "dtype": dtype, **setting}
@@ -176,6 +176,42 @@ def test_numpy_compiled_kernel_equals_eager(setting: dict, n_train: int, batch_s
     minibatches = 10 * -(-n_train // batch_size)
     assert minibatches <= len(calls) <= 2 * minibatches  # every minibatch, in one or two parts
     assert_runs_close(fused, wdlib.train("numpy", engine="eager", **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_numpy_compiled_kernel_computes_a_minibatch_part(dtype: str) -> None:
+    """``minibatch_rows`` against NumPy: odd widths, 0 to 9 rows (groups of four and every tail)."""
+    pytest.importorskip("numba", reason="numba is optional: pip install wdlib-numpy[numba]")
+    from wdlib_numpy.kernel import minibatch_rows
+
+    rng = np.random.default_rng(0)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for p in (1, 3, 37, 201):
+        X, w, w_prev = rng.standard_normal((12, p)), rng.standard_normal(p), rng.standard_normal(p)
+        X, w, w_prev = (a.astype(dtype) for a in (X, w, w_prev))
+        for m in range(10):
+            rows, c = rng.permutation(12)[:m], rng.standard_normal(m).astype(dtype)
+            r, previous, G = np.full(m, np.nan, dtype), np.full(m, np.nan, dtype), np.full(p, np.nan, dtype)
+            minibatch_rows(X, rows, w, w_prev, c, r, previous, G)
+            Xb = X[rows].astype(np.float64)
+            expected_r = Xb @ w + c
+            scale = (np.abs(Xb).sum(axis=1) * np.abs(np.r_[w, w_prev]).max() + np.abs(c)).max(initial=1)
+            np.testing.assert_allclose(r, expected_r, rtol=0, atol=tol * scale)
+            np.testing.assert_allclose(previous, Xb @ w_prev, rtol=0, atol=tol * scale)
+            np.testing.assert_allclose(G, Xb.T @ r.astype(np.float64), rtol=0,
+                                       atol=tol * (np.abs(Xb).T @ np.abs(r) + 1).max())
+
+
+def test_numpy_compiled_kernel_refuses_several_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KernelOps does one column; handed a λ sweep it says so instead of training only the first."""
+    pytest.importorskip("numba", reason="numba is optional: pip install wdlib-numpy[numba]")
+    from wdlib_numpy.kernel import KernelOps
+
+    large_data_path(monkeypatch)
+    config = wdlib.make_config(num_epochs=2)
+    sweep = vectorized.make_plan(wdlib.make_problem(config), config, lambdas=[0.0, 3.0])
+    with pytest.raises(ValueError, match="one column"):
+        large.fit_large(sweep, KernelOps())
 
 
 def test_numpy_compiled_kernel_only_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,7 +224,7 @@ def test_numpy_compiled_kernel_only_where_it_pays(monkeypatch: pytest.MonkeyPatc
     problem = wdlib.make_problem(config)
     plan = vectorized.make_plan(problem, config)
     sweep = vectorized.make_plan(problem, config, lambdas=[0.0, 3.0])
-    assert fused.large_ops(plan) is None  # 4 epochs of a 32 KB X
+    assert fused.large_ops(plan) is None  # 4 epochs of a 16 KB X (float32)
     monkeypatch.setattr(fused, "KERNEL_MIN_BYTES", 4 * plan.X_train.nbytes)
     assert fused.large_ops(sweep) is None
     if importlib.util.find_spec("numba") is not None:

@@ -70,6 +70,10 @@ class LargeOps:
         """Mean of ``R^2 / 2`` over the rows, accumulated in float64: (n, k) -> (k,)."""
         return np.square(R).mean(axis=0, dtype=np.float64) / 2
 
+    def part_rows(self, block: int) -> int:
+        """A minibatch's parts are whole multiples of this many rows (here: whole blocks)."""
+        return block
+
     def minibatch(self, X: Any, rows: Any, Xbuf: Any, w: Any, w_prev: Any, c: Any, r: Any, previous: Any,
                   G: Any, Gb: Any) -> None:
         """A minibatch's part, the rows ``rows`` of X, in blocks of ``len(Xbuf)`` rows, each gathered
@@ -100,7 +104,7 @@ def fit_large(plan: Plan, ops: LargeOps | None = None) -> Result:
     against a C loop); ``ops`` whose :meth:`LargeOps.minibatch` reads the rows in place, as the NumPy
     backend's compiled kernel does (:mod:`wdlib_numpy.kernel`), save that copy.
 
-    A minibatch larger than a block is split into :data:`SLOTS` parts of whole blocks, run on
+    A minibatch is split into :data:`SLOTS` parts of whole blocks (``ops.part_rows``), run on
     :data:`THREADS` threads at once (each part's gradient in its own buffer, the parts summed in a
     fixed order, so the bits do not depend on the thread count).
     """
@@ -115,7 +119,7 @@ def fit_large(plan: Plan, ops: LargeOps | None = None) -> Result:
     block = min(bs, plan.block_rows())
     slots = [(ops.empty((block, p), X), ops.empty((p, k), X), ops.empty((p, k), X)) for _ in range(SLOTS)]
     G = slots[0][1]
-    parts = {t - s: split_rows(t - s, block, SLOTS) for s, t in plan.bounds()}
+    parts = {t - s: split_rows(t - s, ops.part_rows(block), SLOTS) for s, t in plan.bounds()}
     R = ops.empty((bs, k), X)
     offset = ops.empty((bs, k), X)  # b - y_b of the minibatch
     y_epoch = ops.empty(tuple(y.shape), y)

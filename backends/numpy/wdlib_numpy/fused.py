@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from wdlib.large import LargeOps
 
 #: Large data trains with the compiled kernel (:mod:`wdlib_numpy.kernel`) when a run reads at least
-#: this many bytes of X in all (epochs x X): its one-time cost, importing numba (~0.3 s) and loading
-#: the compiled loop from numba's cache (compiling it, ~2 s, on first use), is then small beside it.
+#: this many bytes of X in all (epochs x X): its one-time cost per process, importing numba and the
+#: kernel (~0.5 s), and compiling it (~1-2 s, once per dtype; numba caches it on disk), is then small.
 KERNEL_MIN_BYTES = 2**30
 
 

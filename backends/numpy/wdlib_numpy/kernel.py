@@ -5,8 +5,8 @@ copied into a buffer (``np.take``), so every row is moved twice and every block 
 calls; two threads then contend for the GIL between them. This kernel visits the rows in place, four
 at a time: their residuals ``x.w + c`` and ``x.w_prev``, then their part of the gradient ``G += r x``,
 while the four rows are still in cache, in one call per minibatch part that releases the GIL.
-Measured on a 200,000 x 20,000 float32 problem slice (50,000 rows, 4 GB) on this 2-core machine:
-19-20.6 GB/s against 11 for the BLAS blocks and 17.9 for a C loop one row at a time.
+On the 200,000 x 20,000 float32 problem (16 GB) of benchmarks/run.py: 24.9 GB/s per epoch against
+14.8 for the BLAS blocks and 21.6 for a C loop on two threads that takes one row at a time.
 
 Used for one-column runs (the chapter's, any λ alone) when numba is installed; λ sweeps (k columns)
 stay on BLAS, whose block products reuse each row k times. numba is optional (``pip install
@@ -69,10 +69,14 @@ def minibatch_rows(X: Any, rows: Any, w: Any, w_prev: Any, c: Any, r: Any, previ
 
 
 class KernelOps(LargeOps):
-    """:class:`wdlib.large.LargeOps` with each minibatch part done by :func:`minibatch_rows`; the
-    block buffer ``Xbuf`` and ``Gb`` go unused (nothing is gathered)."""
+    """:class:`wdlib.large.LargeOps` with each minibatch part done by :func:`minibatch_rows`, for
+    one-column runs; the block buffer ``Xbuf`` and ``Gb`` go unused (nothing is gathered)."""
+
+    def part_rows(self, block: int) -> int:
+        return 4  # the kernel's row group: parts of whole groups never reach its one-row tail loop
 
     def minibatch(self, X: Any, rows: Any, Xbuf: Any, w: Any, w_prev: Any, c: Any, r: Any, previous: Any,
                   G: Any, Gb: Any) -> None:
+        if w.shape[1] != 1:
+            raise ValueError(f"KernelOps trains one column (one λ); got {w.shape[1]}: use LargeOps")
         minibatch_rows(X, rows, w[:, 0], w_prev[:, 0], c[:, 0], r[:, 0], previous[:, 0], G[:, 0])
-
