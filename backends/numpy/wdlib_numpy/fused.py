@@ -46,6 +46,8 @@ def large_ops(plan: vec.Plan) -> LargeOps | None:
         from wdlib_numpy.kernel import KernelOps
     except ImportError:  # numba is optional
         return None
+    except RuntimeError:  # numba's "cannot cache function ... no locator available": nowhere to write
+        return None
     return KernelOps()
 
 
