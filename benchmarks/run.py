@@ -11,8 +11,9 @@ quartiles of:
 - a 64-λ sweep: ``fused_fit_lambdas`` (one batched run) vs 64 one-at-a-time fast-path runs;
 - scaling of the fast path in n_train and num_inputs;
 - (``--large``) the issue's large problem, n_train = 200,000, p = 20,000 (16 GB), batch 256, float32
-  (NumPy and PyTorch): GB/s of X streamed per epoch against C epochs on one and two threads and a
-  sequential read of X, and peak RSS against the data size;
+  (NumPy on its compiled kernel, NumPy as without numba, PyTorch): GB/s of X streamed per epoch
+  against C epochs on one and two threads and a sequential read of X, and peak RSS against the data
+  size;
 - ``import wdlib`` time, in fresh interpreters.
 
 Ratios are computed from medians of the same process and run. Writes ``benchmarks/results.json``
