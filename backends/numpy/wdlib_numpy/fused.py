@@ -21,9 +21,12 @@ if TYPE_CHECKING:
     from wdlib.large import LargeOps
 
 #: Large data trains with the compiled kernel (:mod:`wdlib_numpy.kernel`) when a run reads at least
-#: this many bytes of X in all (epochs x X): its one-time cost per process, importing numba and the
-#: kernel (~0.5 s), and compiling it (~1-2 s, once per dtype; numba caches it on disk), is then small.
-KERNEL_MIN_BYTES = 2**30
+#: this many bytes of X in all (epochs x X). Its cost, ~0.5 s per process (importing numba and
+#: loading the kernel from numba's disk cache; compiling it the first time, ~1-2 s per dtype), is
+#: repaid at ~0.03 s per GB read (measured: 22-25 vs 12-15 GB/s), so from ~15 GB on. A function of
+#: the run alone, so a run's numbers never depend on what the process did before; lower it for many
+#: smaller runs in one process.
+KERNEL_MIN_BYTES = 2**34
 
 
 def fit_plan(plan: vec.Plan) -> vec.Result:
