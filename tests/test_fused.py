@@ -227,7 +227,8 @@ def test_numpy_compiled_kernel_only_where_it_pays(monkeypatch: pytest.MonkeyPatc
     assert fused.large_ops(plan) is None  # 4 epochs of a 16 KB X (float32)
     monkeypatch.setattr(fused, "KERNEL_MIN_BYTES", 4 * plan.X_train.nbytes)
     assert fused.large_ops(sweep) is None
-    assert fused.large_ops(vectorized.make_plan(problem, config.replace(num_epochs=3))) is None
+    three = config.replace(num_epochs=3)
+    assert fused.large_ops(vectorized.make_plan(wdlib.make_problem(three), three)) is None
     if importlib.util.find_spec("numba") is not None:
         assert type(fused.large_ops(plan)).__name__ == "KernelOps"
     monkeypatch.setitem(sys.modules, "numba", None)  # as if numba were not installed
