@@ -47,9 +47,7 @@ def large_ops(plan: vec.Plan) -> LargeOps | None:
         return None
     try:
         from wdlib_numpy.kernel import KernelOps
-    except ImportError:  # numba is optional
-        return None
-    except RuntimeError:  # numba's "cannot cache function ... no locator available": nowhere to write
+    except (ImportError, RuntimeError):  # numba missing, or with nowhere to write its cache
         return None
     return KernelOps()
 

@@ -5,10 +5,12 @@ copied into a buffer (``np.take``), so every row is moved twice and every block 
 calls; two threads then contend for the GIL between them. This kernel visits the rows in place, four
 at a time: their residuals ``x.w + c`` and ``x.w_prev``, then their part of the gradient ``G += r x``,
 while the four rows are still in cache, in one call per minibatch part that releases the GIL.
-On the 200,000 x 20,000 float32 problem (16 GB) of benchmarks/run.py: 24.9 GB/s per epoch against
-14.8 for the BLAS blocks and 21.6 for a C loop on two threads that takes one row at a time.
+On the 200,000 x 20,000 float32 problem (16 GB) of benchmarks/run.py, two runs: 21.8-24.9 GB/s per
+epoch against 11.6-14.8 for the BLAS blocks and 20.1-21.6 for a C loop on two threads that takes one
+row at a time.
 
-Used for one-column runs (the chapter's, any λ alone) when numba is installed; λ sweeps (k columns)
+Used for long one-column runs (the chapter's, any λ alone: see ``wdlib_numpy.fused.large_ops``)
+when numba is installed; λ sweeps (k columns)
 stay on BLAS, whose block products reuse each row k times. numba is optional (``pip install
 wdlib-numpy[numba]``): without it the BLAS blocks run, with the same results to rounding.
 """
