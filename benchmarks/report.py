@@ -57,7 +57,7 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     def ratio(name: str, a: str, b: str) -> float:
         return paired(by[name]["runs"][a], by[name]["runs"][b])
 
-    def target(what: str, value: float, bound: float, better: str, unit: str = "x") -> None:
+    def target(what: str, value: float, bound: float, better: str) -> None:
         ok = value <= bound if better == "<=" else value >= bound
         targets.append({"target": what, "value": value, "bound": bound, "met": ok})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -133,11 +134,20 @@ def large_data_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vectorized, "BLOCK_BYTES", 2 * 8 * 202)
 
 
+def kernel_module() -> Any:
+    """``wdlib_numpy.kernel`` (the tests using it are skipped where numba, an optional extra, is not
+    installed; both CI environments have it)."""
+    pytest.importorskip("numba", reason="numba is optional: pip install wdlib-numpy[numba]")
+    from wdlib_numpy import kernel
+
+    return kernel
+
+
 def compiled_kernel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The NumPy backend's large-data runs on its compiled kernel (numba), whatever their size (the
     tests' runs are far below KERNEL_MIN_BYTES). Returns a list counting the kernel's calls."""
-    pytest.importorskip("numba", reason="numba is optional: pip install wdlib-numpy[numba]")
-    from wdlib_numpy import fused, kernel
+    kernel = kernel_module()
+    from wdlib_numpy import fused
 
     monkeypatch.setattr(fused, "KERNEL_MIN_BYTES", 0)
     calls = []
@@ -181,8 +191,7 @@ def test_numpy_compiled_kernel_equals_eager(setting: dict, n_train: int, batch_s
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_numpy_compiled_kernel_computes_a_minibatch_part(dtype: str) -> None:
     """``minibatch_rows`` against NumPy: odd widths, 0 to 9 rows (groups of four and every tail)."""
-    pytest.importorskip("numba", reason="numba is optional: pip install wdlib-numpy[numba]")
-    from wdlib_numpy.kernel import minibatch_rows
+    minibatch_rows = kernel_module().minibatch_rows
 
     rng = np.random.default_rng(0)
     tol = 1e-12 if dtype == "float64" else 1e-5
@@ -204,8 +213,7 @@ def test_numpy_compiled_kernel_computes_a_minibatch_part(dtype: str) -> None:
 
 def test_numpy_compiled_kernel_refuses_several_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     """KernelOps does one column; handed a λ sweep it says so instead of training only the first."""
-    pytest.importorskip("numba", reason="numba is optional: pip install wdlib-numpy[numba]")
-    from wdlib_numpy.kernel import KernelOps
+    KernelOps = kernel_module().KernelOps
 
     large_data_path(monkeypatch)
     config = wdlib.make_config(num_epochs=2)
