@@ -75,7 +75,7 @@ def test_single_native_run_equals_first_call_of_the_book() -> None:
 def test_d2l_torch_bit_for_bit(seed: int) -> None:
     need("torch")
     book = run_oracle("book_d2l_torch", seed)
-    runs = wdlib.reproduce("d2l", seed=seed)
+    runs = wdlib.reproduce("d2l", seed=seed, edition="zh")
     assert list(runs) == ["scratch, λ=0", "scratch, λ=3", "concise, wd=0", "concise, wd=3"]
     labels = ["w的L2范数是："] * 2 + ["w的L2范数："] * 2
     for run, expected, label in zip(runs.values(), book, labels, strict=True):

@@ -98,15 +98,18 @@ def test_overlay_figure_has_one_panel_per_lambda_and_a_line_per_backend(
     comparison: wdlib.Comparison, tmp_path: Path
 ) -> None:
     fig = comparison.figure()
-    assert [ax.get_title() for ax in fig.axes] == ["λ = 0, seed 0", "λ = 3, seed 0"]
+    assert [ax.get_title() for ax in fig.axes] == ["d2l: λ = 0, 2 seeds: mean, min–max",
+                                                   "d2l: λ = 3, 2 seeds: mean, min–max"]
     for ax, lambd in zip(fig.axes, (0.0, 3.0), strict=True):
         labels = [line.get_label() for line in ax.lines]
         assert labels == [f"{b} {part}" for b in wdlib.installed_backends() for part in ("train", "test")]
-        first_backend_test = ax.lines[1].get_ydata()
-        expected = comparison.runs[(wdlib.installed_backends()[0], lambd, 0)].test_loss
-        np.testing.assert_array_equal(first_backend_test, expected)
-    path = comparison.plot(tmp_path / "compare.png")
-    assert path.read_bytes()[:4] == b"\x89PNG"
+        first_backend_test = ax.lines[1].get_ydata()  # the mean over both seeds, every seed drawn
+        runs = [comparison.runs[(wdlib.installed_backends()[0], lambd, s)] for s in (0, 1)]
+        np.testing.assert_allclose(first_backend_test, np.mean([r.test_loss for r in runs], axis=0),
+                                   rtol=1e-12)
+        assert len(ax.collections) == 2 * len(wdlib.installed_backends())  # min-max bands
+    assert comparison.plot(tmp_path / "compare.png") is not None
+    assert (tmp_path / "compare.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [

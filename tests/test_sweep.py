@@ -18,6 +18,7 @@ from test_fused import TOL
 import wdlib
 from wdlib.store import config_key
 from wdlib.sweep import MAX_CHUNK, RunFailedError, plan_tasks, sweep_configs
+from wdlib.sweep_table import store_record
 
 
 def test_grid_is_every_combination_and_lists_sweep_any_field() -> None:
@@ -37,7 +38,7 @@ def _numbers(result: Any) -> dict[str, Any]:
     """The numbers of a stored row or of a Run."""
     if isinstance(result, dict):
         return result
-    return {"test_loss": result.test_loss, "train_loss": result.train_loss, **result.params,
+    return {"test_loss_curve": result.test_loss, "train_loss_curve": result.train_loss, **result.params,
             "w_norm": result.w_norm, "diverged": result.diverged}
 
 
@@ -47,10 +48,10 @@ def assert_rows_close(row: dict[str, Any], other: Any) -> None:
     tests/test_fused.py)."""
     tol, train_tol = TOL[row["dtype"]]
     ref = _numbers(other)
-    np.testing.assert_allclose(row["test_loss"], ref["test_loss"], rtol=tol, atol=0)
+    np.testing.assert_allclose(row["test_loss_curve"], ref["test_loss_curve"], rtol=tol, atol=0)
     # The training loss near 0 (λ = 0 overfits) is a cancellation: rounding of the initial loss's scale.
-    floor = 10 * np.finfo(row["dtype"]).eps * ref["train_loss"][0]
-    np.testing.assert_allclose(row["train_loss"], ref["train_loss"], rtol=train_tol, atol=floor)
+    floor = 10 * np.finfo(row["dtype"]).eps * ref["train_loss_curve"][0]
+    np.testing.assert_allclose(row["train_loss_curve"], ref["train_loss_curve"], rtol=train_tol, atol=floor)
     for name in ("w", "b"):
         assert row[name].dtype == ref[name].dtype and row[name].shape == ref[name].shape
         np.testing.assert_allclose(row[name], ref[name], rtol=tol, atol=tol * np.abs(ref["w"]).max())
@@ -76,8 +77,8 @@ def test_unvectorized_sweep_stores_every_run_bitwise_equal_to_train(tmp_path: Pa
     assert len(table) == 4 and {row["engine_used"] for row in table.rows} == {"fused"}
     for row in table.rows:
         run = wdlib.train("numpy", lambd=row["lambd"], seed=row["seed"], num_epochs=30)
-        assert row["test_loss"].tobytes() == run.test_loss.tobytes()
-        assert row["train_loss"].tobytes() == run.train_loss.tobytes()
+        assert row["test_loss_curve"].tobytes() == run.test_loss.tobytes()
+        assert row["train_loss_curve"].tobytes() == run.train_loss.tobytes()
         assert row["w"].tobytes() == run.params["w"].tobytes()
         assert row["w_norm"] == run.w_norm and row["diverged"] is False
 
@@ -155,7 +156,8 @@ def test_resuming_a_partly_stored_chunk_gives_the_uninterrupted_bits(backend: st
     whole = wdlib.sweep(lambdas, store=tmp_path / "whole.sqlite", **kw)
     with wdlib.Store(tmp_path / "part.sqlite") as part:
         for row in whole.rows[1::2]:  # as if killed after storing λ = 0.5 and 3
-            part.put(wdlib.make_config(**{f: row[f] for f in wdlib.Config.__dataclass_fields__}), row)
+            config = wdlib.make_config(**{f: row[f] for f in wdlib.Config.__dataclass_fields__})
+            part.put(config, store_record(row))
     resumed = wdlib.sweep(lambdas, store=tmp_path / "part.sqlite", **kw)
     assert (resumed.computed, resumed.skipped) == (3, 2)
     assert comparable(resumed) == comparable(whole)
@@ -187,7 +189,7 @@ def test_diverged_runs_are_stored_not_fatal(tmp_path: Path) -> None:
     diverged = {(row["lr"], row["lambd"]): row["diverged"] for row in table.rows}
     assert diverged == {(0.003, 0.0): False, (0.003, 3.0): False, (5.0, 0.0): True, (5.0, 3.0): True}
     bad = next(row for row in table.rows if row["diverged"])
-    assert bad["diverged_at_epoch"] >= 1 and bad["final_test_loss"] is None
+    assert bad["diverged_at_epoch"] >= 1 and bad["test_loss"] is None
     assert "diverged" in str(table)
 
 
@@ -246,11 +248,11 @@ def test_exports_and_figure(swept_grid: wdlib.SweepTable, tmp_path: Path) -> Non
     swept_grid.to_csv(tmp_path / "t.csv")
     with open(tmp_path / "t.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == TOTAL and {"key", "lambd", "seed", "backend", "final_test_loss"} <= set(rows[0])
-    assert [float(r["final_test_loss"]) for r in rows] == [r["final_test_loss"] for r in swept_grid.rows]
+    assert len(rows) == TOTAL and {"key", "lambd", "seed", "backend", "test_loss"} <= set(rows[0])
+    assert [float(r["test_loss"]) for r in rows] == [r["test_loss"] for r in swept_grid.rows]
     swept_grid.to_json(tmp_path / "t.json")
     data = json.loads((tmp_path / "t.json").read_text())
-    assert len(data) == TOTAL and len(data[0]["test_loss"]) == GRID["num_epochs"]
+    assert len(data) == TOTAL and len(data[0]["test_loss_curve"]) == GRID["num_epochs"]
     try:
         import pandas  # noqa: F401  (optional: the table works without it)
     except ImportError:
@@ -259,21 +261,21 @@ def test_exports_and_figure(swept_grid: wdlib.SweepTable, tmp_path: Path) -> Non
     else:
         frame = swept_grid.to_pandas()
         assert frame.shape == (TOTAL, len(swept_grid.columns))
-        assert frame["final_test_loss"].tolist() == [r["final_test_loss"] for r in swept_grid.rows]
+        assert frame["test_loss"].tolist() == [r["test_loss"] for r in swept_grid.rows]
 
     fig = swept_grid.figure()
     loss_ax, norm_ax = fig.axes
     assert loss_ax.get_xscale() == "symlog" and loss_ax.get_yscale() == "log"
     (sgd,) = [line for line in loss_ax.lines if "SGD" in line.get_label()]
-    expected = [np.mean([r["final_test_loss"] for r in swept_grid.rows if r["lambd"] == lam])
+    expected = [np.mean([r["test_loss"] for r in swept_grid.rows if r["lambd"] == lam])
                 for lam in GRID["lambdas"]]
     np.testing.assert_allclose(sgd.get_ydata(), expected, rtol=1e-12)
     (exact,) = [line for line in norm_ax.lines if line.get_label() == "exact ridge"]
     x, y = exact.get_xdata(), exact.get_ydata()
     at3 = np.mean([wdlib.ridge(wdlib.make_config(seed=s), 3).w_norm for s in GRID["seeds"]])
     assert y[list(x).index(3.0)] == pytest.approx(at3, rel=1e-10)
-    path = swept_grid.plot(tmp_path / "sweep.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    swept_grid.plot(tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # --- argument errors --------------------------------------------------------------------------------
@@ -331,4 +333,4 @@ def test_native_rng_runs_draw_their_own_inputs(tmp_path: Path) -> None:
     for lam in (0.0, 3.0):
         row = next(r for r in table.rows if r["lambd"] == lam)
         run = wdlib.train("torch", lambd=lam, rng="native", num_epochs=10)
-        assert row["final_test_loss"] == run.test_loss[-1]
+        assert row["test_loss"] == run.test_loss[-1]

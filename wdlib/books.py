@@ -25,6 +25,7 @@ Where a book's text and its code disagree, wdlib follows the code:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,9 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .training import Run
 
+#: The editions whose printed lines wdlib knows: English (d2l.ai) and Chinese (zh.d2l.ai, d2l-zh).
+EDITIONS = ("en", "zh")
+
 
 @dataclass(frozen=True)
 class Book:
@@ -43,36 +47,68 @@ class Book:
     backend: str
     preset: str
     calls: tuple[tuple[str, float], ...]  # (mode, lambd or wd) in notebook order
-    printed: dict[str, str]  # mode -> the label the book prints before ||w||
+    printed: dict[str, dict[str, str]]  # edition -> mode -> the label the book prints before ||w||
 
 
+_ENGLISH = {"scratch": "L2 norm of w:", "concise": "L2 norm of w:"}
 BOOKS = {
-    "gluonbook": Book("mxnet", "gluonbook", (("scratch", 0), ("scratch", 5)), {"scratch": "L2 norm of w:"}),
+    # Both editions of the MXNet book print the English label (d2l-zh 2019 included).
+    "gluonbook": Book("mxnet", "gluonbook", (("scratch", 0), ("scratch", 5)),
+                      {"en": _ENGLISH, "zh": _ENGLISH}),
     "d2l": Book(
         "torch", "d2l", (("scratch", 0), ("scratch", 3), ("concise", 0), ("concise", 3)),
-        {"scratch": "w的L2范数是：", "concise": "w的L2范数："},
+        {"en": _ENGLISH, "zh": {"scratch": "w的L2范数是：", "concise": "w的L2范数："}},
     ),
 }
 
 
-def printed_line(run: Run) -> str:
-    """The line the book prints for ``run``: label and ||w|| as its framework formats it."""
-    book = BOOKS[run.config.preset]
-    label = book.printed.get(run.config.mode, "L2 norm of w:")
+def default_edition(environ: Mapping[str, str] = os.environ) -> str:
+    """The edition in the user's language: "zh" when the locale (``LANGUAGE``, ``LC_ALL``,
+    ``LC_MESSAGES`` or ``LANG``, the first one set) is Chinese, "en" otherwise."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "")
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def check_edition(edition: str | None) -> str:
+    """``edition``, or the default one when None; a ConfigError for anything else."""
+    if edition is None:
+        return default_edition()
+    if edition not in EDITIONS:
+        raise ConfigError("edition", edition, "one of " + ", ".join(map(repr, EDITIONS)),
+                          "or None for the edition in your locale's language")
+    return edition
+
+
+def printed_line(run: Run, edition: str | None = None) -> str:
+    """The line the book prints for ``run``: label and ||w|| as its framework formats it, in
+    ``edition`` (default: the run's, as :func:`reproduce` chose it, else :func:`default_edition`)."""
+    edition = check_edition(edition if edition is not None else run.meta.get("edition"))
+    book = BOOKS.get(run.config.preset, BOOKS["gluonbook"])
+    label = book.printed[edition].get(run.config.mode, "L2 norm of w:")
     return f"{label} {run.meta.get('w_norm_text', run.w_norm)}"
 
 
 def reproduce(
-    book: str, out: str | os.PathLike[str] | None = None, *, seed: int = 0, num_epochs: int | None = None,
-    formats: tuple[str, ...] = ("png", "svg"),
+    book: str, out: str | os.PathLike[str] | None = None, *, edition: str | None = None, seed: int = 0,
+    num_epochs: int | None = None, formats: tuple[str, ...] = ("png", "svg"),
 ) -> dict[str, Run]:
     """Run the chapter as ``book`` ("gluonbook": MXNet, or "d2l": PyTorch) does, in one process.
 
     Returns the runs by name (``"scratch, λ=0"``, ..., ``"concise, wd=3"``); with ``out``, writes each
-    run's figure there as ``<book>-<mode>-<value>.<format>``.
+    run's figure there as ``<book>-<mode>-<value>.<format>``. ``edition`` ("en" or "zh"; default: the
+    one in your locale's language) chooses the line ``run.printed`` gives: the English edition prints
+    ``L2 norm of w: ...``, the Chinese d2l ``w的L2范数是： ...``. :func:`figure` draws all the runs.
     """
     if book not in BOOKS:
         raise ConfigError("book", book, "one of " + ", ".join(map(repr, BOOKS)))
+    edition = check_edition(edition)
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    for fmt in formats:
+        if fmt not in ("png", "svg", "pdf"):
+            raise ConfigError("formats", fmt, "'png', 'svg' or 'pdf' (one, or a tuple of them)")
     spec = BOOKS[book]
     extra: dict[str, Any] = {} if num_epochs is None else {"num_epochs": num_epochs}
     configs = [
@@ -83,13 +119,30 @@ def reproduce(
     out_dir = None if out is None else Path(out)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+    from .plot import plot
     from .training import train_sequence
 
     runs = {}
     for (mode, value), run in zip(spec.calls, train_sequence(configs), strict=True):
         name = f"{mode}, {'λ' if mode == 'scratch' else 'wd'}={value:g}"
+        run.meta["edition"] = edition
         runs[name] = run
         if out_dir is not None:
+            fig = plot(run, title=f"{book}: {name}")
             for fmt in formats:
-                run.plot(out_dir / f"{book}-{mode}-{value:g}.{fmt}")
+                fig.savefig(out_dir / f"{book}-{mode}-{value:g}.{fmt}", dpi=100)
     return runs
+
+
+def figure(runs: Mapping[str, Run], *, ax: Any = None, columns: int = 2) -> Any:
+    """One panel per run of :func:`reproduce` (its name as the title), ``columns`` to a row; the
+    returned Figure displays itself in Jupyter. ``ax``: one Axes per run to draw on instead."""
+    from .plot import draw, panels
+
+    if not runs:
+        raise ConfigError("runs", runs, "the runs reproduce() returned")
+    fig, axes = panels(ax, len(runs), (5 * min(columns, len(runs)), 3), columns=columns)
+    for axis, (name, run) in zip(axes, runs.items(), strict=True):
+        draw([run], axis, labels=[name])
+        axis.set_title(f"{run.config.preset}, {run.config.backend}: {name}", fontsize="medium")
+    return fig

@@ -9,9 +9,7 @@ curve epoch by epoch and on w measured against max|w_ref|.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +18,7 @@ from .backend import backend_class
 from .config import make_config
 from .errors import ConfigError
 from .table import Table
+from .timing import warm_train
 from .training import Run, train
 from .validate import check_backends, lambda_list, seed_list
 
@@ -27,9 +26,11 @@ from .validate import check_backends, lambda_list, seed_list
 TOLERANCE = {"float32": 1e-4, "float64": 1e-12}
 
 COLUMNS = (
-    "backend", "version", "lambd", "seed", "dtype", "engine", "train_loss", "test_loss", "w_norm",
-    "max_abs_dw", "max_abs_dtest", "seconds", "status",
+    "backend", "version", "mode", "lambd", "wd", "seed", "dtype", "engine", "train_loss", "test_loss",
+    "w_norm", "max_abs_dw", "max_abs_dtest", "seconds", "status",
 )
+#: The columns that name a run (the long frame's identity columns).
+ID_COLUMNS = COLUMNS[:8]
 
 
 def tolerance(run: Run) -> float:
@@ -54,54 +55,111 @@ def differences(run: Run, reference: Run) -> tuple[float, float, bool]:
 
 
 class Comparison(Table):
-    """The comparison table (one row per backend, lambd and seed) and the runs behind it.
+    """The comparison table (one row per backend, penalty and seed) and the runs behind it.
 
-    ``str(comparison)`` is the terminal table; also ``to_pandas()``, ``to_csv(path)``,
-    ``to_json(path)``, and ``plot(path)`` for the overlay figure.
+    ``str(comparison)`` is the terminal table, and a notebook shows it as HTML; ``to_pandas()``
+    (``long=True``: one row per run and epoch), ``to_csv(path)``, ``to_json(path)``; ``figure()`` or
+    ``plot(path)`` for the overlay figure. ``seconds`` is each run's training loop without the
+    framework's first-call compile time (:func:`wdlib.timing.warm_train`).
     """
 
     columns = COLUMNS
+    id_columns = ID_COLUMNS
 
     def __init__(self, rows: list[dict[str, Any]], runs: dict[tuple[str, float, int], Run],
                  references: dict[tuple[float, int, float], Run]) -> None:
-        super().__init__(rows)
         self.runs, self.references = runs, references
+        super().__init__([_with_run(row, runs.get((row["backend"], row["lambd"], row["seed"])))
+                          for row in rows])
 
     @property
     def flagged(self) -> list[dict[str, Any]]:
         """Rows whose backend disagrees with the reference beyond TOLERANCE (or diverged)."""
         return [row for row in self.rows if row["status"] != "ok"]
 
-    def __str__(self) -> str:
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """Every column, less ``mode`` when there is one, and ``lambd``/``wd`` when no run uses it."""
+        modes = {row["mode"] for row in self.rows}
+        hide = {"mode"} if len(modes) == 1 else set()
+        hide |= {"lambd"} if "scratch" not in modes else set()
+        hide |= {"wd"} if "concise" not in modes else set()
+        return tuple(c for c in self.columns if c not in hide)
+
+    def caption(self) -> str:
         dtypes = sorted({row["dtype"] for row in self.rows})
         tol = ", ".join(f"{TOLERANCE[d]:g} ({d})" for d in dtypes)
-        note = (f"max_abs_dw, max_abs_dtest: largest |difference| from the NumPy float64 run; "
+        return (f"max_abs_dw, max_abs_dtest: largest |difference| from the NumPy float64 run; "
                 f"status DIFFERS beyond relative {tol}")
-        return f"{super().__str__()}\n{note}"
 
-    def figure(self) -> Any:
-        """The overlay: one panel per lambd, one line per backend (the first seed), train and test."""
-        from .plot import _pyplot, draw
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{self.caption()}"
 
-        plt = _pyplot()
-        lambdas = sorted({key[1] for key in self.runs})
-        seed = min(key[2] for key in self.runs)
-        fig, axes = plt.subplots(1, len(lambdas), figsize=(5 * len(lambdas), 3.6), layout="constrained",
-                                 squeeze=False)
-        for ax, lambd in zip(axes[0], lambdas, strict=True):
-            keys = [k for k in self.runs if k[1] == lambd and k[2] == seed]
-            draw([self.runs[k] for k in keys], ax, labels=[k[0] for k in keys])
-            for i, line in enumerate(ax.lines):  # agreeing backends overlap: widest first, so all show
-                line.set_linewidth(1 + 2.5 * (1 - (i // 2) / max(len(keys) - 1, 1)))
-            ax.legend(fontsize="small")
-            ax.set_title(f"λ = {lambd:g}, seed {seed}")
+    def __repr__(self) -> str:
+        backends = ", ".join(dict.fromkeys(row["backend"] for row in self.rows))
+        penalties = ", ".join(dict.fromkeys(_penalty_text(row) for row in self.rows))
+        seeds = sorted({row["seed"] for row in self.rows})
+        dtypes = "/".join(sorted({row["dtype"] for row in self.rows}))
+        bad = len(self.flagged)
+        verdict = "all agree with the NumPy float64 run" if not bad else f"{bad} DIFFER or diverged"
+        return (f"<Comparison of {backends}: {penalties}; seed{'s' * (len(seeds) > 1)} "
+                f"{', '.join(map(str, seeds))}; {dtypes}; {len(self)} runs, {verdict}>")
+
+    def figure(self, ax: Any = None) -> Any:
+        """The overlay: one panel per penalty value, one colour per backend, train solid and test
+        dotted; with several seeds the mean and (shaded) the min-max over seeds. ``ax``: one Axes
+        per panel to draw on instead of a new figure."""
+        from .plot import curves, panels
+
+        values = list(dict.fromkeys(sorted((row["mode"], _value(row)) for row in self.rows)))
+        fig, axes = panels(ax, len(values), (5 * len(values), 3.6))
+        seeds = sorted({row["seed"] for row in self.rows})
+        presets = ", ".join(sorted({row["_run"].config.preset for row in self.rows}))
+        for axis, (mode, value) in zip(axes, values, strict=True):
+            rows = [row for row in self.rows if row["mode"] == mode and _value(row) == value]
+            backends = list(dict.fromkeys(row["backend"] for row in rows))
+            for i, backend in enumerate(backends):  # agreeing backends overlap: widest first, all show
+                mine = [row for row in rows if row["backend"] == backend]
+                epochs = max((row["epochs"] for row in mine), key=len)
+                curves(axis, epochs, [r["train_loss_curve"] for r in mine],
+                       [r["test_loss_curve"] for r in mine], backend,
+                       linewidth=1 + 2.5 * (1 - i / max(len(backends) - 1, 1)))
+            axis.set_xlabel("epochs")
+            axis.set_ylabel("loss")
+            axis.legend(fontsize="small")
+            seed_text = (f"seed {seeds[0]}" if len(seeds) == 1
+                         else f"{len(seeds)} seeds: mean, min–max")
+            axis.set_title(f"{presets}: {_penalty_text(rows[0])}, {seed_text}")
         return fig
 
-    def plot(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`figure` to ``path`` (.png, .svg or .pdf), atomically."""
-        from .plot import save_figure
+    def plot(self, path: Any = None, *, ax: Any = None, format: str | None = None) -> Any:
+        """:meth:`figure`, written to ``path`` (.png, .svg, .pdf or a binary file object) if given;
+        returns the Figure (shown inline in Jupyter)."""
+        from .plot import check_target, save
 
-        return save_figure(self.figure(), path)
+        check_target(path, format)
+        fig = self.figure(ax)
+        if path is not None:
+            save(fig, path, format)
+        return fig
+
+
+def _with_run(row: dict[str, Any], run: Run | None) -> dict[str, Any]:
+    """The row with its run's mode, λ and wd (a concise run's penalty is wd, not lambd) and its loss
+    curves: the table's names for them."""
+    if run is None:
+        return row
+    c = run.config
+    return {**row, "mode": c.mode, "lambd": c.lambd, "wd": c.wd, "epochs": run.epochs,
+            "train_loss_curve": run.train_loss, "test_loss_curve": run.test_loss, "_run": run}
+
+
+def _value(row: dict[str, Any]) -> float:
+    return row["wd"] if row["mode"] == "concise" else row["lambd"]
+
+
+def _penalty_text(row: dict[str, Any]) -> str:
+    return f"wd = {row['wd']:g} (concise)" if row["mode"] == "concise" else f"λ = {row['lambd']:g}"
 
 
 def compare(
@@ -151,7 +209,7 @@ def compare(
         scale = backend_class(name).concise_loss_scale if concise else 1.0
         for lam in lambdas:
             for seed in seed_values:
-                run = train(name, preset, **_penalty(concise, lam), **{**base, "seed": seed})
+                run = warm_train(name, preset, **_penalty(concise, lam), **{**base, "seed": seed})
                 dw, dtest, ok = differences(run, reference(lam, seed, scale))
                 runs[(name, lam, seed)] = run
                 rows.append({

@@ -1,63 +1,163 @@
-"""The book's figure: loss against epochs on a log scale, train solid, test dotted."""
+"""Figures: the book's loss curves, and the helpers every wdlib figure shares.
+
+Every figure function returns a matplotlib Figure (:class:`wdlib.figure.InlineFigure`, built from
+``matplotlib.figure.Figure`` directly, never through pyplot, so the user's backend and ``plt.show()``
+are untouched), draws on the caller's ``ax=`` when one is given, and writes a file only when given a
+``path``: a file name ending in .png, .svg or .pdf (its folder is created), or a binary file object
+such as ``io.BytesIO()`` (PNG unless ``format=`` says otherwise). In Jupyter the returned figure
+displays itself inline.
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
+
+from .errors import ConfigError
 from .io import atomic_path
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
     from .training import Run
 
+#: File suffixes a figure can be written as.
+FORMATS = (".png", ".svg", ".pdf")
+#: Where a figure can go: a file name, or a binary file object.
+Target = str | os.PathLike | IO[bytes]
 
-def _pyplot() -> Any:
-    import matplotlib
 
-    matplotlib.use("Agg")  # files only; never opens a window
-    import matplotlib.pyplot as plt
+def check_target(path: Target | None, format: str | None = None) -> None:
+    """Refuse, before anything is drawn, a ``path`` or ``format`` no figure can be written to."""
+    if format is not None and f".{format}" not in FORMATS:
+        raise ConfigError("format", format, "one of " + ", ".join(repr(f[1:]) for f in FORMATS))
+    if path is None or hasattr(path, "write"):
+        return
+    if not isinstance(path, (str, os.PathLike)) or Path(path).suffix.lower() not in FORMATS:
+        raise ConfigError("path", path, "a file name ending in " + ", ".join(FORMATS)
+                          + ", or a binary file object such as io.BytesIO()", "or None to only draw")
 
-    return plt
+
+def save(fig: Figure, path: Target, format: str | None = None) -> None:
+    """Write ``fig`` to ``path``: a file (atomically, its folder created) or a binary file object."""
+    from .figure import DPI
+
+    check_target(path, format)
+    if hasattr(path, "write"):
+        fig.savefig(path, format=format or "png", dpi=DPI)
+        return
+    path = Path(path)  # type: ignore[arg-type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=format or path.suffix[1:].lower(), dpi=DPI)
+
+
+def panels(ax: Any, count: int, figsize: tuple[float, float],
+           columns: int | None = None) -> tuple[Figure, list[Axes]]:
+    """``count`` axes to draw on: the caller's ``ax`` (one Axes, or a sequence of ``count``), or a new
+    figure of ``count`` panels, ``columns`` to a row (default: all in one row; ``figsize`` is one
+    row's size). Returns the (root) figure and the axes."""
+    if ax is None:
+        from .figure import InlineFigure
+
+        columns = min(columns or count, count)
+        rows = -(-count // columns)
+        fig = InlineFigure(figsize=(figsize[0], figsize[1] * rows), layout="constrained")
+        axes = list(fig.subplots(rows, columns, squeeze=False).flat)
+        for extra in axes[count:]:  # a last row that is not full
+            extra.set_visible(False)
+        return fig, axes[:count]
+    from matplotlib.axes import Axes
+
+    axes = [ax] if isinstance(ax, Axes) else list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else []
+    if len(axes) != count or not all(isinstance(a, Axes) for a in axes):
+        need = "a matplotlib Axes" if count == 1 else f"a sequence of {count} matplotlib Axes"
+        raise ConfigError("ax", ax, need + " (e.g. from plt.subplots), or None for a new figure")
+    fig = axes[0].figure
+    while getattr(fig, "figure", fig) is not fig:  # an Axes in a SubFigure: its root figure
+        fig = fig.figure
+    return fig, axes
 
 
 def label(run: Run) -> str:
+    """The run's backend and penalty, e.g. ``torch, λ=3`` or ``torch, wd=3 (concise)``."""
+    return f"{run.config.backend}, {decay_label(run)}"
+
+
+def decay_label(run: Run) -> str:
     c = run.config
-    decay = f"wd={c.wd:g} (concise)" if c.mode == "concise" else f"λ={c.lambd:g}"
-    return f"{c.backend}, {decay}"
+    return f"wd={c.wd:g} (concise)" if c.mode == "concise" else f"λ={c.lambd:g}"
 
 
-def draw(runs: Sequence[Run], ax: Any, *, labels: Sequence[str] | None = None) -> None:
-    """Draw ``runs`` on ``ax``: one colour per run, train solid, test dotted."""
+def default_title(runs: Sequence[Run]) -> str:
+    """What the runs share: backend, book preset, and (for one run) the penalty."""
+    parts = []
+    for name, text in (("backend", "{}"), ("preset", "{} preset")):
+        values = {getattr(r.config, name) for r in runs}
+        if len(values) == 1:
+            parts.append(text.format(values.pop()))
+    if len(runs) == 1:
+        parts.append(decay_label(runs[0]))
+    return ", ".join(parts)
+
+
+def curves(ax: Axes, epochs: np.ndarray, train: Sequence[np.ndarray], test: Sequence[np.ndarray],
+           name: str, *, linewidth: float = 1.5) -> None:
+    """One colour: the mean train curve solid, the mean test curve dotted, over the given runs (one
+    curve per seed), with the min-max band of each when there are several."""
+    for kind, values, style in (("train", train, "-"), ("test", test, ":")):
+        stack = _padded(values, len(epochs))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" past a divergence
+            mean = np.nanmean(stack, axis=0)
+            low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+        color = None if kind == "train" else ax.lines[-1].get_color()
+        (line,) = ax.semilogy(epochs, mean, style, color=color, lw=linewidth,
+                              label=f"{name} {kind}".strip())
+        if len(values) > 1:
+            ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.15, lw=0)
+
+
+def _padded(values: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Curves as rows of one array, a diverged (shorter) curve padded with NaN."""
+    stack = np.full((len(values), length), np.nan)
+    for i, v in enumerate(values):
+        stack[i, : len(v)] = np.asarray(v, dtype=float)[:length]
+    return stack
+
+
+def draw(runs: Sequence[Run], ax: Axes, *, labels: Sequence[str] | None = None) -> None:
+    """Draw ``runs`` on ``ax``: one colour per run, train solid, test dotted (log scale)."""
     for i, run in enumerate(runs):
         name = labels[i] if labels else label(run)
-        prefix = "" if len(runs) == 1 else f"{name} "  # one run: the book's legend, train and test
-        (line,) = ax.semilogy(run.epochs, run.train_loss, label=f"{prefix}train")
-        ax.semilogy(run.epochs, run.test_loss, ":", color=line.get_color(), label=f"{prefix}test")
+        prefix = "" if len(runs) == 1 else name  # one run: the book's legend, train and test
+        curves(ax, run.epochs, [run.train_loss], [run.test_loss], prefix)
     ax.set_xlabel("epochs")
     ax.set_ylabel("loss")
     ax.legend(fontsize="small")
 
 
-def plot(runs: Run | Sequence[Run], path: str | os.PathLike[str], *, title: str | None = None) -> Path:
-    """Write the semilogy figure of ``runs`` to ``path`` (.png or .svg), atomically."""
-    plt = _pyplot()
+def plot(runs: Run | Sequence[Run], path: Target | None = None, *, ax: Axes | None = None,
+         title: str | None = None, format: str | None = None) -> Figure:
+    """The book's figure of ``runs``: loss against epochs on a log scale, train solid, test dotted.
+
+    Returns the Figure (it displays itself in Jupyter); draws on ``ax`` if given; writes ``path``
+    (.png, .svg, .pdf, or a binary file object) only if given. The title names the backend and the
+    book's preset the runs share.
+    """
+    check_target(path, format)
     runs = [runs] if not isinstance(runs, Sequence) else list(runs)
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-    draw(runs, ax)
-    if title or len(runs) == 1:
-        ax.set_title(title or label(runs[0]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save_figure(fig, path)
-
-
-def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` to ``path`` (the suffix picks PNG, SVG or PDF) atomically, then close it."""
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        _pyplot().close(fig)
-    return Path(path)
+    if not runs:
+        raise ConfigError("runs", runs, "a Run or a non-empty list of runs")
+    fig, (axes,) = panels(ax, 1, (6, 3.5))
+    draw(runs, axes)
+    axes.set_title(title if title is not None else default_title(runs))
+    if path is not None:
+        save(fig, path, format)
+    return fig

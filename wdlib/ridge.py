@@ -42,6 +42,11 @@ class RidgeSolution:
     def w_norm(self) -> float:
         return float(np.linalg.norm(self.w))
 
+    def __repr__(self) -> str:  # short: the weights are summarized by their shape and norm
+        return (f"RidgeSolution(lambd={self.lambd:g}, train_loss={self.train_loss:.4g}, "
+                f"test_loss={self.test_loss:.4g}, w_norm={self.w_norm:.4g}, w: {self.w.shape}, "
+                f"b={float(self.b[0]):.4g})")
+
 
 @dataclass(frozen=True)
 class RidgePath:
@@ -51,6 +56,15 @@ class RidgePath:
     train_loss: np.ndarray
     test_loss: np.ndarray
     w_norm: np.ndarray
+
+    def __repr__(self) -> str:  # short: the arrays are summarized
+        n = len(self.lambdas)
+        if not n:
+            return "RidgePath(0 λ)"
+        best = int(np.argmin(self.test_loss))
+        return (f"RidgePath({n} λ from {self.lambdas.min():g} to {self.lambdas.max():g}; lowest test_loss "
+                f"{self.test_loss[best]:.4g} at λ={self.lambdas[best]:g}; w_norm "
+                f"{self.w_norm.min():.4g} to {self.w_norm.max():.4g})")
 
 
 def _check_lambd(value: object, name: str = "lambd") -> float:

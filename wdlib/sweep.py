@@ -183,16 +183,27 @@ def _check_executor(executor: Any, workers: Any) -> None:
 
 @contextlib.contextmanager
 def _progress(total: int, enabled: bool | None) -> Iterator[Callable[[], None]]:
-    """A tqdm bar on stderr when it is a terminal (or ``enabled=True``); silent otherwise."""
+    """A ``tqdm.auto`` bar: a widget in a notebook, a text bar on a terminal's stderr; by default
+    (``enabled=None``) shown only there, silent when nobody is watching (a pipe, a log, CI)."""
     if enabled is None:
-        enabled = sys.stderr.isatty()
+        enabled = _interactive()
     if not enabled or total == 0:
         yield lambda: None
         return
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     with tqdm(total=total, desc="sweep", unit="run", file=sys.stderr) as bar:
         yield lambda: bar.update(1)
+
+
+def _interactive() -> bool:
+    """True on a terminal (stderr is a tty) and in a Jupyter kernel (IPython with a kernel)."""
+    stderr = sys.stderr
+    if stderr is not None and hasattr(stderr, "isatty") and stderr.isatty():
+        return True
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def sweep(
@@ -310,7 +321,9 @@ def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers
     import concurrent.futures as cf
 
     own = executor is None
-    pool = default_executor(min(workers or os.cpu_count() or 1, len(tasks))) if own else executor
+    from .mainguard import local_executor, unguarded_main_line  # the process pool, or in-process
+
+    pool = local_executor(len(tasks), workers, unguarded_main_line()) if own else executor
     futures: dict[cf.Future[Any], Task] = {}
     failure: BaseException | None = None
     try:

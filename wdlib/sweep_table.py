@@ -19,76 +19,145 @@ from .table import Table
 
 #: Config fields describing the data (and so the exact ridge solution), besides the seed.
 DATA_FIELDS = ("n_train", "n_test", "num_inputs", "true_w", "true_b", "noise")
-#: Fields every row of a sweep table shows; other fields appear when they vary within the table.
-SHOWN = ("backend", "lambd", "seed")
-RESULTS = ("final_train_loss", "final_test_loss", "w_norm", "diverged", "seconds")
+#: Results of a run, the same names as in :class:`wdlib.Comparison`: final losses, ||w||, ...
+RESULTS = ("train_loss", "test_loss", "w_norm", "diverged", "seconds")
+#: The store's names for a row's final losses and curves -> the table's (one naming everywhere).
+RENAMED = {"train_loss": "train_loss_curve", "test_loss": "test_loss_curve",
+           "final_train_loss": "train_loss", "final_test_loss": "test_loss"}
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 
 
 class SweepTable(Table):
     """Stored runs as a table: one row per run with every Config field, results and loss curves.
 
-    ``str(table)`` shows the fields that vary and the final losses; ``to_csv``/``to_json``/
-    ``to_pandas`` export; :meth:`plot` draws test loss and ||w|| against lambd with the exact ridge path.
+    ``str(table)`` (and a notebook's HTML) shows the fields that vary and the final losses;
+    ``to_csv``/``to_json``/``to_pandas`` export (``to_pandas(long=True)``: one row per run and epoch);
+    :meth:`figure`/:meth:`plot` draw test loss and ||w|| against λ (or wd) with the exact ridge path.
     """
+
+    id_columns = ("key", *CONFIG_FIELDS)
 
     def __init__(self, rows: Sequence[dict[str, Any]], *, computed: int = 0, skipped: int = 0,
                  store: Path | None = None) -> None:
-        super().__init__(sorted(rows, key=_grid_order))
+        super().__init__(sorted((_renamed(row) for row in rows), key=_grid_order))
         self.computed, self.skipped, self.store = computed, skipped, store
-        varying = [f.name for f in dataclasses.fields(Config)
-                   if f.name not in SHOWN and len({row[f.name] for row in self.rows}) > 1]
-        self.shown = (*SHOWN, *varying)
-        self.columns = ("key", *(f.name for f in dataclasses.fields(Config)), "backend_version",
-                        "engine_used", "diverged_at_epoch", *RESULTS)
+        modes = {row["mode"] for row in self.rows}
+        first = ("backend", *(["lambd"] if modes - {"concise"} or not modes else []),
+                 *(["wd"] if "concise" in modes else []), "seed")
+        varying = [f for f in CONFIG_FIELDS
+                   if f not in first and len({_hashable(row.get(f)) for row in self.rows}) > 1]
+        self.fields_shown = (*first, *varying)
+        self.columns = ("key", *CONFIG_FIELDS, "backend_version", "engine_used", "diverged_at_epoch",
+                        *RESULTS)
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        return (*self.fields_shown, *RESULTS)
+
+    def caption(self) -> str:
+        where = f" in {self.store}" if self.store is not None else ""
+        return f"{len(self)} runs ({self.computed} computed, {self.skipped} already stored){where}"
 
     def __str__(self) -> str:
-        from .table import format_table
+        return f"{super().__str__()}\n{self.caption()}"
 
-        columns = (*self.shown, *RESULTS)
-        body = format_table(columns, [[row[c] for c in columns] for row in self.rows])
-        return f"{body}\n{len(self)} runs ({self.computed} computed, {self.skipped} already stored)"
+    def __repr__(self) -> str:
+        parts = [f"{len(self)} runs ({self.computed} computed, {self.skipped} already stored)"]
+        if self.rows:
+            parts.append("backends " + ", ".join(dict.fromkeys(row["backend"] for row in self.rows)))
+            for name, text in (("lambd", "λ"), ("wd", "wd"), ("seed", "seeds")):
+                if name in self.fields_shown:
+                    parts.append(f"{text} {_span(sorted({row[name] for row in self.rows}))}")
+        where = f" in {self.store.name}" if self.store is not None else ""
+        return f"<SweepTable{where}: {'; '.join(parts)}>"
 
-    def figure(self) -> Any:
-        """Test loss and ||w|| against lambd: SGD per backend (mean, min-max band over seeds), and
-        the exact ridge solution of the same data (mean over seeds) drawn over them."""
-        from .plot import _pyplot
+    def figure(self, ax: Any = None) -> Any:
+        """Test loss and ||w|| against λ (wd for concise runs): SGD per backend (mean, min-max band
+        over seeds), and the exact ridge solution of the same data (mean over seeds) drawn over them.
+        ``ax``: two Axes to draw on instead of a new figure."""
+        from .plot import panels
 
-        plt = _pyplot()
-        fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-        lambdas = sorted({row["lambd"] for row in self.rows})
-        groups = _groups(self.rows, [f for f in self.shown if f not in ("lambd", "seed")])
+        if not self.rows:
+            raise ConfigError("store", str(self.store), "a store with at least one run to plot")
+        fig, (ax_loss, ax_norm) = panels(ax, 2, (10, 3.8))
+        values = sorted({_value(row) for row in self.rows})
+        groups = _groups(self.rows, [f for f in self.fields_shown if f not in ("lambd", "wd", "seed")])
         for i, (label, rows) in enumerate(groups):
             width = 1 + 2.5 * (1 - i / max(len(groups) - 1, 1))  # agreeing backends overlap: all show
-            for ax, column in ((ax_loss, "final_test_loss"), (ax_norm, "w_norm")):
+            for axis, column in ((ax_loss, "test_loss"), (ax_norm, "w_norm")):
                 xs, mean, lo, hi = _summary(rows, column)
-                (line,) = ax.plot(xs, mean, "o-", ms=3, lw=width, label=f"{label} (SGD)")
+                (line,) = axis.plot(xs, mean, "o-", ms=3, lw=width, label=f"{label} (SGD)")
                 if len(rows) > len(xs):
-                    ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
-        exact = _exact_curves(self.rows, lambdas)
+                    axis.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
+        scratch = [row for row in self.rows if row["mode"] == "scratch"]
+        exact = _exact_curves(scratch, sorted({row["lambd"] for row in scratch})) if scratch else {}
         for data_label, (grid, test_loss, w_norm) in exact.items():
             name = "exact ridge" + (f" {data_label}" if len(exact) > 1 else "")
             ax_loss.plot(grid, test_loss, "k--", lw=1, label=name)
             ax_norm.plot(grid, w_norm, "k--", lw=1, label=name)
-        positive = [lam for lam in lambdas if lam > 0]
-        for ax, ylabel in ((ax_loss, "test loss"), (ax_norm, "||w||")):
+        positive = [v for v in values if v > 0]
+        modes = {row["mode"] for row in self.rows}
+        xlabel = "λ" if modes == {"scratch"} else "wd (concise)" if modes == {"concise"} else "λ or wd"
+        for axis, ylabel in ((ax_loss, "test loss"), (ax_norm, "||w||")):
             if positive:
-                ax.set_xscale("symlog", linthresh=min(positive))  # log-x that still shows lambd = 0
-            ax.set_yscale("log")
-            ax.set_xlabel("λ")
-            ax.set_ylabel(ylabel)
-            ax.legend(fontsize="small")
+                axis.set_xscale("symlog", linthresh=min(positive))  # log-x that still shows 0
+            axis.set_yscale("log")
+            axis.set_xlabel(xlabel)
+            axis.set_ylabel(ylabel)
+            axis.legend(fontsize="small")
         seeds = len({row["seed"] for row in self.rows})
-        ax_loss.set_title(f"final test loss ({seeds} seed{'s' * (seeds > 1)}: mean, min–max)")
-        ax_norm.set_title("||w|| of the final weights")
+        presets = ", ".join(sorted({row["preset"] for row in self.rows}))
+        ax_loss.set_title(f"{presets}: final test loss ({seeds} seed{'s' * (seeds > 1)}: mean, min–max)")
+        ax_norm.set_title(f"{presets}: ||w|| of the final weights")
         return fig
 
-    def plot(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`figure` to ``path``, atomically."""
-        from .plot import save_figure
+    def plot(self, path: Any = None, *, ax: Any = None, format: str | None = None) -> Any:
+        """:meth:`figure`, written to ``path`` (.png, .svg, .pdf or a binary file object) if given;
+        returns the Figure (shown inline in Jupyter)."""
+        from .plot import check_target, save
 
-        if not self.rows:
-            raise ConfigError("store", str(self.store), "a store with at least one run to plot")
-        return save_figure(self.figure(), path)
+        check_target(path, format)
+        fig = self.figure(ax)
+        if path is not None:
+            save(fig, path, format)
+        return fig
+
+
+def _renamed(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row with the table's names (:data:`RENAMED`) and the epoch of each curve point."""
+    if "train_loss_curve" in row:
+        return row
+    out = {RENAMED.get(k, k): v for k, v in row.items()}
+    curve = out.get("train_loss_curve")
+    if curve is not None:
+        n = len(curve)
+        last = out.get("diverged_at_epoch") or out.get("num_epochs", n)
+        every = max(last // n, 1) if n else 1
+        out["epochs"] = every * np.arange(1, n + 1)
+    return out
+
+
+def store_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A table row under the store's names again (what :meth:`wdlib.Store.put` takes)."""
+    back = {v: k for k, v in RENAMED.items()}
+    return {back.get(k, k): v for k, v in row.items() if k != "epochs"}
+
+
+def _hashable(value: Any) -> Any:
+    """A JSON value usable in a set or a sort key: lists (e.g. ``hidden``) become tuples."""
+    return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _value(row: dict[str, Any]) -> float:
+    """The run's penalty: wd for a concise run, λ otherwise."""
+    return row["wd"] if row["mode"] == "concise" else row["lambd"]
+
+
+def _span(values: list[Any]) -> str:
+    if len(values) <= 4:
+        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+    lo, hi = values[0], values[-1]
+    return f"{lo:g}–{hi:g} ({len(values)} values)" if isinstance(lo, float) else f"{lo}–{hi} ({len(values)})"
 
 
 def load_sweep(store: str | os.PathLike[str]) -> SweepTable:
@@ -104,25 +173,25 @@ def load_sweep(store: str | os.PathLike[str]) -> SweepTable:
 
 def _grid_order(row: dict[str, Any]) -> tuple[Any, ...]:
     """Rows sorted by their configuration, field by field: a table independent of completion order."""
-    return tuple((str(type(row[f.name])), row[f.name]) for f in dataclasses.fields(Config))
+    return tuple((str(type(row.get(f))), _hashable(row.get(f))) for f in CONFIG_FIELDS)
 
 
 def _groups(rows: list[dict[str, Any]], fields: Sequence[str]) -> list[tuple[str, list[dict[str, Any]]]]:
     """Rows grouped by the values of ``fields``, each group labelled by them."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(tuple(row[f] for f in fields), []).append(row)
+        groups.setdefault(tuple(_hashable(row[f]) for f in fields), []).append(row)
     return [(", ".join(f"{v}" if f == "backend" else f"{f}={v}" for f, v in zip(fields, key, strict=True)),
              members) for key, members in groups.items()]
 
 
 def _summary(rows: list[dict[str, Any]], column: str) -> tuple[np.ndarray, ...]:
-    """Per lambd: mean, min and max of ``column`` over the runs that did not diverge."""
+    """Per λ (or wd): mean, min and max of ``column`` over the runs that did not diverge."""
     by_lambd: dict[float, list[float]] = {}
     for row in rows:
         value = row[column]
         if value is not None and math.isfinite(value) and not row["diverged"]:
-            by_lambd.setdefault(row["lambd"], []).append(value)
+            by_lambd.setdefault(_value(row), []).append(value)
     xs = sorted(by_lambd)
     stats = [(np.mean(by_lambd[x]), np.min(by_lambd[x]), np.max(by_lambd[x])) for x in xs]
     mean, lo, hi = (np.array(s) for s in zip(*stats, strict=True)) if stats else ([], [], [])

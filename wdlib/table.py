@@ -1,11 +1,17 @@
-"""A small results table shared by compare and sweep: text for a terminal, CSV, JSON, pandas.
+"""A small results table shared by compare and sweep: text for a terminal, HTML for a notebook,
+CSV, JSON, pandas.
 
-Rows are dicts. ``columns`` names the scalar columns shown and exported, in order; rows may carry
-more (e.g. loss curves as arrays), which :meth:`Table.to_json` includes and the others leave out.
+Rows are dicts. ``columns`` names the scalar columns exported, in order; ``shown`` those displayed
+(``str`` and the notebook's HTML; default: all). Rows may carry more (loss curves as arrays), which
+:meth:`Table.to_json` includes and :meth:`Table.to_pandas` gives with ``long=True``, one row per run
+and evaluated epoch. The names are the same in every table and export: ``train_loss`` and
+``test_loss`` are the final losses of a run (and, in the long frame, the losses at ``epoch``);
+``train_loss_curve`` and ``test_loss_curve`` the curves.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import math
 import os
@@ -15,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError
 from .io import write_text
 
 
@@ -55,10 +62,29 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
                      for line in lines)
 
 
+#: Rows shown in a notebook before the rest is summarized as "... N more".
+HTML_ROWS = 60
+
+
+def html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
+    """An HTML table (Jupyter's style), cells as in the terminal, at most HTML_ROWS rows."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = ["<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+            for row in rows[:HTML_ROWS]]
+    if len(rows) > HTML_ROWS:
+        body.append(f'<tr><td colspan="{len(columns)}">... {len(rows) - HTML_ROWS} more rows '
+                    "(to_pandas() has them all)</td></tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (f'<table class="dataframe">{cap}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
 class Table:
     """Rows of results with named scalar columns."""
 
     columns: tuple[str, ...] = ()
+    #: The columns that identify a run in the long (per-epoch) frame.
+    id_columns: tuple[str, ...] = ()
 
     def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
         self.rows = list(rows)
@@ -74,23 +100,56 @@ class Table:
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.rows[i]
 
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The columns displayed by ``str`` and in a notebook."""
+        return self.columns
+
+    def caption(self) -> str:
+        """A one-line summary under the displayed table."""
+        return f"{len(self)} rows"
+
+    def _cells(self) -> list[list[Any]]:
+        return [[row.get(c) for c in self.shown] for row in self.rows]
+
     def __str__(self) -> str:
-        return format_table(self.columns, [[row.get(c) for c in self.columns] for row in self.rows])
+        return format_table(self.shown, self._cells())
+
+    def _repr_html_(self) -> str:
+        return html_table(self.shown, self._cells(), self.caption())
 
     def records(self) -> list[dict[str, Any]]:
         """The scalar columns of every row, as plain dicts."""
         return [{c: jsonable(row.get(c)) for c in self.columns} for row in self.rows]
 
-    def to_pandas(self) -> Any:
-        """A pandas DataFrame of the scalar columns (pandas is optional: imported only here)."""
+    def long_records(self) -> list[dict[str, Any]]:
+        """One dict per run and evaluated epoch: ``id_columns``, ``epoch``, ``train_loss`` and
+        ``test_loss`` at that epoch (a diverged run stops at its last recorded epoch)."""
+        out = []
+        for row in self.rows:
+            ident = {c: jsonable(row.get(c)) for c in self.id_columns}
+            train, test = row["train_loss_curve"], row["test_loss_curve"]
+            for epoch, tr, te in zip(row["epochs"], train, test, strict=True):
+                out.append({**ident, "epoch": int(epoch), "train_loss": float(tr), "test_loss": float(te)})
+        return out
+
+    def to_pandas(self, long: bool = False) -> Any:
+        """A pandas DataFrame: one row per run with the scalar columns, or with ``long=True`` one row
+        per run and evaluated epoch (the loss curves, tidy: ``id_columns``, ``epoch``, ``train_loss``,
+        ``test_loss``), ready for ``groupby`` or seaborn. pandas is optional: imported only here."""
+        if not isinstance(long, bool):
+            raise ConfigError("long", long, "True or False")
         try:
             import pandas as pd
         except ImportError as err:
             raise ImportError("to_pandas() needs pandas: pip install pandas; or use records()") from err
+        if long:
+            columns = [*self.id_columns, "epoch", "train_loss", "test_loss"]
+            return pd.DataFrame(self.long_records(), columns=columns)
         return pd.DataFrame(self.records(), columns=list(self.columns))
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write the scalar columns as CSV, atomically."""
+        """Write the scalar columns as CSV, atomically (the folder is created if missing)."""
         import csv
 
         buffer = io.StringIO()
@@ -98,14 +157,22 @@ class Table:
         writer.writeheader()
         for record in self.records():
             writer.writerow({k: "" if v is None else v for k, v in record.items()})
-        return write_text(path, buffer.getvalue())
+        return write_text(_folder_made(path), buffer.getvalue())
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """Every column of every row (loss curves and weights included) as JSON; written atomically
-        to ``path`` when one is given."""
+        to ``path`` when one is given (the folder is created if missing)."""
         import json
 
-        text = json.dumps([{k: jsonable(v) for k, v in row.items()} for row in self.rows], indent=1)
+        rows = [{k: jsonable(v) for k, v in row.items() if not k.startswith("_")} for row in self.rows]
+        text = json.dumps(rows, indent=1)
         if path is not None:
-            write_text(path, text + "\n")
+            write_text(_folder_made(path), text + "\n")
         return text
+
+
+def _folder_made(path: str | os.PathLike[str]) -> Path:
+    """``path``, its folder created if missing (as a figure's is)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
