@@ -23,7 +23,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "compare.csv")
-    print("figure:", table.plot(out / "compare.png"))
+    table.plot(out / "compare.png")
+    print("figure:", out / "compare.png")
 
 
 if __name__ == "__main__":

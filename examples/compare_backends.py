@@ -24,7 +24,8 @@ def main() -> None:
     for backend in dict.fromkeys(name for name, _, _ in table.runs):
         runs = [table.runs[(backend, lam, 0)] for lam in args.lambd]
         path = f"{args.out}/{args.preset}-{backend}.png"
-        print("figure:", wdlib.plot(runs, path, title=f"{backend} ({args.preset})"))
+        wdlib.plot(runs, path, title=f"{backend} ({args.preset})")
+        print("figure:", path)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ def main() -> None:
     runs = [wdlib.train(args.backend, lambd=lam, num_epochs=args.num_epochs) for lam in args.lambd]
     for run in runs:
         print(run)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    print("figure:", wdlib.plot(runs, Path(args.out) / "train.png", title=f"{args.backend}, d2l preset"))
+    path = Path(args.out) / "train.png"
+    wdlib.plot(runs, path)  # the folder is created; the title names the backend and the preset
+    print("figure:", path)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 QUICK = {
     "train.py": ["--num-epochs", "5"],
     "compare.py": ["--num-epochs", "5"],
-    "sweep.py": ["--lambdas", "3", "--seeds", "2", "--backends", "numpy", "--num-epochs", "5",
+    "sweep.py": ["--lambd", "0:10:3", "--seeds", "0-1", "--backends", "numpy", "--num-epochs", "5",
                  "--workers", "1"],
     "reproduce.py": ["d2l", "--num-epochs", "5"],
 }

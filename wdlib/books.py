@@ -100,7 +100,7 @@ def reproduce(
     Returns the runs by name (``"scratch, λ=0"``, ..., ``"concise, wd=3"``); with ``out``, writes each
     run's figure there as ``<book>-<mode>-<value>.<format>``. ``edition`` ("en" or "zh"; default: the
     one in your locale's language) chooses the line ``run.printed`` gives: the English edition prints
-    ``L2 norm of w: ...``, the Chinese d2l ``w的L2范数是： ...``. :func:`figure` draws all the runs.
+    ``L2 norm of w: ...``, the Chinese d2l ``w的L2范数是： ...``. ``wdlib.plot(runs)`` draws them all, one panel each.
     """
     if book not in BOOKS:
         raise ConfigError("book", book, "one of " + ", ".join(map(repr, BOOKS)))
@@ -119,7 +119,7 @@ def reproduce(
     out_dir = None if out is None else Path(out)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    from .plot import plot
+    from .plot import plot, save
     from .training import train_sequence
 
     runs = {}
@@ -130,19 +130,6 @@ def reproduce(
         if out_dir is not None:
             fig = plot(run, title=f"{book}: {name}")
             for fmt in formats:
-                fig.savefig(out_dir / f"{book}-{mode}-{value:g}.{fmt}", dpi=100)
+                save(fig, out_dir / f"{book}-{mode}-{value:g}.{fmt}")
     return runs
 
-
-def figure(runs: Mapping[str, Run], *, ax: Any = None, columns: int = 2) -> Any:
-    """One panel per run of :func:`reproduce` (its name as the title), ``columns`` to a row; the
-    returned Figure displays itself in Jupyter. ``ax``: one Axes per run to draw on instead."""
-    from .plot import draw, panels
-
-    if not runs:
-        raise ConfigError("runs", runs, "the runs reproduce() returned")
-    fig, axes = panels(ax, len(runs), (5 * min(columns, len(runs)), 3), columns=columns)
-    for axis, (name, run) in zip(axes, runs.items(), strict=True):
-        draw([run], axis, labels=[name])
-        axis.set_title(f"{run.config.preset}, {run.config.backend}: {name}", fontsize="medium")
-    return fig

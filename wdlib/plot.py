@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -143,21 +143,35 @@ def draw(runs: Sequence[Run], ax: Axes, *, labels: Sequence[str] | None = None) 
     ax.legend(fontsize="small")
 
 
-def plot(runs: Run | Sequence[Run], path: Target | None = None, *, ax: Axes | None = None,
-         title: str | None = None, format: str | None = None) -> Figure:
+def plot(runs: Run | Sequence[Run] | Mapping[str, Run], path: Target | None = None, *,
+         ax: Axes | Sequence[Axes] | None = None, title: str | None = None,
+         format: str | None = None) -> Figure:
     """The book's figure of ``runs``: loss against epochs on a log scale, train solid, test dotted.
 
-    Returns the Figure (it displays itself in Jupyter); draws on ``ax`` if given; writes ``path``
-    (.png, .svg, .pdf, or a binary file object) only if given. The title names the backend and the
-    book's preset the runs share.
+    ``runs``: one Run or a list (one panel, one colour per run), or a dict of named runs such as
+    :func:`wdlib.reproduce` returns (one panel per run, titled by its name, two to a row). Returns
+    the Figure (it displays itself in Jupyter); draws on ``ax`` (one Axes per panel) if given; writes
+    ``path`` (.png, .svg, .pdf, or a binary file object) only if given. The title names the backend
+    and the book's preset the runs share.
     """
     check_target(path, format)
-    runs = [runs] if not isinstance(runs, Sequence) else list(runs)
-    if not runs:
-        raise ConfigError("runs", runs, "a Run or a non-empty list of runs")
-    fig, (axes,) = panels(ax, 1, (6, 3.5))
-    draw(runs, axes)
-    axes.set_title(title if title is not None else default_title(runs))
+    if isinstance(runs, Mapping):
+        named = dict(runs)
+        if not named:
+            raise ConfigError("runs", runs, "a Run, a non-empty list of runs or a dict of named runs")
+        fig, axes = panels(ax, len(named), (5 * min(2, len(named)), 3), columns=2)
+        for axis, (name, run) in zip(axes, named.items(), strict=True):
+            draw([run], axis, labels=[name])
+            axis.set_title(f"{default_title([run]).rsplit(', ', 1)[0]}: {name}", fontsize="medium")
+        if title is not None:
+            fig.suptitle(title)
+    else:
+        runs = [runs] if not isinstance(runs, Sequence) else list(runs)
+        if not runs:
+            raise ConfigError("runs", runs, "a Run, a non-empty list of runs or a dict of named runs")
+        fig, (axis,) = panels(ax, 1, (6, 3.5))
+        draw(runs, axis)
+        axis.set_title(title if title is not None else default_title(runs))
     if path is not None:
         save(fig, path, format)
     return fig

@@ -1,11 +1,12 @@
 """Training times without first-call costs: what ``compare`` reports as ``seconds``.
 
-A framework's first run of a configuration pays one-time costs inside the training loop: JAX compiles
-its whole-run ``lax.scan``, PyTorch its TorchScript loop, MXNet allocates its engine's buffers. Those
-are costs per process and per shape (a new λ or seed reuses them; a new dtype, preset or size does
-not), so :func:`warm_train` trains each such configuration once untimed before the run it returns:
-``run.seconds`` is then the steady-state time a second call takes. The warm-up run is identical to
-the returned one (training is deterministic), so only time is spent.
+A framework's first runs of a configuration pay one-time costs inside the training loop: JAX compiles
+its whole-run ``lax.scan`` on the first call, PyTorch's TorchScript profiles its loop on the first and
+optimizes it on the second, MXNet allocates its engine's buffers. Those are costs per process and per
+shape (a new λ or seed reuses them; a new dtype, preset or size does not), so :func:`warm_train`
+trains each such configuration :data:`WARMUP_RUNS` times untimed before the run it returns:
+``run.seconds`` is then the steady-state time of a later call. The warm-up runs are identical to the
+returned one (training is deterministic), so only time is spent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 #: Configurations (less the fields that reuse compiled code) already trained in this process.
 _warmed: set[tuple[Any, ...]] = set()
+#: Untimed runs before the timed one: JAX compiles on the first, TorchScript optimizes on the second.
+WARMUP_RUNS = 2
 #: Fields that enter a run as data: changing them reuses everything the first run prepared.
 DATA_FIELDS = ("lambd", "wd", "seed")
 
@@ -28,12 +31,14 @@ def warm_key(backend: str, preset: str, fields: dict[str, Any]) -> tuple[Any, ..
 
 
 def warm_train(backend: str, preset: str = "d2l", **fields: Any) -> Run:
-    """``wdlib.train(backend, preset, **fields)``, after one untimed warm-up run the first time this
-    process trains the configuration (up to λ, wd and seed): ``run.seconds`` excludes compile time."""
+    """``wdlib.train(backend, preset, **fields)``, after :data:`WARMUP_RUNS` untimed runs the first
+    time this process trains the configuration (up to λ, wd and seed): ``run.seconds`` excludes the
+    framework's compile time."""
     from .training import train
 
     key = warm_key(backend, preset, fields)
     if key not in _warmed:
-        train(backend, preset, **fields)
+        for _ in range(WARMUP_RUNS):
+            train(backend, preset, **fields)
         _warmed.add(key)
     return train(backend, preset, **fields)
