@@ -118,3 +118,39 @@ def test_native_sequence_must_share_the_data() -> None:
                wdlib.make_config(backend="torch", rng="native", seed=1)]
     with pytest.raises(wdlib.ConfigError, match="seed"):
         wdlib.train_sequence(configs)
+
+
+def test_editions_print_their_own_lines() -> None:
+    need("torch")
+    zh = wdlib.reproduce("d2l", num_epochs=5, edition="zh")
+    en = wdlib.reproduce("d2l", num_epochs=5, edition="en")
+    for (name, a), b in zip(zh.items(), en.values(), strict=True):
+        norm = a.meta["w_norm_text"]
+        assert b.meta["w_norm_text"] == norm  # the same runs; only the printed label differs
+        assert b.printed == f"L2 norm of w: {norm}"
+        assert a.printed == ("w的L2范数是：" if name.startswith("scratch") else "w的L2范数：") + f" {norm}"
+        assert wdlib.printed_line(a, "en") == b.printed
+
+
+@pytest.mark.parametrize(("environ", "edition"), [
+    ({}, "en"), ({"LANG": "zh_CN.UTF-8"}, "zh"), ({"LANG": "C.UTF-8"}, "en"),
+    ({"LANGUAGE": "zh_TW:en", "LANG": "en_US.UTF-8"}, "zh"), ({"LC_ALL": "en_GB", "LANG": "zh_CN"}, "en"),
+])
+def test_the_default_edition_is_the_locales_language(environ: dict[str, str], edition: str) -> None:
+    from wdlib.books import default_edition
+
+    assert default_edition(environ) == edition
+
+
+def test_bad_editions_and_formats_are_refused_before_training() -> None:
+    with pytest.raises(wdlib.ConfigError, match=r"edition='fr'.*'en', 'zh'"):
+        wdlib.reproduce("d2l", edition="fr")
+    with pytest.raises(wdlib.ConfigError, match=r"formats='bmp'"):
+        wdlib.reproduce("d2l", formats=("png", "bmp"))
+
+
+def test_one_format_may_be_given_as_a_string(tmp_path: Path) -> None:
+    book = "d2l" if "torch" in INSTALLED else "gluonbook"
+    need("torch" if book == "d2l" else "mxnet")
+    runs = wdlib.reproduce(book, tmp_path, num_epochs=5, formats="png")
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".png"] * len(runs)
