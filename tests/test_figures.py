@@ -196,7 +196,7 @@ def test_sweep_table_repr_html_and_concise_figure(concise_sweep: wdlib.SweepTabl
     page = concise_sweep._repr_html_()
     assert "<th>wd</th>" in page and "<th>lambd</th>" not in page and "6 runs (6 computed" in page
     fig = concise_sweep.plot()
-    loss_ax, norm_ax = fig.axes
+    loss_ax, _ = fig.axes
     assert loss_ax.get_xlabel() == "wd (concise)"
     (sgd,) = loss_ax.lines  # no exact ridge path for concise runs
     np.testing.assert_allclose(sgd.get_xdata(), [0, 1, 3])

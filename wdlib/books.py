@@ -100,7 +100,8 @@ def reproduce(
     Returns the runs by name (``"scratch, λ=0"``, ..., ``"concise, wd=3"``); with ``out``, writes each
     run's figure there as ``<book>-<mode>-<value>.<format>``. ``edition`` ("en" or "zh"; default: the
     one in your locale's language) chooses the line ``run.printed`` gives: the English edition prints
-    ``L2 norm of w: ...``, the Chinese d2l ``w的L2范数是： ...``. ``wdlib.plot(runs)`` draws them all, one panel each.
+    ``L2 norm of w: ...``, the Chinese d2l ``w的L2范数是： ...``. ``wdlib.plot(runs)`` draws them all,
+    one panel each.
     """
     if book not in BOOKS:
         raise ConfigError("book", book, "one of " + ", ".join(map(repr, BOOKS)))
