@@ -13,7 +13,7 @@ EXPECT_modern := numpy,torch,jax
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.wdlib-installed
 
-.PHONY: env demo test lint bench clean
+.PHONY: env demo test lint docs bench clean
 
 env: $(STAMP)
 
@@ -38,5 +38,9 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# make docs : the documentation site (mkdocs + mkdocstrings) into site/; any warning fails the build
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf .venv .venv-modern figures
+	rm -rf .venv .venv-modern figures site
