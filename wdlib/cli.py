@@ -87,6 +87,15 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     return seeds
 
 
+def parse_widths(text: str, option: str = "--hidden") -> tuple[int, ...]:
+    """Hidden layer widths ``64`` or ``128x64``."""
+    try:
+        widths = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(option, text, "widths as 64 or 128x64") from None
+    return widths
+
+
 def parse_names(text: str | None) -> list[str] | None:
     """A comma-separated list of backend names (None: every installed backend)."""
     if text is None:
@@ -117,6 +126,8 @@ def parse_sets(texts: Sequence[str], *, lists: bool = False) -> dict[str, Any]:
 
 
 def _typed(name: str, kind: type, raw: str) -> Any:
+    if kind is tuple:  # hidden=64x32, penalize=W1x W2 as x-separated (a comma separates sweep values)
+        return tuple(int(v) if v.isdigit() else v for v in raw.replace("x", " ").split())
     try:
         if kind is bool:
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -142,13 +153,51 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The Config fields of the model, optimizer and decay options that were given."""
+    options = {"model": args.model, "hidden": args.hidden, "optimizer": args.optimizer, "wd": args.wd,
+               "decay": args.decay, "penalty": args.penalty, "mode": getattr(args, "mode", None)}
+    fields = {k: v for k, v in options.items() if v is not None}
+    if "hidden" in fields:
+        fields["hidden"] = parse_widths(fields["hidden"])
+    if args.opt:
+        fields["optimizer_args"] = {k: _number_or_flag(f"--opt {k}", v) for k, v in parse_sets(args.opt).items()}
+    return fields
+
+
+def _number_or_flag(option: str, text: str) -> float | bool:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(option, text, "a number or true/false") from None
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``data=`` and ``test=`` for the arrays of ``--data FILE`` (.csv or .npz), or nothing."""
+    if args.data is None:
+        return {}
+    from .arrays import load_data_file
+
+    X, y, X_test, y_test = load_data_file(args.data)
+    return {"data": (X, y), "test": None if X_test is None else (X_test, y_test)}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import make_config
     from .validate import check_backends, check_output
 
     options = {"dtype": args.dtype, "seed": args.seed, "num_epochs": args.num_epochs}
-    fields = {**parse_sets(args.set), **{k: v for k, v in options.items() if v is not None}}
-    make_config(args.preset, backend=args.backend, lambd=args.lambd, **fields)
+    fields = {**parse_sets(args.set), **model_fields(args),
+              **{k: v for k, v in options.items() if v is not None}}
+    data = data_options(args)
+    if data:
+        from .data import data_config
+
+        data_config(data["data"], data["test"], args.preset, backend=args.backend, lambd=args.lambd, **fields)
+    else:
+        make_config(args.preset, backend=args.backend, lambd=args.lambd, **fields)
     check_backends([args.backend], "--backend")
     plot_path = check_output(args.plot, "--plot", (".png", ".svg", ".pdf"))
     json_path = check_output(args.json, "--json", (".json",))
@@ -156,7 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .table import Table
     from .training import train
 
-    run = train(args.backend, args.preset, lambd=args.lambd, **fields)
+    run = train(args.backend, args.preset, lambd=args.lambd, **data, **fields)
     row = {"backend": args.backend, "version": run.backend_version, "preset": args.preset,
            "lambd": run.config.lambd, "seed": run.config.seed, "dtype": run.config.dtype,
            "epochs": len(run.train_loss), "train_loss": float(run.train_loss[-1]),
@@ -175,7 +224,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         record = {"config": dataclasses.asdict(run.config), "backend_version": run.backend_version,
                   "seconds": run.seconds, "diverged": run.diverged, "train_loss": run.train_loss,
-                  "test_loss": run.test_loss, "w": run.params["w"][:, 0], "b": run.params["b"],
+                  "test_loss": run.test_loss, "params": run.params,
+                  **({"w": run.params["w"][:, 0], "b": run.params["b"]} if "w" in run.params else {}),
                   "w_norm": run.w_norm}
         write_text(json_path, json.dumps(jsonable(record), indent=1) + "\n")
         print(f"json: {json_path}")
@@ -192,8 +242,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                "json": check_output(args.json, "--json", (".json",))}
     from .compare import compare
 
-    result = compare(parse_names(args.backends), lambdas, args.preset, seeds, args.dtype, args.mode,
-                     **parse_sets(args.set))
+    fields = {**parse_sets(args.set), **model_fields(args)}
+    result = compare(parse_names(args.backends), lambdas, args.preset, seeds, args.dtype,
+                     fields.pop("mode", "scratch"), **data_options(args), **fields)
     print(result)
     if outputs["plot"]:
         print(f"figure: {result.plot(outputs['plot'])}")
@@ -227,16 +278,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         lambdas = parse_lambdas(args.lambd)
         seeds = parse_seeds(args.seeds)
-        fields = parse_sets(args.set, lists=True)
+        fields = {**parse_sets(args.set, lists=True), **model_fields(args)}
         fields.update({k: v for k, v in (("dtype", _split(args.dtype)),) if v is not None})
+        data = data_options(args)
         from .sweep import sweep, sweep_configs
 
-        sweep_configs(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset), **fields)
+        if not data:
+            sweep_configs(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset), **fields)
         check_store_path(args.store)
         with _executor(args.scheduler) as executor:
             table = sweep(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset),
                           store=args.store, executor=executor, workers=args.workers,
-                          vectorize=not args.no_vectorize, **fields)
+                          vectorize=not args.no_vectorize, **data, **fields)
     print(table)
     if export_path:
         if export_path.suffix.lower() == ".json":
@@ -297,6 +350,21 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 # --- the parser ----------------------------------------------------------------------------------
 
 
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The data, model, penalty and optimizer options shared by train, compare and sweep."""
+    g = p.add_argument_group("data, model and optimizer")
+    g.add_argument("--data", metavar="FILE", help="your own data: .npz (X, y [, X_test, y_test]) or .csv "
+                   "(header; the last column, or one named y, is the target)")
+    g.add_argument("--model", help="linear (default) or mlp")
+    g.add_argument("--hidden", metavar="WIDTHS", help="MLP hidden widths, e.g. 256 or 128x64")
+    g.add_argument("--penalty", help="l2 (default), l1 or elastic_net (with --set l1_ratio=...)")
+    g.add_argument("--optimizer", help="sgd (default), momentum or adam")
+    g.add_argument("--opt", action="append", default=[], metavar="NAME=VALUE",
+                   help="an optimizer argument, e.g. --opt beta=0.9 --opt nesterov=true (repeatable)")
+    g.add_argument("--wd", type=float, help="the optimizer's weight decay (default 0)")
+    g.add_argument("--decay", help="how --wd acts: coupled (default), decoupled (AdamW) or independent")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wdlib", description="Weight decay experiments from Dive into Deep Learning, "
                      "on NumPy, PyTorch, MXNet and JAX.", epilog=EPILOG,
@@ -320,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", **common["set"])
     p.add_argument("--plot", metavar="FILE.png", help="write the loss curves")
     p.add_argument("--json", metavar="FILE.json", help="write the run (config, losses, weights)")
+    p.add_argument("--mode", help="scratch (default: the penalty in the loss) or concise (the framework's "
+                   "optimizer weight decay --wd)")
+    add_model_options(p)
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("compare", help="every backend on the same inputs vs the NumPy float64 reference")
@@ -333,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="overlay figure: one panel per λ")
     p.add_argument("--csv", metavar="FILE.csv")
     p.add_argument("--json", metavar="FILE.json")
+    add_model_options(p)
     p.set_defaults(handler=cmd_compare)
 
     p = sub.add_parser(
@@ -356,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "run, equal to the single runs within the cross-backend tolerance)")
     p.add_argument("--plot", metavar="FILE.png", help="test loss and ||w|| vs λ, with the exact ridge path")
     p.add_argument("--export", metavar="FILE.csv", help="write the table (.csv, or .json with curves)")
+    add_model_options(p)
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("reproduce", help="the book's figures and numbers")
