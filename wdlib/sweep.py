@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from . import vectorized
 from .config import Config, make_config
 from .errors import ConfigError, WdlibError
+from .model import BUILTIN_PENALTIES, PENALTIES, register_penalty
 from .store import Store, check_store_path, config_key, result_record
 from .sweep_table import SweepTable
 from .validate import as_list, check_backends, lambda_list, seed_list
@@ -97,14 +98,18 @@ def sweep_configs(
 # --- running -------------------------------------------------------------------------------------
 
 
-def run_config(fields: dict[str, Any], arrays: tuple[Any, ...] | None = None) -> dict[str, Any]:
+def run_config(fields: dict[str, Any], arrays: tuple[Any, ...] | None = None,
+               penalty: Any = None) -> dict[str, Any]:
     """Train one configuration (given as a dict of Config fields, with the user's ``arrays`` for
-    ``dataset="arrays"``) and return what the store keeps.
+    ``dataset="arrays"`` and the user's ``penalty`` object for a penalty that is not built in) and
+    return what the store keeps.
 
     Runs in a worker process (or a Dask worker): plain data in, plain data out, no database access.
     """
     from .training import train, train_sequence
 
+    if penalty is not None:  # a fresh worker process knows only the built-in penalties
+        register_penalty(penalty)
     try:  # train_sequence, not fit(make_problem(...)): rng="native" draws its inputs itself
         if arrays is not None:
             return result_record(train(**_data_fields(fields), **_as_data(arrays)))
@@ -126,7 +131,7 @@ def _data_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_lambdas(fields: dict[str, Any], lambdas: list[float],
-                arrays: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
+                arrays: tuple[Any, ...] | None = None, penalty: Any = None) -> list[dict[str, Any]]:
     """Train the configuration ``fields`` (a dict of Config fields) at every λ of ``lambdas`` as one
     batched run (:func:`wdlib.train_lambdas`); return what the store keeps, one record per λ, in order.
 
@@ -134,6 +139,8 @@ def run_lambdas(fields: dict[str, Any], lambdas: list[float],
     """
     from .training import train_lambdas
 
+    if penalty is not None:
+        register_penalty(penalty)
     rest = {k: v for k, v in fields.items() if k not in ("backend", "preset", "seed", "lambd")}
     if arrays is not None:
         rest = {**_data_fields(rest), **_as_data(arrays)}
@@ -326,9 +333,11 @@ def _without_lambd(config: Config) -> tuple[Any, ...]:
 
 
 def _submit(pool: cf.Executor, unit: list[Config], arrays: tuple[Any, ...] | None) -> cf.Future[Any]:
+    name = unit[0].penalty
+    penalty = None if name in BUILTIN_PENALTIES else PENALTIES[name]
     if len(unit) == 1:
-        return pool.submit(run_config, dataclasses.asdict(unit[0]), arrays)
-    return pool.submit(run_lambdas, dataclasses.asdict(unit[0]), [c.lambd for c in unit], arrays)
+        return pool.submit(run_config, dataclasses.asdict(unit[0]), arrays, penalty)
+    return pool.submit(run_lambdas, dataclasses.asdict(unit[0]), [c.lambd for c in unit], arrays, penalty)
 
 
 def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers: int | None,
