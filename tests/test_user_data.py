@@ -36,7 +36,7 @@ def test_fit_refuses_a_config_that_disagrees_with_the_problem(problem, field: st
 
 def test_fit_refuses_a_config_of_another_backend(problem) -> None:
     config = wdlib.fit("numpy", problem).config
-    with pytest.raises(wdlib.ConfigError, match="config.backend='numpy'.*'torch'"):
+    with pytest.raises(wdlib.ConfigError, match=r"config\.backend='numpy'.*'torch'"):
         wdlib.fit(wdlib.get_backend("torch"), problem, config)
 
 
@@ -50,7 +50,7 @@ def test_fit_takes_a_backend_name_and_derives_the_config(problem) -> None:
 
 
 def test_fit_refuses_what_is_not_a_problem() -> None:
-    with pytest.raises(wdlib.ConfigError, match="wdlib.Problem"):
+    with pytest.raises(wdlib.ConfigError, match=r"wdlib\.Problem"):
         wdlib.fit("numpy", {"X": 1})
     with pytest.raises(wdlib.ConfigError, match="model"):
         wdlib.fit("numpy", wdlib.make_problem(wdlib.make_config()), wdlib.make_config(model="mlp"))

@@ -161,7 +161,8 @@ def model_fields(args: argparse.Namespace) -> dict[str, Any]:
     if "hidden" in fields:
         fields["hidden"] = parse_widths(fields["hidden"])
     if args.opt:
-        fields["optimizer_args"] = {k: _number_or_flag(f"--opt {k}", v) for k, v in parse_sets(args.opt).items()}
+        opts = parse_sets(args.opt)
+        fields["optimizer_args"] = {k: _number_or_flag(f"--opt {k}", v) for k, v in opts.items()}
     return fields
 
 
