@@ -45,7 +45,7 @@ class SweepTable(Table):
         first = ("backend", *(["lambd"] if modes - {"concise"} or not modes else []),
                  *(["wd"] if "concise" in modes else []), "seed")
         varying = [f for f in CONFIG_FIELDS
-                   if f not in first and len({_hashable(row.get(f)) for row in self.rows}) > 1]
+                   if f not in first and len({repr(row.get(f)) for row in self.rows}) > 1]
         self.fields_shown = (*first, *varying)
         self.columns = ("key", *CONFIG_FIELDS, "backend_version", "engine_used", "diverged_at_epoch",
                         *RESULTS)

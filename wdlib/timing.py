@@ -26,8 +26,17 @@ DATA_FIELDS = ("lambd", "wd", "seed")
 
 def warm_key(backend: str, preset: str, fields: dict[str, Any]) -> tuple[Any, ...]:
     """What a configuration's one-time costs depend on: everything but :data:`DATA_FIELDS`."""
-    rest = tuple(sorted((k, repr(v)) for k, v in fields.items() if k not in DATA_FIELDS))
+    rest = tuple(sorted((k, _shape_of(v)) for k, v in fields.items() if k not in DATA_FIELDS))
     return backend, preset, rest
+
+
+def _shape_of(value: Any) -> Any:
+    """A value as compiled code sees it: an array (a user's ``data=``) by its shape and dtype."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return ("array", tuple(value.shape), str(value.dtype))
+    if isinstance(value, (tuple, list)):
+        return tuple(_shape_of(v) for v in value)
+    return repr(value)
 
 
 def warm_train(backend: str, preset: str = "d2l", **fields: Any) -> Run:
