@@ -184,10 +184,13 @@ def test_sweep_on_a_dask_scheduler(tmp_path: Path, capsys: pytest.CaptureFixture
     assert [(r["key"], r["w"].tobytes()) for r in dask] == [(r["key"], r["w"].tobytes()) for r in local]
 
 
-def test_reproduce_prints_the_books_lines_and_writes_figures(tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(("language", "label"), [("zh_CN", "w的L2范数"), ("en_US", "L2 norm of w:")])
+def test_reproduce_prints_the_books_lines_and_writes_figures(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            language: str, label: str) -> None:
+    monkeypatch.setenv("LANGUAGE", language)  # the printed lines default to the locale's edition
     code, out, _ = run_cli(["reproduce", "d2l", "--epochs", "5", "--out", f"{tmp_path}/figs"], capsys)
     assert code == 0
-    assert out.count("the book prints: w的L2范数") == 4
+    assert out.count(f"the book prints: {label}") == 4
     assert len(list((tmp_path / "figs").glob("d2l-*.png"))) == 4
     assert len(list((tmp_path / "figs").glob("d2l-*.svg"))) == 4
