@@ -123,4 +123,4 @@ def test_user_penalty_reaches_spawned_sweep_workers(tmp_path) -> None:
                         store=tmp_path / "runs.sqlite", workers=1)
     alone = wdlib.train("numpy", penalty=QUARTIC, lambd=0.5, num_epochs=5, dtype="float64")
     assert table.computed == 1
-    assert table.rows[0]["final_test_loss"] == float(alone.test_loss[-1])
+    assert table.rows[0]["test_loss"] == float(alone.test_loss[-1])

@@ -55,17 +55,18 @@ def test_no_script_means_no_guard_needed() -> None:
     assert mainguard.unguarded_main_line() is None  # pytest: the call is not the main script's code
 
 
-def test_a_single_task_runs_in_process(tmp_path: Path) -> None:
+def test_the_local_executor_is_the_process_pool_unless_unguarded() -> None:
     import concurrent.futures as cf
 
-    executor = mainguard.local_executor(1, None, None)
-    try:
-        assert isinstance(executor, cf.ThreadPoolExecutor)
-    finally:
-        executor.shutdown()
     executor = mainguard.local_executor(3, 2, None)
     try:
         assert isinstance(executor, cf.ProcessPoolExecutor) and executor._max_workers == 2
+    finally:
+        executor.shutdown()
+    with pytest.warns(mainguard.InProcessWarning, match="line 7 is not under"):
+        executor = mainguard.local_executor(3, 2, 7)
+    try:
+        assert isinstance(executor, cf.ThreadPoolExecutor) and executor._max_workers == 1
     finally:
         executor.shutdown()
 

@@ -67,16 +67,16 @@ def _is_main_test(test: ast.expr) -> bool:
 
 def local_executor(tasks: int, workers: int | None, line: int | None) -> cf.Executor:
     """The executor a sweep uses when none is given: the spawn process pool (one worker per CPU, at
-    most one per task), or, from a script's unguarded top-level code (``line``) or for a single task,
-    one thread of the calling process, which runs the tasks one after another."""
+    most one per task), or, from a script's unguarded top-level code (``line``), one thread of the
+    calling process, which runs the tasks one after another."""
     import concurrent.futures as cf
 
     from .sweep import default_executor
 
     count = min(workers or os.cpu_count() or 1, tasks)
-    if line is None and tasks > 1:
+    if line is None:
         return default_executor(count)
-    if line is not None and count > 1:
+    if count > 1:
         warnings.warn(
             f"sweep: running in this process, one task at a time: the script's line {line} is not "
             "under `if __name__ == \"__main__\":`, which worker processes need; add the guard to "
