@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import os
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from .errors import ConfigError
 SPLIT_STREAM = 4
 
 _NUMBERS = "numbers (bool, integer or real floating point)"
-_WDLIB_DIR = str(Path(__file__).resolve().parent)
+_WDLIB_DIR = os.path.abspath(os.path.dirname(__file__)) + os.sep
 
 
 class DataConversionWarning(UserWarning):
@@ -55,8 +55,8 @@ def describe(value: Any, arr: np.ndarray | None = None) -> _Summary:
 
 def _warn(message: str) -> None:
     """Warn at the first caller outside wdlib, so the warning points at the user's own line."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(_WDLIB_DIR):
+    frame, level = sys._getframe(1), 2  # stacklevel 1 is this function, 2 its caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_WDLIB_DIR):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, DataConversionWarning, stacklevel=level)
 
