@@ -156,6 +156,8 @@ def test_integers_and_bools_are_converted_with_a_warning_naming_the_argument() -
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # floats of any width convert silently
         check_data(X5.astype(np.float32), Y5.astype(np.float16))
+        # refused data get the error alone, not a conversion warning first
+        config_error(check_data, np.arange(5), Y5.astype(int), field="data[0] (X)", accepted="2-D")
 
 
 def test_pandas_torch_and_jax_inputs() -> None:

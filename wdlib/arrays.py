@@ -61,8 +61,8 @@ def _warn(message: str) -> None:
     warnings.warn(message, DataConversionWarning, stacklevel=level)
 
 
-def _float_array(value: Any, label: str) -> tuple[np.ndarray, _Summary]:
-    """``value`` as a new float64 array, refused unless its values are numbers; and its summary."""
+def _float_array(value: Any, label: str) -> tuple[np.ndarray, _Summary, np.dtype]:
+    """``value`` as a new float64 array, refused unless its values are numbers; its summary and dtype."""
     if value is None or isinstance(value, (str, bytes, dict, set)):
         raise ConfigError(label, describe(value), f"an array-like of {_NUMBERS}")
     try:
@@ -79,16 +79,14 @@ def _float_array(value: Any, label: str) -> tuple[np.ndarray, _Summary]:
             "S": "it holds bytes: parse them into numbers first",
         }.get(arr.dtype.kind, "")
         raise ConfigError(label, summary, _NUMBERS, hint)
-    if arr.dtype.kind in "biu":
-        _warn(f"{label}: {arr.dtype} values converted to float64")
-    return np.array(arr, dtype=np.float64, order="C", copy=True), summary
+    return np.array(arr, dtype=np.float64, order="C", copy=True), summary, arr.dtype
 
 
 def _check_finite(arr: np.ndarray, label: str, summary: _Summary) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():
         n_nan = int(np.isnan(arr).sum())
-        first = ", ".join(str(int(i)) for i in np.argwhere(bad)[0])
+        first = ", ".join(str(int(i)) for i in np.unravel_index(np.argmax(bad), bad.shape))
         raise ConfigError(label, summary, "finite numbers",
                           f"it holds {n_nan} NaN and {int(bad.sum()) - n_nan} infinite values, the first at "
                           f"[{first}] (counting from 0): drop or impute them")
@@ -96,7 +94,7 @@ def _check_finite(arr: np.ndarray, label: str, summary: _Summary) -> None:
 
 def check_arrays(X: Any, y: Any, x_label: str, y_label: str) -> tuple[np.ndarray, np.ndarray]:
     """:func:`check_data` with the names its errors give X and y (e.g. ``"--data d.npz [X]"``)."""
-    (Xa, x_sum), (ya, y_sum) = _float_array(X, x_label), _float_array(y, y_label)
+    (Xa, x_sum, x_dtype), (ya, y_sum, y_dtype) = _float_array(X, x_label), _float_array(y, y_label)
     x_accept = "a 2-D array of shape (n_examples, n_features)"
     if Xa.ndim != 2:
         hint = {
@@ -115,6 +113,9 @@ def check_arrays(X: Any, y: Any, x_label: str, y_label: str) -> tuple[np.ndarray
                           f"{x_label} has {Xa.shape[0]} rows and {y_label} {ya.shape[0]}")
     _check_finite(Xa, x_label, x_sum)
     _check_finite(ya, y_label, y_sum)
+    for label, dtype in ((x_label, x_dtype), (y_label, y_dtype)):
+        if dtype.kind in "biu":  # warned only once the data are known to be usable
+            _warn(f"{label}: {dtype} values converted to float64")
     return Xa, ya.reshape(-1, 1)
 
 
@@ -163,7 +164,8 @@ def check_train_test(
 
 
 def fingerprint(*arrays: np.ndarray | None) -> str:
-    """SHA-256 hex digest of the arrays' shapes and float64 values, in order (None counts as absent).
+    """SHA-256 hex digest of the arrays' shapes and float64 values, in order (a None, e.g. no test set,
+    is hashed as a marker, so ``fingerprint(X, y)`` and ``fingerprint(X, y, None, None)`` differ).
 
     Each array is hashed as little-endian C-contiguous float64 with its shape, so the digest is the same
     in every process, on every machine and under NumPy 1 and 2; one changed value changes it.
