@@ -25,6 +25,7 @@ from wdlib.arrays import (
     split_rng,
     standardize,
 )
+from wdlib.config import split_sizes
 from wdlib.errors import ConfigError
 
 X5 = np.arange(15.0).reshape(5, 3)
@@ -112,6 +113,14 @@ def test_error_pickles() -> None:  # raised in a sweep worker process, it must r
 def test_pair_form_is_checked(pair: Any, name: str, accepted: str) -> None:
     message = config_error(check_pair, pair, name=name, field=name, accepted=accepted)
     assert len(message) < 300
+
+
+def test_check_data_of_one_argument_checks_the_pair() -> None:
+    X, y = check_data((X5, Y5), name="test")
+    assert X.shape == (5, 3) and y.shape == (5, 1)
+    config_error(check_data, np.ones((2, 5)), field="data", accepted="a pair (X, y)")
+    config_error(check_data, [X5], name="test", field="test", accepted="a pair (X_test, y_test)")
+    config_error(check_data, (X5, Y5[:2]), name="test", field="test[1] (y_test)", accepted="5 targets")
 
 
 def test_test_set_needs_the_training_features() -> None:
@@ -233,11 +242,14 @@ def test_split_is_reproducible_disjoint_and_keeps_pairs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("n", "fraction", "n_test"), [(442, 0.25, 111), (30, 0.1, 3), (2, 0.5, 1), (3, 0.01, 1)],
+    ("n", "fraction", "n_test"),
+    [(442, 0.25, 110), (40, 0.25, 10), (30, 0.1, 3), (2, 0.5, 1), (3, 0.01, 1), (3, 0.9, 2), (10, 1e-12, 1)],
 )
-def test_split_sizes(n: int, fraction: float, n_test: int) -> None:
+def test_split_sizes_are_the_configs(n: int, fraction: float, n_test: int) -> None:
     X = np.ones((n, 1))
-    assert len(split(X, X, fraction, split_rng(0))[2]) == n_test
+    sizes = [len(a) for a in split(X, X, fraction, split_rng(0))]
+    assert sizes == [n - n_test, n - n_test, n_test, n_test]
+    assert split_sizes(n, fraction) == (n - n_test, n_test)  # what a Config derives n_train, n_test from
 
 
 @pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5, math.nan, math.inf, True, "0.2", None])
@@ -246,15 +258,10 @@ def test_split_refuses_a_bad_fraction(fraction: Any) -> None:
                  accepted="a number strictly between 0 and 1")
 
 
-def test_split_needs_a_row_on_each_side_and_a_generator() -> None:
-    message = config_error(split, np.ones((3, 1)), np.ones((3, 1)), 0.9, split_rng(0), field="test_fraction",
-                           accepted="at least 1 row on each side of 3")
-    assert "3 test and 0 training rows" in message
-    message = config_error(split, np.ones((1, 1)), np.ones((1, 1)), 0.5, split_rng(0), field="test_fraction",
-                           accepted="at least 1 row on each side of 1")
-    assert "pass a test set" in message
-    config_error(split, np.ones((10, 1)), np.ones((10, 1)), 1e-12, split_rng(0), field="test_fraction",
-                 accepted="at least 1 row on each side")
+def test_split_needs_two_rows_and_a_generator() -> None:
+    message = config_error(split, np.ones((1, 1)), np.ones((1, 1)), 0.5, split_rng(0), field="data",
+                           accepted="at least 2 examples")
+    assert "pass test=(X_test, y_test)" in message
     config_error(split, X5, Y5, 0.2, 0, field="rng", accepted="a numpy.random.Generator")
     config_error(split, X5, Y5, 0.2, np.random.RandomState(0), field="rng", accepted="Generator")
     config_error(split, X5, Y5[:4], 0.2, split_rng(0), field="y", accepted="5 targets")

@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 from test_arrays import config_error
 
+import wdlib
 from wdlib import datasets
 from wdlib.arrays import DataConversionWarning, fingerprint, split, split_rng
 from wdlib.datasets import (
     DATASETS,
+    DatasetChangedError,
     DatasetNotInstalledError,
     dataset_arrays,
+    dataset_shape,
     load_data_file,
     load_diabetes,
 )
@@ -49,18 +52,47 @@ def test_diabetes_is_the_raw_bundled_data() -> None:
     assert DATASETS == {"diabetes": load_diabetes}
 
 
-def test_missing_sklearn_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "sklearn", None)  # makes `import sklearn` fail
+def test_published_shape_and_fingerprint_are_the_datas() -> None:
+    X, y = load_diabetes()
+    assert dataset_shape("diabetes") == (*X.shape, fingerprint(X, y)) == (442, 10, DIABETES_FINGERPRINT)
+    config = wdlib.make_config(dataset="diabetes")  # what a Config derives from it, importing nothing
+    assert (config.n_train, config.n_test, config.num_inputs) == (332, 110, 10)
+    assert config.data_fingerprint == DIABETES_FINGERPRINT
+    config_error(dataset_shape, "diabetis", field="dataset", accepted="one of 'diabetes'")
+
+
+@pytest.mark.parametrize("call", ["load", "shape", "arrays"])
+def test_missing_sklearn_says_what_to_install(call: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` fails, find_spec finds nothing
+    datasets._raw.cache_clear()
     with pytest.raises(DatasetNotInstalledError) as err:
-        dataset_arrays("diabetes", seed=0, test_fraction=0.25)
-    assert "pip install 'wdlib[datasets]'" in str(err.value)
+        {"load": load_diabetes, "shape": lambda: dataset_shape("diabetes"),
+         "arrays": lambda: dataset_arrays("diabetes", seed=0, test_fraction=0.25)}[call]()
+    assert "pip install 'wdlib[datasets]'" in str(err.value) and "'diabetes'" in str(err.value)
     assert isinstance(err.value, ImportError) and isinstance(err.value, WdlibError)
+
+
+def test_changed_data_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    n, p, _, module = datasets.PUBLISHED["diabetes"]
+    monkeypatch.setitem(datasets.PUBLISHED, "diabetes", (n, p, "0" * 64, module))
+    datasets._raw.cache_clear()
+    with pytest.raises(DatasetChangedError, match=r"fingerprint 9e1f6f464283.*would not be comparable"):
+        dataset_arrays("diabetes", seed=0, test_fraction=0.25)
+    datasets._raw.cache_clear()
+
+
+def test_each_call_returns_new_arrays() -> None:
+    first = dataset_arrays("diabetes", seed=0, test_fraction=0.25)
+    first[0][:] = 0
+    first[1][:] = 0
+    again = dataset_arrays("diabetes", seed=0, test_fraction=0.25)
+    assert np.all(again[0].std(axis=0) > 0.99) and again[1].std() > 0.99
 
 
 def test_dataset_arrays_split_standardized_with_training_statistics() -> None:
     X_tr, y_tr, X_te, y_te, digest = dataset_arrays("diabetes", seed=0, test_fraction=0.25)
-    assert X_tr.shape == (331, 10) and y_tr.shape == (331, 1) and X_te.shape == (111, 10)
-    assert y_te.shape == (111, 1) and digest == DIABETES_FINGERPRINT
+    assert X_tr.shape == (332, 10) and y_tr.shape == (332, 1) and X_te.shape == (110, 10)
+    assert y_te.shape == (110, 1) and digest == DIABETES_FINGERPRINT
     for train in (X_tr, y_tr):
         np.testing.assert_allclose(train.mean(axis=0), 0, atol=1e-12)
         np.testing.assert_allclose(train.std(axis=0), 1, rtol=1e-12)

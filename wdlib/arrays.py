@@ -10,8 +10,6 @@ pandas): array-likes such as DataFrames or torch and JAX arrays come in through 
 from __future__ import annotations
 
 import hashlib
-import math
-import numbers
 import os
 import sys
 import warnings
@@ -19,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import FIELD_CHECKS
+from .config import FIELD_CHECKS, split_sizes
 from .errors import ConfigError
 
 #: Child of ``SeedSequence(seed)`` that draws the train/test split; make_problem uses children 0-3
@@ -128,8 +126,14 @@ def _labels(name: str) -> tuple[str, str]:
     return f"{name}[0] ({x})", f"{name}[1] ({y})"
 
 
-def check_data(X: Any, y: Any, *, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
+_PAIR: Any = object()  # check_data's y when it is given the pair itself
+
+
+def check_data(X: Any, y: Any = _PAIR, *, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
     """X as a new float64 (n, p) array and y as a new float64 (n, 1) column, or a ConfigError.
+
+    ``check_data(X, y)`` checks two arrays; ``check_data(pair, name="test")`` also checks that ``pair``
+    is an (X, y) pair, as :func:`check_pair` does.
 
     Accepted: anything ``np.asarray`` turns into numbers (lists, NumPy, pandas, torch and JAX arrays), X
     2-D, y 1-D or (n, 1), as many targets as rows, at least one row and one feature, every value finite.
@@ -137,6 +141,8 @@ def check_data(X: Any, y: Any, *, name: str = "data") -> tuple[np.ndarray, np.nd
     argument as the caller wrote it: ``data[0] (X)`` for ``name="data"``, ``test[1] (y_test)`` for
     ``name="test"``, and show the value as its shape and dtype only.
     """
+    if y is _PAIR:
+        return check_pair(X, name=name)
     return check_arrays(X, y, *_labels(name))
 
 
@@ -187,36 +193,26 @@ def split_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed).spawn(SPLIT_STREAM + 1)[SPLIT_STREAM])
 
 
-def check_fraction(value: Any, name: str = "test_fraction") -> float:
-    """A number strictly between 0 and 1."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-    if not ok or not 0 < float(value) < 1:
-        raise ConfigError(name, value, "a number strictly between 0 and 1", "e.g. 0.25 for a quarter")
-    return float(value)
-
-
 def split(
     X: np.ndarray, y: np.ndarray, test_fraction: float, rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(X_train, y_train, X_test, y_test)``: a random ``test_fraction`` of the rows held out.
 
-    The test set has ceil(n * test_fraction) rows, as in scikit-learn's train_test_split; both sides keep
-    the rows' original order. The rows drawn depend only on ``rng`` (use :func:`split_rng` for a seed).
+    The sizes are :func:`wdlib.config.split_sizes`'s, from which a Config derives n_train and n_test
+    before any data are read (at least one row on each side). The training rows are the first n_train of
+    ``rng.permutation(n)``; both sides keep the rows' original order. The rows drawn depend only on
+    ``rng`` (:func:`split_rng` for a seed), n and ``test_fraction``.
     """
-    fraction = check_fraction(test_fraction)
+    fraction = FIELD_CHECKS["test_fraction"]("test_fraction", test_fraction)
     if not isinstance(rng, np.random.Generator):
         raise ConfigError("rng", describe(rng), "a numpy.random.Generator",
                           "e.g. wdlib.arrays.split_rng(seed)")
     n = len(X)
     if len(y) != n:
         raise ConfigError("y", describe(y), f"{n} targets, one per row of X")
-    n_test = math.ceil(round(n * fraction, 9))  # round: 0.1 * 30 is 3.0000000000000004
-    if n_test < 1 or n_test > n - 1:
-        raise ConfigError("test_fraction", fraction, f"a fraction leaving at least 1 row on each side of {n}",
-                          f"it gives {n_test} test and {n - n_test} training rows"
-                          + ("; pass a test set instead" if n < 2 else ""))
+    n_train, _ = split_sizes(n, fraction)
     order = rng.permutation(n)
-    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
     return X[train], y[train], X[test], y[test]
 
 

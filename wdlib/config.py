@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .model import MODELS
+from .optim import DECAYS, OPTIMIZER_ARGS
 
 #: Largest seed accepted: every RNG wdlib or a book feeds it to (NumPy, torch, MXNet, Python) takes it.
 MAX_SEED = 2**31 - 1
@@ -51,6 +53,27 @@ class Config:
     engine: str = "auto"
     #: On a NaN/inf loss: "raise" a DivergenceError, or "record" the run as diverged and stop.
     on_divergence: str = "raise"
+    #: "linear" (the chapter's X w + b) or "mlp" (ReLU layers of widths ``hidden``, d2l's MLP).
+    model: str = "linear"
+    hidden: tuple[int, ...] = ()
+    #: The core optimizer (wdlib.optim): "sgd" (the books' step), "momentum" or "adam", with
+    #: ``optimizer_args`` overriding its defaults (wdlib.optim.OPTIMIZER_ARGS), as sorted (name, value).
+    optimizer: str = "sgd"
+    optimizer_args: tuple[tuple[str, Any], ...] = ()
+    #: In mode="scratch", how the optimizer's weight decay ``wd`` acts (the loss penalty is ``lambd``):
+    #: "coupled" (added to the gradient), "decoupled" (p -= lr wd p, AdamW) or "independent" (p -= wd p).
+    decay: str = "coupled"
+    #: Parameters the penalty and decay act on; () = every weight matrix (and biases if decay_bias).
+    penalize: tuple[str, ...] = ()
+    #: Mixing of penalty="elastic_net": l1_ratio * ||w||_1 + (1 - l1_ratio) * ||w||^2 / 2.
+    l1_ratio: float = 0.5
+    #: "synthetic" (the chapter's data, drawn from ``seed``), "diabetes" (bundled, wdlib[datasets]) or
+    #: "arrays" (the user's own, via ``data=``); n_train, n_test and num_inputs then follow the data.
+    dataset: str = "synthetic"
+    #: sha256 of the arrays behind a non-synthetic dataset (part of the store key), set by wdlib.
+    data_fingerprint: str = ""
+    #: Share of the examples held out as the test set when the data come without one.
+    test_fraction: float = 0.25
 
     def replace(self, **changes: Any) -> Config:
         """A validated copy with some fields changed."""
@@ -64,11 +87,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 DTYPES = ("float32", "float64")
-PENALTY_NAMES = ("l1", "l2")
 MODES = ("scratch", "concise")
 RNGS = ("numpy", "native")
 ENGINES = ("auto", "eager", "fused")
 ON_DIVERGENCE = ("raise", "record")
+DATASETS = ("synthetic", "diabetes", "arrays")
 
 
 def _is_number(value: Any, kind: type) -> bool:
@@ -91,7 +114,7 @@ def _real(*, positive: bool = False) -> Callable[[str, Any], float]:
         what = "a finite number > 0" if positive else "a finite number >= 0"
         if not _is_number(value, numbers.Real):
             raise ConfigError(name, value, what)
-        value = float(value)
+        value = float(value) + 0.0  # -0.0 is 0.0: one run, one key
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
             raise ConfigError(name, value, what)
         return value
@@ -130,6 +153,67 @@ def _name(name: str, value: Any) -> str:
     return value
 
 
+def _penalty(name: str, value: Any) -> str:
+    """A penalty name, or a penalty object (registered under its name: a Config stores names)."""
+    from .model import PENALTIES, register_penalty
+
+    if not isinstance(value, str):
+        return register_penalty(value)
+    return _choice(*PENALTIES)(name, value)
+
+
+def _widths(name: str, value: Any) -> tuple[int, ...]:
+    items = (value,) if _is_number(value, numbers.Integral) else value
+    if isinstance(items, str) or not isinstance(items, (tuple, list)) or not all(
+        _is_number(v, numbers.Integral) and v >= 1 for v in items
+    ):
+        raise ConfigError(name, value, "hidden layer widths: an integer >= 1 or a tuple of them",
+                          "e.g. hidden=(64,) or hidden=(128, 64)")
+    return tuple(int(v) for v in items)
+
+
+def _names(name: str, value: Any) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, (tuple, list)) or not all(isinstance(v, str) and v for v in items):
+        raise ConfigError(name, value, "parameter names: a str or a tuple of str",
+                          "e.g. ('w',) or ('W1', 'W2')")
+    return tuple(sorted(set(items)))
+
+
+def _pairs(name: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """Keyword arguments (a dict or (name, value) pairs) as sorted pairs: hashable, JSON-able."""
+    try:
+        items = dict(value.items() if isinstance(value, dict) else value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, value, "a dict of keyword arguments, e.g. {'beta': 0.9}") from None
+    for key, item in items.items():
+        ok = isinstance(item, bool) or (_is_number(item, numbers.Real) and math.isfinite(item))
+        if not isinstance(key, str) or not ok:
+            raise ConfigError(f"{name}[{key!r}]", item, "a finite number or True/False")
+    return tuple(sorted((k, v if isinstance(v, bool) else float(v)) for k, v in items.items()))
+
+
+def _unit(*, open_ends: bool) -> Callable[[str, Any], float]:
+    what = "a number strictly between 0 and 1" if open_ends else "a number from 0 to 1"
+
+    def check(name: str, value: Any) -> float:
+        if not _is_number(value, numbers.Real):
+            raise ConfigError(name, value, what)
+        value = float(value)
+        inside = 0 < value < 1 if open_ends else 0 <= value <= 1
+        if not inside:
+            raise ConfigError(name, value, what)
+        return value
+
+    return check
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(name, value, "a str")
+    return value
+
+
 FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "preset": _choice(*PRESETS),
     "backend": _name,
@@ -143,7 +227,7 @@ FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "num_epochs": _integer(1),
     "lr": _real(positive=True),
     "lambd": _real(),
-    "penalty": _choice(*PENALTY_NAMES),
+    "penalty": _penalty,
     "decay_bias": _flag,
     "dtype": _choice(*DTYPES),
     "seed": _integer(0, MAX_SEED),
@@ -152,7 +236,22 @@ FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "rng": _choice(*RNGS),
     "engine": _choice(*ENGINES),
     "on_divergence": _choice(*ON_DIVERGENCE),
+    "model": _choice(*MODELS),
+    "hidden": _widths,
+    "optimizer": _choice(*OPTIMIZER_ARGS),
+    "optimizer_args": _pairs,
+    "decay": _choice(*DECAYS),
+    "penalize": _names,
+    "l1_ratio": _unit(open_ends=False),
+    "dataset": _choice(*DATASETS),
+    "data_fingerprint": _text,
+    "test_fraction": _unit(open_ends=True),
 }
+
+
+#: Names users reach for, and the field that means it.
+ALIASES = {"weight_decay": "wd", "lambda_": "lambd", "lam": "lambd", "epochs": "num_epochs",
+           "learning_rate": "lr", "lambdas": "lambd", "hidden_sizes": "hidden"}
 
 
 def make_config(preset: str = "d2l", **overrides: Any) -> Config:
@@ -160,13 +259,18 @@ def make_config(preset: str = "d2l", **overrides: Any) -> Config:
     FIELD_CHECKS["preset"]("preset", preset)
     unknown = sorted(set(overrides) - set(FIELD_CHECKS))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], FIELD_CHECKS, n=1)
+        close = [ALIASES[unknown[0]]] if unknown[0] in ALIASES else difflib.get_close_matches(
+            unknown[0], FIELD_CHECKS, n=1)
         raise ConfigError(
             unknown[0], overrides[unknown[0]], "a field of wdlib.Config: " + ", ".join(FIELD_CHECKS),
             f"did you mean {close[0]!r}?" if close else "",
         )
     values = {**dataclasses.asdict(Config()), **PRESETS[preset], **overrides, "preset": preset}
     checked = {name: FIELD_CHECKS[name](name, value) for name, value in values.items()}
+    if checked["dataset"] == "diabetes":
+        _derive(checked, overrides, _bundled_fields(checked))
+    if checked["model"] == "mlp" and not checked["hidden"]:
+        checked["hidden"] = (256,)  # d2l's num_hiddens
     if checked["batch_size"] > checked["n_train"]:
         raise ConfigError(
             "batch_size", checked["batch_size"], f"an integer from 1 to n_train={checked['n_train']}"
@@ -175,14 +279,87 @@ def make_config(preset: str = "d2l", **overrides: Any) -> Config:
     return Config(**checked)
 
 
+def _derive(checked: dict[str, Any], given: dict[str, Any], derived: dict[str, Any]) -> None:
+    """Set the fields that follow from the data; a value the user gave must agree (one source of truth)."""
+    for name, value in derived.items():
+        if name in given and checked[name] != value:
+            raise ConfigError(name, given[name], f"{value!r}, as the data have (or leave it out): it "
+                              f"follows from dataset={checked['dataset']!r}")
+        checked[name] = value
+
+
+def _bundled_fields(c: dict[str, Any]) -> dict[str, Any]:
+    from .datasets import dataset_shape
+
+    n, p, fingerprint = dataset_shape(c["dataset"])
+    n_test = split_sizes(n, c["test_fraction"])[1]
+    return {"n_train": n - n_test, "n_test": n_test, "num_inputs": p, "data_fingerprint": fingerprint}
+
+
+def split_sizes(n: int, test_fraction: float) -> tuple[int, int]:
+    """(n_train, n_test) of a seeded split of ``n`` examples: at least one on each side."""
+    if n < 2:
+        raise ConfigError("data", f"{n} example(s)", "at least 2 examples when no test set is given",
+                          "pass test=(X_test, y_test)")
+    n_test = min(n - 1, max(1, round(test_fraction * n)))
+    return n - n_test, n_test
+
+
+def parameter_names(c: Config | dict[str, Any]) -> list[str]:
+    """The names of the model's parameters (without drawing them)."""
+    get = c.get if isinstance(c, dict) else lambda k: getattr(c, k)
+    if get("model") == "linear":
+        return ["w", "b"]
+    return [f"{kind}{i}" for i in range(1, len(get("hidden")) + 2) for kind in "Wb"]
+
+
 def _check_combination(c: dict[str, Any]) -> None:
     """Options that are each valid but do not go together."""
-    if c["mode"] == "scratch" and c["wd"] != 0:
-        raise ConfigError("wd", c["wd"], "0 with mode='scratch'", "use lambd=..., or mode='concise'")
-    if c["rng"] == "native" and c["dtype"] != "float32":
-        raise ConfigError("dtype", c["dtype"], "'float32' with rng='native' (the books ran float32)")
+    defaults = Config()
+
+    def refuse_unless(name: str, condition: bool, accepted: str, hint: str = "") -> None:
+        if not condition:
+            raise ConfigError(name, c[name], accepted, hint)
+
+    if c["rng"] == "native":
+        refuse_unless("dtype", c["dtype"] == "float32", "'float32' with rng='native' (the books ran float32)")
+        for name in ("model", "optimizer", "dataset"):
+            refuse_unless(name, c[name] == getattr(defaults, name),
+                          f"{getattr(defaults, name)!r} with rng='native' (the books' own recipe)")
+    if c["model"] == "linear":
+        refuse_unless("hidden", not c["hidden"], "() with model='linear'", "use model='mlp'")
+    args = dict(c["optimizer_args"])
+    accepted = OPTIMIZER_ARGS[c["optimizer"]]
+    for key, value in args.items():
+        if key not in accepted:
+            raise ConfigError("optimizer_args", key, f"arguments of optimizer={c['optimizer']!r}: "
+                              + (", ".join(accepted) or "none"))
+        if isinstance(accepted[key], bool) != isinstance(value, bool):
+            raise ConfigError(f"optimizer_args[{key!r}]", value, f"a {type(accepted[key]).__name__}")
+        low_ok = value > 0 if key == "eps" else 0 <= value
+        if not isinstance(value, bool) and not (low_ok and (key == "eps" or value < 1 or key == "dampening")):
+            raise ConfigError(f"optimizer_args[{key!r}]", value,
+                              "a number > 0" if key == "eps" else "a number from 0 to 1 (1 excluded)")
+    refuse_unless("decay", c["decay"] == "coupled" or c["wd"] != 0, "'coupled' (the default) when wd=0",
+                  "set wd=... for the optimizer's weight decay")
+    refuse_unless("l1_ratio", c["penalty"] == "elastic_net" or c["l1_ratio"] == defaults.l1_ratio,
+                  f"{defaults.l1_ratio} unless penalty='elastic_net'")
+    if c["penalize"]:
+        names = parameter_names(c)
+        unknown = [k for k in c["penalize"] if k not in names]
+        refuse_unless("penalize", not unknown, f"names of the model's parameters: {', '.join(names)}")
+        refuse_unless("decay_bias", not c["decay_bias"], "False with penalize=... (name the biases there)")
+    if c["dataset"] != "synthetic":
+        for name in ("true_w", "true_b", "noise"):
+            refuse_unless(name, c[name] == getattr(defaults, name),
+                          f"{getattr(defaults, name)} (it describes the synthetic data only)")
+        refuse_unless("data_fingerprint", bool(c["data_fingerprint"]), "set by wdlib",
+                      "pass your arrays as wdlib.train(..., data=(X, y))")
+    else:
+        refuse_unless("data_fingerprint", not c["data_fingerprint"], "'' with dataset='synthetic'")
     if c["mode"] == "concise":
-        if c["lambd"] != 0:
-            raise ConfigError("lambd", c["lambd"], "0 with mode='concise'", "use wd=... for weight decay")
-        if c["penalty"] != "l2":
-            raise ConfigError("penalty", c["penalty"], "'l2' with mode='concise' (optimizer weight decay)")
+        refuse_unless("lambd", c["lambd"] == 0, "0 with mode='concise'", "use wd=... for weight decay")
+        refuse_unless("penalty", c["penalty"] == "l2", "'l2' with mode='concise' (optimizer weight decay)")
+        for name in ("model", "optimizer", "decay"):
+            refuse_unless(name, c[name] == getattr(defaults, name),
+                          f"{getattr(defaults, name)!r} with mode='concise'", "use mode='scratch'")

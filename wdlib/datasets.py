@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
+import importlib.util
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .arrays import check_arrays, check_fraction, describe, fingerprint, split, split_rng, standardize
+from .arrays import check_arrays, describe, fingerprint, split, split_rng, standardize
+from .config import FIELD_CHECKS
 from .errors import ConfigError, WdlibError
 
 
 class DatasetNotInstalledError(WdlibError, ImportError):
     """The data set is known but the package that ships it is not installed."""
+
+
+class DatasetChangedError(WdlibError, RuntimeError):
+    """The installed package ships other numbers than the data set wdlib knows by its fingerprint."""
 
 
 def load_diabetes() -> tuple[np.ndarray, np.ndarray]:
@@ -40,16 +47,57 @@ def load_diabetes() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn import datasets
     except ImportError as err:
-        raise DatasetNotInstalledError(
-            "the 'diabetes' data set is read from scikit-learn, which is not installed: "
-            "pip install 'wdlib[datasets]' (or pip install scikit-learn)"
-        ) from err
+        raise DatasetNotInstalledError(_not_installed("diabetes")) from err
     X, y = datasets.load_diabetes(return_X_y=True, scaled=False)
     return np.array(X, dtype=np.float64), np.array(y, dtype=np.float64).reshape(-1, 1)
 
 
 #: Named data sets: each loader returns raw (X, y), X (n, p) and y (n, 1), float64.
 DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {"diabetes": load_diabetes}
+
+#: What each data set is, known without loading it: (n examples, p features, fingerprint of the raw
+#: arrays, the module that ships it). A Config derives n_train, n_test, num_inputs and data_fingerprint
+#: from this, so make_config imports nothing; loading checks the data against it.
+PUBLISHED: dict[str, tuple[int, int, str, str]] = {
+    "diabetes": (442, 10, "9e1f6f4642832abcff5e185ac9a05fcb6b7f39d316ddc4dc4940498f274c25b6", "sklearn"),
+}
+
+
+def _known(name: str) -> str:
+    if name not in DATASETS:
+        close = difflib.get_close_matches(str(name), DATASETS, n=1)
+        raise ConfigError("dataset", name, "one of " + ", ".join(map(repr, DATASETS)),
+                          f"did you mean {close[0]!r}?" if close else "")
+    return name
+
+
+def dataset_shape(name: str) -> tuple[int, int, str]:
+    """``(n, p, fingerprint)`` of data set ``name``, without loading it or importing the package that
+    ships it (whose presence is checked, so a missing install is reported before any work starts)."""
+    n, p, digest, module = PUBLISHED[_known(name)]
+    if importlib.util.find_spec(module) is None:
+        raise DatasetNotInstalledError(_not_installed(name))
+    return n, p, digest
+
+
+def _not_installed(name: str) -> str:
+    return (f"the {name!r} data set is read from scikit-learn, which is not installed: "
+            "pip install 'wdlib[datasets]' (or pip install scikit-learn)")
+
+
+@functools.cache
+def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The raw arrays of ``name``, loaded once per process (read-only: callers get copies)."""
+    X, y = DATASETS[name]()
+    digest = fingerprint(X, y)
+    n, p, expected, _ = PUBLISHED[name]
+    if X.shape != (n, p) or digest != expected:
+        raise DatasetChangedError(
+            f"the installed {name!r} data set has shape {X.shape} and fingerprint {digest[:12]}..., not "
+            f"({n}, {p}) and {expected[:12]}...: runs on it would not be comparable with stored ones")
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
 
 
 def dataset_arrays(
@@ -62,18 +110,16 @@ def dataset_arrays(
     data. Features and target are then standardized with the training rows' mean and standard deviation
     (test rows use the same statistics), so gradient steps of the chapter's size, lr=0.003, act on inputs
     and targets of unit scale whatever the original units; losses are therefore in units of the training
-    target's variance. The fingerprint is that of the raw arrays, before split and scaling.
+    target's variance. The fingerprint is that of the raw arrays, before split and scaling; data that do
+    not match :data:`PUBLISHED` raise :class:`DatasetChangedError`. New arrays are returned each call.
     """
-    if name not in DATASETS:
-        close = difflib.get_close_matches(str(name), DATASETS, n=1)
-        raise ConfigError("dataset", name, "one of " + ", ".join(map(repr, DATASETS)),
-                          f"did you mean {close[0]!r}?" if close else "")
-    rng, fraction = split_rng(seed), check_fraction(test_fraction)  # checked before any loading
-    X, y = DATASETS[name]()
+    rng = split_rng(seed)  # the arguments are checked before anything is loaded
+    fraction = FIELD_CHECKS["test_fraction"]("test_fraction", test_fraction)
+    X, y = _raw(_known(name))
     X_train, y_train, X_test, y_test = split(X, y, fraction, rng)
     X_train, X_test = standardize(X_train, X_test)
     y_train, y_test = standardize(y_train, y_test)
-    return X_train, y_train, X_test, y_test, fingerprint(X, y)
+    return X_train, y_train, X_test, y_test, PUBLISHED[name][2]
 
 
 _FILE_ARRAYS = ("X", "y", "X_test", "y_test")
