@@ -234,7 +234,7 @@ def sweep(
     configs = sweep_configs(lambdas, seeds, backends, preset=preset, **fields)
     check_store_path(store)
     with Store(store) as db:
-        tasks = plan_tasks(configs, db.keys(), vectorize=vectorize)
+        tasks = plan_tasks(configs, db.keys(config_key(c) for c in configs), vectorize=vectorize)
         computed = sum(len(missing) for _, missing in tasks)
         if tasks:
             _execute(tasks, db, executor, workers, progress)
