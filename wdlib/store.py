@@ -137,16 +137,16 @@ class Store:
                 "new path for the store"
             )
         if "runs" not in tables:
-            raise StoreError(f"store={str(self.path)!r} is damaged: its table 'runs' is missing "
-                             "(dropped?); restore the file from a copy, or choose a new path")
+            raise StoreError(self._say.damaged("its table 'runs' is missing (dropped?)"))
         return version
 
     def _open(self) -> None:
         """Check the file is a wdlib store; make an empty file one, or migrate a schema-1 store."""
-        if self._inspect() == str(SCHEMA_VERSION):  # refuse a foreign file before changing anything
-            enable_wal(self._connection, self._say)
-            return
+        version = self._inspect()  # refuses a foreign file before anything is changed
         enable_wal(self._connection, self._say)
+        if version == str(SCHEMA_VERSION):
+            return
+        migrated = leftover = 0
         with self._transaction():  # another process creating or migrating the same store waits here
             version = self._inspect_again()
             if version is None:
@@ -158,11 +158,11 @@ class Store:
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             elif version == "1":
                 migrated, leftover = store_v1.migrate(self._connection)
-                if leftover:
-                    warnings.warn(StoreWarning(
-                        f"store={str(self.path)!r} migrated to schema {SCHEMA_VERSION}: {migrated} runs; "
-                        f"{leftover} rows that were damaged or repeated a configuration are kept, "
-                        f"unchanged, in its table {store_v1.LEFTOVER_TABLE}"), stacklevel=4)
+        if leftover:  # said once committed
+            warnings.warn(StoreWarning(
+                f"store={str(self.path)!r} migrated to schema {SCHEMA_VERSION}: {migrated} runs; "
+                f"{leftover} rows that were damaged or repeated a configuration are kept, unchanged, "
+                f"in its table {store_v1.LEFTOVER_TABLE}"), stacklevel=3)
 
     def _inspect_again(self) -> str | None:
         """:meth:`_inspect` inside the write transaction (its BEGIN/COMMIT would end it)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import WdlibError
 
 # SQLite's primary result codes (the sqlite3 module names them only from Python 3.11 on).
-BUSY, LOCKED, READONLY, CORRUPT, FULL, CANTOPEN, NOTADB = 5, 6, 8, 11, 13, 14, 26
+BUSY, LOCKED, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
 _FIX_PATH = "choose a path in an existing, writable folder, e.g. store='runs.sqlite'"
 _RUN_FIRST = "run a sweep first (wdlib sweep --lambd ... --store FILE)"
 
@@ -109,11 +109,19 @@ class Messages:
     def empty(self) -> str:
         return f"{self.name} is an empty SQLite file, not an existing wdlib store; {_RUN_FIRST}"
 
+    def _no_space(self) -> bool:
+        """The folder's file system has no block left (SQLite reports a failed -shm write on a full
+        disk as an I/O error, not as SQLITE_FULL)."""
+        try:
+            return os.statvfs(self.path.resolve().parent).f_bavail == 0
+        except (OSError, AttributeError):  # AttributeError: no statvfs on Windows
+            return False
+
     def explain(self, err: sqlite3.Error, action: str) -> str:
         found, text = code(err), str(err)
         if found in (BUSY, LOCKED) or "locked" in text:
             return self.locked(action)
-        if found == FULL or "disk is full" in text:
+        if found == FULL or "disk is full" in text or (found == IOERR and self._no_space()):
             return self.full(action)
         if found == NOTADB:
             return self.foreign(text)
