@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import math
-import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,6 +61,11 @@ class DamagedRow(ValueError):
 def plain(value: Any) -> Any:
     """``value`` as JSON-ready Python data, one form per value: tuples become lists, NumPy scalars
     Python ones, and -0.0 becomes 0.0 (equal numbers, so one key: issue 16)."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int:  # most fields: the fast path
+        return value
+    if kind is float:
+        return value + 0.0
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (float, np.floating)):
@@ -70,7 +74,7 @@ def plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     return value
 
@@ -80,15 +84,30 @@ def _text(value: Any) -> str:
 
 
 @functools.cache
-def _defaults(cls: type) -> dict[str, str]:
-    """The JSON text of each field default of the dataclass ``cls`` (fields without one are left out)."""
+def _defaults(cls: type) -> dict[str, Any]:
+    """The default of each field of the dataclass ``cls``, as :func:`plain` data (fields without
+    one are left out)."""
     found = {}
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
-            found[f.name] = _text(plain(f.default))
+            found[f.name] = plain(f.default)
         elif f.default_factory is not dataclasses.MISSING:
-            found[f.name] = _text(plain(f.default_factory()))
+            found[f.name] = plain(f.default_factory())
     return found
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal plain data of equal types throughout (so True is not 1, and 1 is not 1.0): equal JSON."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+_MISSING = object()
 
 
 def config_text(fields: Mapping[str, Any], cls: type = Config) -> str:
@@ -102,7 +121,7 @@ def config_text(fields: Mapping[str, Any], cls: type = Config) -> str:
     differing = {}
     for name, value in fields.items():
         value = plain(value)
-        if defaults.get(name) != _text(value):
+        if not _same(defaults.get(name, _MISSING), value):
             differing[name] = value
     return _text(differing)
 
@@ -146,13 +165,35 @@ def array_bytes(array: Any) -> bytes:
     return buffer.getvalue()
 
 
+@functools.lru_cache(maxsize=1024)
+def _npy_header(prefix: bytes) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of a version-1.0 .npy header, parsed by NumPy once per distinct
+    header: rows of one sweep share a few headers, and parsing (a Python literal) is most of the time
+    of reading a small array."""
+    stream = io.BytesIO(prefix)
+    np.lib.format.read_magic(stream)
+    return np.lib.format.read_array_header_1_0(stream)
+
+
 def array_from(blob: bytes) -> np.ndarray:
+    """The array of .npy bytes; a ValueError if they are not a whole, pickle-free array."""
+    if blob[:8] == b"\x93NUMPY\x01\x00":  # what np.save writes for every array wdlib stores
+        start = 10 + int.from_bytes(blob[8:10], "little")
+        shape, fortran, dtype = _npy_header(bytes(blob[:start]))
+        count = math.prod(shape)
+        if not dtype.hasobject:
+            if len(blob) - start != count * dtype.itemsize:
+                raise ValueError(f"{len(blob) - start} bytes of data for {count} values of {dtype}")
+            flat = np.frombuffer(blob, dtype, count=count, offset=start)
+            return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
     return np.load(io.BytesIO(blob), allow_pickle=False)
 
 
 def params_bytes(params: Mapping[str, Any]) -> bytes:
     """An .npz of the named arrays, in order, without pickle (object arrays are refused) and with a
     fixed timestamp: equal arrays, equal bytes. ``numpy.load`` reads it."""
+    import zipfile  # here, not at the top: it imports lzma and bz2, which `import wdlib` need not
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for name, array in params.items():
@@ -163,13 +204,14 @@ def params_bytes(params: Mapping[str, Any]) -> bytes:
 
 
 def params_from(blob: bytes) -> dict[str, np.ndarray]:
+    import zipfile
+
     with zipfile.ZipFile(io.BytesIO(blob)) as archive:
         params = {}
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 raise DamagedRow(f"its params hold {info.filename!r}, not an .npy array")
-            with archive.open(info) as member:
-                params[info.filename[:-4]] = np.lib.format.read_array(member, allow_pickle=False)
+            params[info.filename[:-4]] = array_from(archive.read(info))
     return params
 
 
