@@ -24,7 +24,7 @@ import pytest
 
 import wdlib
 from wdlib.store import APPLICATION_ID, SCHEMA_VERSION, config_key, result_record
-from wdlib.store_format import config_text, key_of_text
+from wdlib.store_format import array_bytes, array_from, config_text, key_of_text, params_bytes, params_from
 from wdlib.sweep import sweep_configs
 
 
@@ -78,6 +78,21 @@ def test_any_named_parameters_round_trip(tmp_path: Path) -> None:
     blob = sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT params FROM runs").fetchone()[0]
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:  # a plain .npz, no pickle needed
         assert npz.files == ["W1", "b1", "W2", "b2"]
+
+
+ARRAYS = [np.asfortranarray(np.arange(6.0).reshape(2, 3)), np.array(3.5), np.zeros((0, 4), np.float32),
+          np.arange(5, dtype=">i4"), np.array([True, False]), np.full((3, 1), np.nan, np.float32)]
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype.str}{a.shape}")
+def test_arrays_round_trip_exactly_and_damaged_bytes_are_refused(array: np.ndarray) -> None:
+    for back in (array_from(array_bytes(array)), params_from(params_bytes({"x": array}))["x"]):
+        assert back.dtype == array.dtype and back.shape == array.shape and back.tobytes() == array.tobytes()
+        assert back.flags.f_contiguous == array.flags.f_contiguous and back.flags.writeable
+    blob = array_bytes(array)
+    for damaged in (blob[:-1] if array.size else blob + b"x", b"\x93NUMPY\x01\x00" + blob[8:20], b"", b"npy"):
+        with pytest.raises((ValueError, EOFError)):  # decode_row reports either as a damaged row
+            array_from(damaged)
 
 
 def test_params_with_objects_are_refused(tmp_path: Path, run: wdlib.Run) -> None:

@@ -50,6 +50,8 @@ from .store_file import (
     code,
     connect,
     enable_wal,
+    snapshot,
+    transaction,
 )
 from .store_format import (
     COLUMNS,
@@ -110,20 +112,7 @@ class Store:
     def _inspect(self) -> str | None:
         """The schema version of the file ("1", "2"), or None for an empty SQLite file; a StoreError
         for anything else. Reads only, in one snapshot (another process may be creating the store)."""
-        db = self._connection
-        db.execute("BEGIN")
-        try:
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            version = None
-            if "meta" in tables:
-                found = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                version = None if found is None else found[0]
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        app_id, tables, version = snapshot(self._connection)
         if app_id == 0:
             if tables:
                 raise StoreError(self._say.foreign("it is another application's SQLite database"))
@@ -147,7 +136,7 @@ class Store:
         if version == str(SCHEMA_VERSION):
             return
         migrated = leftover = 0
-        with self._transaction():  # another process creating or migrating the same store waits here
+        with transaction(self._connection):  # another process creating or migrating the same store waits here
             version = self._inspect_again()
             if version is None:
                 db = self._connection
@@ -186,8 +175,7 @@ class Store:
             self._db = connect(self.path, self.timeout, readonly=True, immutable=True)
             version = self._inspect()
         if version is None:
-            raise StoreError(f"store={str(self.path)!r} is an empty SQLite file, not an existing wdlib "
-                             "store; run a sweep first (wdlib sweep --lambd ... --store FILE)")
+            raise StoreError(self._say.empty())
         if version == "1":
             self.version = 1
             self._v1_index, self._v1_unreadable = store_v1.index(self._connection)
@@ -219,19 +207,6 @@ class Store:
 
     # --- writing ---------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        db = self._connection
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if db.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
     def put(self, config: Config, record: Mapping[str, Any]) -> bool:
         """Store one run in its own transaction; False (and nothing changed) if it was already stored.
 
@@ -243,7 +218,7 @@ class Store:
         text = config_text(dataclasses.asdict(config), type(config))
         values = row_values(text, record, time.time())
         insert = f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-        with self._say.translated("store a run"), self._transaction():
+        with self._say.translated("store a run"), transaction(self._connection):
             db = self._connection
             found = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE key=?", (values[0],)).fetchone()
             if found is not None:

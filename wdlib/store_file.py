@@ -183,3 +183,36 @@ def enable_wal(db: sqlite3.Connection, say: Messages) -> None:
                              "local file system")
         time.sleep(0.01)
     db.execute("PRAGMA synchronous=NORMAL")
+
+
+def snapshot(db: sqlite3.Connection) -> tuple[int, set[str], str | None]:
+    """The file's application id, table names and ``meta`` schema version (None if it has none),
+    read in one snapshot (another process may be creating or migrating the store right now)."""
+    db.execute("BEGIN")
+    try:
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = None
+        if "meta" in tables:
+            found = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = None if found is None else found[0]
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return app_id, tables, version
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction: BEGIN IMMEDIATE (waiting for the lock), COMMIT, or ROLLBACK on error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
