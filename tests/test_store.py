@@ -136,18 +136,34 @@ def test_key_hashes_only_the_fields_that_differ_from_their_defaults() -> None:
     expected = json.dumps({"dtype": "float64", "lambd": 3.0, "seed": 1}, separators=(",", ":"))
     assert config_key(config) == hashlib.sha256(expected.encode()).hexdigest()
     later = dataclasses.make_dataclass(  # Config with one more field, as a later wdlib may have
-        "Config", [("hidden", tuple, dataclasses.field(default=()))], bases=(wdlib.Config,), frozen=True)
+        "Config", [("widths", tuple, dataclasses.field(default=()))], bases=(wdlib.Config,), frozen=True)
     assert config_key(later(**dataclasses.asdict(config))) == config_key(config)
-    assert config_key(later(**dataclasses.asdict(config), hidden=(8, 8))) != config_key(config)
+    assert config_key(later(**dataclasses.asdict(config), widths=(8, 8))) != config_key(config)
     fields = dataclasses.asdict(config)
     del fields["on_divergence"]  # JSON stored before a field existed: the missing field is its default
     assert key_of_text(config_text(fields)) == config_key(config)
 
 
+def test_tuple_fields_round_trip_and_rebuild_the_config(tmp_path: Path, run: wdlib.Run) -> None:
+    """Tuples (JSON lists in the store) come back as tuples: the row rebuilds its Config, same key."""
+    config = wdlib.make_config(model="mlp", hidden=(8, 4), optimizer="adam", optimizer_args={"b1": 0.8},
+                               penalize=("W1",), lambd=-0.0)
+    with wdlib.Store(tmp_path / "s.sqlite") as store:
+        store.put(config, result_record(run))
+        (row,) = store.records()
+    assert (row["hidden"], row["optimizer_args"], row["penalize"]) == ((8, 4), (("b1", 0.8),), ("W1",))
+    rebuilt = wdlib.make_config(**{f: row[f] for f in wdlib.Config.__dataclass_fields__})
+    assert rebuilt == config and config_key(rebuilt) == row["key"] == config_key(config)
+    stored = sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT config FROM runs").fetchone()[0]
+    assert json.loads(stored) == {"hidden": [8, 4], "model": "mlp", "optimizer": "adam",
+                                  "optimizer_args": [["b1", 0.8]], "penalize": ["W1"]}
+
+
 @pytest.mark.parametrize(("field", "default"), [("lambd", 0.0), ("true_b", 0.05), ("true_w", 0.01)])
 def test_negative_zero_and_zero_are_one_key(field: str, default: float) -> None:
-    zero, negative = wdlib.make_config(**{field: 0.0}), wdlib.make_config(**{field: -0.0})
-    assert math.copysign(1, getattr(negative, field)) == -1  # Config keeps the sign; the key does not
+    zero = wdlib.make_config(**{field: 0.0})
+    negative = dataclasses.replace(zero, **{field: -0.0})  # whether or not make_config keeps the sign
+    assert math.copysign(1, getattr(negative, field)) == -1
     assert config_key(zero) == config_key(negative)
     assert (config_key(zero) == config_key(wdlib.make_config())) is (default == 0)
     assert len(sweep_configs([0.0, -0.0], backends=["numpy"])) == 1  # one run, not two
