@@ -228,6 +228,15 @@ def test_a_dropped_table_is_a_clear_error(tmp_path: Path, record: dict) -> None:
         _one_line(err.value, says="is damaged: its table 'runs' is missing")
 
 
+def test_a_truncated_file_is_a_clear_error(tmp_path: Path, record: dict) -> None:
+    path = _store(tmp_path / "s.sqlite", record, n=40)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    for open_store in (wdlib.Store, wdlib.load_sweep):
+        with pytest.raises(wdlib.StoreError) as err:
+            open_store(path)
+        _one_line(err.value, says="is damaged: SQLite says 'database disk image is malformed'")
+
+
 # --- a full disk ----------------------------------------------------------------------------------
 
 
