@@ -178,25 +178,44 @@ _lock = threading.Lock()
 
 
 def register_backend(cls: type[Backend]) -> type[Backend]:
-    """Register a backend class at run time (plugins normally use the entry point instead)."""
+    """Register a backend class at run time (plugins normally use the entry point instead). Also
+    forgets the entry points read so far, so a plugin installed since is found on the next lookup."""
     _registered[cls.name] = cls
     _loaded.pop(cls.name, None)
+    _forget_entry_points()
     return cls
 
 
+@functools.cache
 def _entry_points() -> dict[str, Any]:
+    """The ``wdlib.backends`` entry points, read once per process: importlib.metadata reads every
+    installed distribution's metadata on each call, which cost more than a whole fused run of the
+    chapter (see benchmarks/results.md). :func:`register_backend` and :func:`temporary_backend`
+    forget them."""
     from importlib import metadata
 
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+#: Classes loaded from entry points, by name (kept with the entry points they came from).
+_plugin_classes: dict[str, type[Backend]] = {}
+
+
+def _forget_entry_points() -> None:
+    _entry_points.cache_clear()
+    _plugin_classes.clear()
 
 
 def backend_class(name: str) -> type[Backend]:
     """The class of backend ``name``, without importing its framework."""
     if name in _registered:
         return _registered[name]
+    if name in _plugin_classes:
+        return _plugin_classes[name]
     found = _entry_points()
     if name in found:
-        return found[name].load()
+        cls = _plugin_classes[name] = found[name].load()
+        return cls
     if name in KNOWN_PLUGINS:
         raise BackendNotInstalledError(
             f"backend {name!r}: its plugin is not installed; install it with: {KNOWN_PLUGINS[name]}"
@@ -272,5 +291,6 @@ def temporary_backend(cls: type[Backend]) -> Iterator[type[Backend]]:
     finally:
         _registered.pop(cls.name, None)
         _loaded.pop(cls.name, None)
+        _forget_entry_points()
         if previous is not None:
             register_backend(previous)
