@@ -220,7 +220,7 @@ def large(backend: str, n: int, p: int, repeats: int = 3) -> dict[str, Any]:
     import dataclasses
 
     import wdlib
-    from wdlib import vectorized
+    from wdlib import fastpath, vectorized
 
     name, backend = backend, backend.removesuffix("-blas")  # numpy-blas: NumPy as if without numba
     impl = wdlib.get_backend(backend)
@@ -236,7 +236,8 @@ def large(backend: str, n: int, p: int, repeats: int = 3) -> dict[str, Any]:
 
         # numpy: its default for long runs, the kernel where numba is installed, for the 1-epoch run
         # too (whatever --large-n); numpy-blas: as without numba
-        fused.KERNEL_MIN_BYTES = float("inf") if name.endswith("-blas") else 0
+        fastpath.OPTIONS = fastpath.OPTIONS.replace(
+            kernel_min_bytes=float("inf") if name.endswith("-blas") else 0)
         if fused.large_ops(vectorized.make_plan(problem, config)) is not None:
             path = "compiled kernel (numba)"
     out: dict[str, Any] = {"backend": name, "path": path, "n": n, "p": p, "X_bytes": X.nbytes,
