@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -163,3 +164,18 @@ class Recorder:
         assert self.theta is not None
         w, b = self.plan.params(self.theta)
         return np.ascontiguousarray(self.train.T), np.ascontiguousarray(self.test.T), {"w": w, "b": b}
+
+
+@functools.cache
+def _blas() -> Any:
+    from threadpoolctl import ThreadpoolController  # imported on first use, like a framework
+
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """BLAS on one thread for the duration of a ``with`` block (the large-data path: its products
+    are cache-sized blocks, and handing those to a second thread costs more than it gains; on a busy
+    machine OpenBLAS's waiting threads slowed a pass down many times: benchmarks/results.md). It also
+    makes the bits independent of the thread settings. The limit is process-wide while it lasts."""
+    return _blas().limit(limits=1, user_api="blas")

@@ -33,10 +33,10 @@ class LargeOps:
 
     def context(self) -> contextlib.AbstractContextManager[Any]:
         """Entered around the run: NumPy quiet about overflow (divergence is recorded), BLAS on one
-        thread (see :func:`one_blas_thread`)."""
+        thread (:func:`wdlib.fastpath.one_blas_thread`)."""
         stack = contextlib.ExitStack()
         stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
-        stack.enter_context(one_blas_thread())
+        stack.enter_context(fastpath.one_blas_thread())
         return stack
 
     def thread_init(self) -> None:
@@ -224,18 +224,3 @@ def _run_all(pool: ThreadPoolExecutor | None, tasks: list[Any]) -> None:
         task()
     for future in futures:
         future.result()
-
-
-@functools.cache
-def _blas() -> Any:
-    from threadpoolctl import ThreadpoolController  # imported on first use, like a framework
-
-    return ThreadpoolController()
-
-
-def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """BLAS on one thread, for the duration of a ``with`` block. The large-data path calls BLAS on
-    cache-sized blocks: handing those to a second thread costs more than it gains, and on a busy
-    machine OpenBLAS's waiting threads slow a pass down many times (benchmarks/results.md). One
-    thread also makes the results independent of the thread settings."""
-    return _blas().limit(limits=1, user_api="blas")
