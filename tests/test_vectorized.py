@@ -151,3 +151,11 @@ def test_plan_names_its_layout_and_strategy(monkeypatch: pytest.MonkeyPatch) -> 
     assert plan.options is fastpath.OPTIONS
     assert set(vectorized.LAYOUTS) == {"primal", "dual"}
     assert set(vectorized.STRATEGIES) == {"step_matrices", "minibatches", "blocks"}
+
+
+def test_vectorized_short_last_batch(backend: str) -> None:
+    """A λ sweep whose last minibatch is short (23 = 4 x 5 + 3): it decays less, in every column."""
+    kw = {"n_train": 23, "batch_size": 5, "num_epochs": 30, "dtype": "float64", "seed": 5}
+    runs = wdlib.train_lambdas(backend, LAMBDAS, **kw)
+    for lambd, run in zip(LAMBDAS, runs, strict=True):
+        assert_runs_close(run, wdlib.train("numpy", lambd=lambd, engine="eager", **kw), "float64")

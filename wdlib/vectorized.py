@@ -167,25 +167,37 @@ class Plan:
         c[-1] = 0
         return c
 
-    def step_matrices(self) -> np.ndarray:
-        """(num_epochs, minibatches, q, q): every minibatch's update as one matrix, ``theta <- A theta``
-        with ``A = D_m - U_B^T Z_B`` (the same step regrouped; exact arithmetic gives the same
+    def step_products(self) -> np.ndarray:
+        """(num_epochs, minibatches, q, q): ``M = U_B^T Z_B`` for every minibatch, so that a step is
+        ``theta <- D theta - M theta`` (the same step regrouped; exact arithmetic gives the same
         iterates), made by one batched product (two with a short last batch)."""
         bounds, E, q = self.bounds(), self.num_epochs, self.q
         Z, U, bs, n = self.Z_train, self.U_train, self.batch_size, self.n_train
         assert U is not None, "the blocks strategy has no update matrices"
-        A = np.empty((E, len(bounds), q, q), dtype=Z.dtype)
+        M = np.empty((E, len(bounds), q, q), dtype=Z.dtype)
         full = n // bs  # minibatches of batch_size rows, then maybe one shorter
         rows = self.batch_order[:, : full * bs].reshape(E, full, bs)
-        np.matmul(U[rows].transpose(0, 1, 3, 2), Z[rows], out=A[:, :full])
+        np.matmul(U[rows].transpose(0, 1, 3, 2), Z[rows], out=M[:, :full])
         if full < len(bounds):
             rows = self.batch_order[:, full * bs :]
-            np.matmul(U[rows].transpose(0, 2, 1), Z[rows], out=A[:, full])
+            np.matmul(U[rows].transpose(0, 2, 1), Z[rows], out=M[:, full])
+        return M
+
+    def step_matrices(self) -> np.ndarray:
+        """(num_epochs, minibatches, q, q), one column: every minibatch's update as one matrix,
+        ``theta <- A theta`` with ``A = D_m - U_B^T Z_B`` (:meth:`step_products` with the decay)."""
+        assert self.k == 1, "several columns decay differently: use step_products"
+        A, bounds, q = self.step_products(), self.bounds(), self.q
         np.negative(A, out=A)
         d = np.ones((len(bounds), q))
         d[:, : self.decayed_rows] = [[self.decay(t - s)[0, 0]] for s, t in bounds]
-        A[:, :, np.arange(q), np.arange(q)] += d.astype(Z.dtype)
+        A[:, :, np.arange(q), np.arange(q)] += d.astype(A.dtype)
         return A
+
+    def small_state(self) -> bool:
+        """Whether every minibatch's q x q matrix is worth making (see :func:`_small_state`)."""
+        return self.strategy != "blocks" and _small_state(self.q, self.num_epochs * len(self.bounds()),
+                                                          self.itemsize, self.options)
 
     def loss_rows(self, Z: np.ndarray) -> np.ndarray:
         """A matrix with ``||L theta|| = ||Z theta||`` for every state, at most q rows: Z itself, or
@@ -224,6 +236,12 @@ class Plan:
         return np.ascontiguousarray(w.T[:, :, None]), np.ascontiguousarray(theta[self.bias_row][:, None])
 
 
+def _small_state(q: int, minibatches: int, itemsize: int, opt: FastPathOptions) -> bool:
+    """q at most ``opt.step_matrix_max_q`` and the run's q x q matrices at most
+    ``opt.step_matrix_bytes`` in all."""
+    return q <= opt.step_matrix_max_q and minibatches * q * q * itemsize <= opt.step_matrix_bytes
+
+
 def _augment(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``[X, 1, -y]``."""
     Z = np.empty((X.shape[0], X.shape[1] + 2), dtype=X.dtype)
@@ -248,8 +266,7 @@ def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None 
     q = n + 3 if dual else p + 2
     if not dual and 2 * n * q * dt.itemsize > opt.gather_bytes:
         strategy = "blocks"
-    elif (len(lam) == 1 and q <= opt.step_matrix_max_q
-          and E * -(-n // config.batch_size) * q * q * dt.itemsize <= opt.step_matrix_bytes):
+    elif len(lam) == 1 and _small_state(q, E * -(-n // config.batch_size), dt.itemsize, opt):
         strategy = "step_matrices"
     else:
         strategy = "minibatches"

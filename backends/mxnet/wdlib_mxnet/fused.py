@@ -6,9 +6,11 @@ fast path issues as few as it can, and no ``autograd.record``:
 
 - ``"step_matrices"`` (one small column, the chapter's runs): one ``nd.dot`` per minibatch with its
   update matrix (:class:`StepMatrices`);
-- ``"minibatches"``: per minibatch ``nd.dot(Z_B, theta)`` and one ``nd.linalg.gemm`` (plus a
-  ``broadcast_mul`` for the decay) on minibatches gathered up front (:class:`Gathered`), or taken
-  from Z one at a time where that is not possible (:class:`Taken`: a short last batch, or much data);
+- ``"minibatches"``: for a small state (the chapter's λ sweeps), one ``nd.linalg.gemm`` per
+  minibatch with its ``U_B^T Z_B`` (plus a ``broadcast_mul`` for the decay: :class:`StepProducts`);
+  otherwise ``nd.dot(Z_B, theta)`` and one ``nd.linalg.gemm`` (plus the decay) on minibatches
+  gathered up front (:class:`Gathered`), or taken from Z one at a time where that is not possible
+  (:class:`Taken`: a short last batch, or much data);
 - ``"blocks"`` (large data): :class:`Taken` on MXNet's own copy of the data.
 
 Losses are evaluated per chunk of epochs with one product over the concatenated snapshots.
@@ -37,6 +39,8 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
 
     if plan.strategy == "step_matrices":
         return fastpath.run(StepMatrices(nd, plan))
+    if plan.small_state():  # λ sweeps of a small state: two operators per minibatch instead of three
+        return fastpath.run(StepProducts(nd, plan))
     q, E, n, bs = plan.q, plan.num_epochs, plan.n_train, plan.batch_size
     if (plan.strategy == "minibatches" and n % bs == 0
             and 2 * E * n * q * plan.itemsize <= plan.options.gather_bytes):
@@ -102,6 +106,29 @@ class StepMatrices(_Kernels):
         dot, theta = self.nd.dot, self.theta
         for i in range(e * self.nb, (e + 1) * self.nb):
             theta = dot(self.steps[i], theta)
+        self.theta = theta
+
+
+class StepProducts(_Kernels):
+    """Several columns of a small state: per minibatch ``D theta`` (one ``broadcast_mul``, λ > 0
+    only) and one ``nd.linalg.gemm`` with that minibatch's ``M = U_B^T Z_B``
+    (:meth:`wdlib.vectorized.Plan.step_products`), split into one array each by a single
+    ``nd.split``."""
+
+    def __init__(self, nd: Any, plan: vec.Plan) -> None:
+        super().__init__(nd, plan)
+        M = plan.step_products()
+        E, nb, q = M.shape[:3]
+        products = nd.split(nd.array(M.reshape(-1, q, q), dtype=self.dt), num_outputs=E * nb, axis=0,
+                            squeeze_axis=True)
+        self.products, self.nb = [products] if E * nb == 1 else list(products), nb
+        self.decay, self.sizes = self.decays(), [t - s for s, t in plan.bounds()]
+
+    def epoch(self, e: int) -> None:
+        gemm, theta, decay = self.nd.linalg.gemm, self.theta, self.decay
+        for i, m in enumerate(self.sizes):
+            decayed = theta * decay[m] if decay is not None else theta
+            theta = gemm(self.products[e * self.nb + i], theta, decayed, alpha=-1.0, beta=1.0)
         self.theta = theta
 
 
