@@ -50,7 +50,7 @@ def test_concise_weight_decay_shrinks_w(backend: str) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"wd": 3}, "wd"), ({"mode": "concise", "lambd": 3}, "lambd"),
+    [({"decay": "decoupled"}, "decay"), ({"mode": "concise", "lambd": 3}, "lambd"),
      ({"mode": "concise", "penalty": "l1"}, "penalty"), ({"mode": "brief"}, "mode")],
 )
 def test_concise_conflicts_are_clear(kwargs: dict, field: str) -> None:

@@ -8,6 +8,7 @@ True
 Importing wdlib imports no deep learning framework; a backend imports its own on first use.
 """
 
+from . import optim
 from .backend import (
     Backend,
     BackendInfo,
@@ -31,12 +32,18 @@ from .errors import (
     WdlibError,
 )
 from .model import (
+    MLP,
     PENALTIES,
+    ElasticNet,
+    Linear,
+    Model,
     Objective,
+    Penalty,
     l1_penalty,
     l2_penalty,
     linreg,
     mean_loss,
+    register_penalty,
     sgd_step,
     squared_loss,
 )
@@ -51,6 +58,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BOOKS",
+    "MLP",
     "PENALTIES",
     "PRESETS",
     "Backend",
@@ -61,8 +69,12 @@ __all__ = [
     "Config",
     "ConfigError",
     "DivergenceError",
+    "ElasticNet",
     "ExecutorError",
+    "Linear",
+    "Model",
     "Objective",
+    "Penalty",
     "Problem",
     "RidgePath",
     "RidgeSolution",
@@ -85,9 +97,11 @@ __all__ = [
     "make_config",
     "make_problem",
     "mean_loss",
+    "optim",
     "plot",
     "printed_line",
     "register_backend",
+    "register_penalty",
     "reproduce",
     "ridge",
     "ridge_path",

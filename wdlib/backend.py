@@ -91,6 +91,18 @@ class Backend(ABC):
     @abstractmethod
     def sign(self, a: Array) -> Array: ...
 
+    # Ops of the MLP (relu) and of the core optimizers (sqrt, zeros_like): a backend without them runs
+    # the linear model with SGD only, and says so.
+
+    def relu(self, a: Array) -> Array:
+        raise ConfigError("model", "mlp", f"'linear': backend {self.name!r} has no relu op")
+
+    def sqrt(self, a: Array) -> Array:
+        raise ConfigError("optimizer", "adam", f"'sgd': backend {self.name!r} has no sqrt op")
+
+    def zeros_like(self, a: Array) -> Array:
+        raise ConfigError("optimizer", "momentum", f"'sgd': backend {self.name!r} has no zeros_like op")
+
     @abstractmethod
     def grad(self, objective: Objective, params: Params, X: Array, y: Array) -> Params:
         """Gradient of ``objective(self, params, X, y).sum()`` with respect to each parameter."""

@@ -1,29 +1,134 @@
-"""The chapter's math, written once for every framework.
+"""The chapter's math, written once for every framework: models, losses, penalties, the objective.
 
-``ops`` is a backend: these functions use only its ``dot`` and ``sign`` plus the arithmetic operators
-and ``.sum``/``.mean`` that NumPy, PyTorch, MXNet ``nd`` and JAX arrays all share. Each is written as
-the books write it, so autodiff sees the same expression as the books' code.
+``ops`` is a backend: these functions use only its ``dot``, ``sign`` and ``relu`` plus the arithmetic
+operators and ``.sum``/``.mean``/``.T`` that NumPy, PyTorch, MXNet ``nd`` and JAX arrays all share.
+Each is written as the books write it, so autodiff sees the same expression as the books' code.
+
+A model is two functions (micrograd's ``__call__`` plus ``parameters()``, made pure):
+``init(rng, num_inputs) -> params``, a dict of named NumPy arrays, and ``apply(ops, params, X)``, the
+predictions. ``backward`` is its hand-derived gradient, which the NumPy backend (no autodiff) uses.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 Array = Any  # an array of whichever framework ``ops`` belongs to
-Params = dict[str, Array]  # {"w": (num_inputs, 1), "b": (1,)}
+Params = dict[str, Array]  # the linear model: {"w": (num_inputs, 1), "b": (1,)}
 
 
 class Ops(Protocol):
     def dot(self, a: Array, b: Array) -> Array: ...
     def sign(self, a: Array) -> Array: ...
+    def relu(self, a: Array) -> Array: ...
+
+
+# --- models ----------------------------------------------------------------------------------------
+
+
+class Model(Protocol):
+    name: str
+
+    def init(self, rng: np.random.Generator, num_inputs: int) -> dict[str, np.ndarray]: ...
+    def apply(self, ops: Ops, params: Params, X: Array) -> Array: ...
+    def backward(self, ops: Ops, params: Params, X: Array, dout: Array) -> Params: ...
 
 
 def linreg(ops: Ops, X: Array, w: Array, b: Array) -> Array:
     """The linear model X w + b."""
     return ops.dot(X, w) + b
+
+
+@dataclass(frozen=True)
+class Linear:
+    """The chapter's linear regression ``X w + b``: w drawn from N(0, 1), b = 0, as both books do."""
+
+    name = "linear"
+
+    def init(self, rng: np.random.Generator, num_inputs: int) -> dict[str, np.ndarray]:
+        return {"w": rng.standard_normal((num_inputs, 1)), "b": np.zeros(1)}
+
+    def apply(self, ops: Ops, params: Params, X: Array) -> Array:
+        return ops.dot(X, params["w"]) + params["b"]
+
+    def backward(self, ops: Ops, params: Params, X: Array, dout: Array) -> Params:
+        return {"w": ops.dot(X.T, dout), "b": dout.sum(axis=0)}
+
+
+@dataclass(frozen=True)
+class MLP:
+    """d2l's multilayer perceptron: ``hidden`` ReLU layers, then a linear output of one unit.
+
+    Parameters ``W1, b1, ..., WL, bL``; weights drawn from N(0, 2 / fan_in) (He) for the ReLU layers
+    and N(0, 1 / fan_in) for the output, biases 0.
+    """
+
+    hidden: tuple[int, ...] = (256,)
+    name = "mlp"
+
+    def init(self, rng: np.random.Generator, num_inputs: int) -> dict[str, np.ndarray]:
+        widths = (num_inputs, *self.hidden, 1)
+        params = {}
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths), start=1):
+            gain = 1.0 if i == len(widths) - 1 else 2.0
+            params[f"W{i}"] = rng.standard_normal((fan_in, fan_out)) * math.sqrt(gain / fan_in)
+            params[f"b{i}"] = np.zeros(fan_out)
+        return params
+
+    def _forward(self, ops: Ops, params: Params, X: Array) -> tuple[Array, list[Array], list[Array]]:
+        """Output, the input of each layer, and the pre-activations of the hidden layers."""
+        h, inputs, pre = X, [], []
+        for i in range(1, len(self.hidden) + 1):
+            inputs.append(h)
+            z = ops.dot(h, params[f"W{i}"]) + params[f"b{i}"]
+            pre.append(z)
+            h = ops.relu(z)
+        inputs.append(h)
+        last = len(self.hidden) + 1
+        return ops.dot(h, params[f"W{last}"]) + params[f"b{last}"], inputs, pre
+
+    def apply(self, ops: Ops, params: Params, X: Array) -> Array:
+        return self._forward(ops, params, X)[0]
+
+    def backward(self, ops: Ops, params: Params, X: Array, dout: Array) -> Params:
+        _, inputs, pre = self._forward(ops, params, X)
+        grads: Params = {}
+        g = dout
+        for i in range(len(self.hidden) + 1, 0, -1):
+            grads[f"W{i}"] = ops.dot(inputs[i - 1].T, g)
+            grads[f"b{i}"] = g.sum(axis=0)
+            if i > 1:
+                g = ops.dot(g, params[f"W{i}"].T) * (pre[i - 2] > 0)
+        return {k: grads[k] for k in params}
+
+
+MODELS = ("linear", "mlp")
+
+
+def make_model(name: str, hidden: tuple[int, ...] = ()) -> Model:
+    """The model of ``Config.model`` / ``Config.hidden``."""
+    return MLP(tuple(hidden)) if name == "mlp" else Linear()
+
+
+def weight_names(params: Mapping[str, Any]) -> list[str]:
+    """The weight matrices (2-D parameters): what is decayed by default, and what ``w_norm`` measures."""
+    return [k for k, p in params.items() if np.ndim(p) >= 2]
+
+
+def decay_mask(params: Mapping[str, Any], decay_bias: bool = False,
+               names: tuple[str, ...] = ()) -> dict[str, bool]:
+    """Which parameters are penalized: ``names`` if given, else every weight matrix (and, with
+    ``decay_bias``, every bias too)."""
+    if names:
+        return {k: k in names for k in params}
+    weights = set(weight_names(params))
+    return {k: decay_bias or k in weights for k in params}
 
 
 def squared_loss(y_hat: Array, y: Array) -> Array:
@@ -33,7 +138,13 @@ def squared_loss(y_hat: Array, y: Array) -> Array:
     return (y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))) ** 2 / 2
 
 
+# --- penalties -------------------------------------------------------------------------------------
+
+
 class Penalty(Protocol):
+    """A penalty: ``__call__(ops, p)`` its value on one parameter array, ``grad(ops, p)`` its
+    (sub)gradient (needed by the NumPy backend only), ``name`` what a Config stores."""
+
     name: str
 
     def __call__(self, ops: Ops, w: Array) -> Array: ...
@@ -66,14 +177,55 @@ class L1Penalty:
         return ops.sign(w)
 
 
+@dataclass(frozen=True)
+class ElasticNet:
+    """``l1_ratio * ||w||_1 + (1 - l1_ratio) * ||w||_2^2 / 2`` (scikit-learn's mixing)."""
+
+    l1_ratio: float = 0.5
+    name = "elastic_net"
+
+    def __call__(self, ops: Ops, w: Array) -> Array:
+        return self.l1_ratio * (w * ops.sign(w)).sum() + (1 - self.l1_ratio) * ((w**2).sum() / 2)
+
+    def grad(self, ops: Ops, w: Array) -> Array:
+        return self.l1_ratio * ops.sign(w) + (1 - self.l1_ratio) * w
+
+
 l2_penalty = L2Penalty()
 l1_penalty = L1Penalty()
-PENALTIES: dict[str, Penalty] = {"l2": l2_penalty, "l1": l1_penalty}
+#: Penalties by name. ``elastic_net`` is made with the run's ``l1_ratio``; a user's own penalty
+#: (an object with ``name``, ``__call__`` and, for NumPy, ``grad``) is added by :func:`register_penalty`.
+PENALTIES: dict[str, Penalty] = {"l2": l2_penalty, "l1": l1_penalty, "elastic_net": ElasticNet()}
+BUILTIN_PENALTIES = frozenset(PENALTIES)
+
+
+def register_penalty(penalty: Penalty) -> str:
+    """Make ``penalty`` usable as ``penalty=penalty.name``; returns the name. A different object under
+    a name already taken is refused (a Config names its penalty, so names must be unique)."""
+    from .errors import ConfigError
+
+    name = getattr(penalty, "name", None)
+    if not isinstance(name, str) or not name or not callable(penalty):
+        raise ConfigError("penalty", penalty, "a penalty name (" + ", ".join(map(repr, PENALTIES))
+                          + ") or an object with a str `name` that is called as penalty(ops, w)")
+    if name in BUILTIN_PENALTIES and PENALTIES[name] is not penalty:
+        raise ConfigError("penalty", name, "a name not built in (l1, l2, elastic_net are)")
+    PENALTIES[name] = penalty
+    return name
+
+
+def make_penalty(name: str, l1_ratio: float = 0.5) -> Penalty:
+    """The penalty of ``Config.penalty`` / ``Config.l1_ratio``."""
+    return ElasticNet(l1_ratio) if name == "elastic_net" else PENALTIES[name]
+
+
+# --- the objective ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Objective:
-    """The from-scratch minibatch objective: per-example loss plus ``lambd * penalty(w)``.
+    """The from-scratch minibatch objective: per-example loss plus ``lambd * penalty(p)`` for each
+    penalized parameter ``p`` (the weights; the biases too with ``decay_bias``; or ``penalize``).
 
     As in the books the penalty is broadcast onto every example, so the summed minibatch objective
     holds it ``batch_size`` times and the SGD step's division by ``batch_size`` leaves ``lambd``.
@@ -82,36 +234,41 @@ class Objective:
     lambd: float
     penalty: Penalty
     decay_bias: bool = False
+    model: Model = Linear()
+    penalize: tuple[str, ...] = ()
+
+    def _penalized(self, params: Params) -> list[str]:
+        if not self.lambd:
+            return []
+        mask = decay_mask(params, self.decay_bias, self.penalize)
+        return [k for k, on in mask.items() if on]
 
     def __call__(self, ops: Ops, params: Params, X: Array, y: Array) -> Array:
         """Per-example objective, shape (n, 1); a backend differentiates its sum."""
-        w, b = params["w"], params["b"]
-        l = squared_loss(linreg(ops, X, w, b), y) + self.lambd * self.penalty(ops, w)
-        if self.decay_bias:
-            l = l + self.lambd * self.penalty(ops, b)
+        l = squared_loss(self.model.apply(ops, params, X), y)
+        for k in self._penalized(params):
+            l = l + self.lambd * self.penalty(ops, params[k])
         return l
 
     def gradient(self, ops: Ops, params: Params, X: Array, y: Array) -> Params:
         """Hand-derived gradient of the summed objective."""
-        w, b = params["w"], params["b"]
-        y_hat = linreg(ops, X, w, b)
+        y_hat = self.model.apply(ops, params, X)
         residual = y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))  # as squared_loss
+        grads = self.model.backward(ops, params, X, residual)
         n = len(residual)
-        grad_w = ops.dot(X.T, residual) + n * self.lambd * self.penalty.grad(ops, w)
-        grad_b = residual.sum(axis=0)
-        if self.decay_bias:
-            grad_b = grad_b + n * self.lambd * self.penalty.grad(ops, b)
-        return {"w": grad_w, "b": grad_b}
+        for k in self._penalized(params):
+            grads[k] = grads[k] + n * self.lambd * self.penalty.grad(ops, params[k])
+        return grads
 
 
-def example_loss(ops: Ops, params: Params, X: Array, y: Array) -> Array:
-    """Per-example squared loss of the linear model, no penalty."""
-    return squared_loss(linreg(ops, X, params["w"], params["b"]), y)
+def example_loss(ops: Ops, params: Params, X: Array, y: Array, model: Model = Linear()) -> Array:
+    """Per-example squared loss of ``model``, no penalty."""
+    return squared_loss(model.apply(ops, params, X), y)
 
 
-def mean_loss(ops: Ops, params: Params, X: Array, y: Array) -> Array:
+def mean_loss(ops: Ops, params: Params, X: Array, y: Array, model: Model = Linear()) -> Array:
     """The loss the books record per epoch: mean squared loss over a whole data set, no penalty."""
-    return squared_loss(linreg(ops, X, params["w"], params["b"]), y).mean()  # example_loss, inlined
+    return squared_loss(model.apply(ops, params, X), y).mean()  # example_loss, inlined
 
 
 def evaluate_loss(
@@ -131,7 +288,8 @@ def evaluate_loss(
 
 
 def sgd_step(params: Params, grads: Params, lr: float, batch_size: int) -> Params:
-    """The books' minibatch SGD update ``param - lr * grad / batch_size``."""
+    """The books' minibatch SGD update ``param - lr * grad / batch_size`` (equal, bit for bit, to
+    ``wdlib.optim.sgd``; kept as one function because the eager loop calls it every minibatch)."""
     new = {}
     for k, p in params.items():  # a loop, not a dict comprehension: no function object per step
         new[k] = p - lr * grads[k] / batch_size

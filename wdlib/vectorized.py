@@ -59,10 +59,14 @@ STRATEGIES = ("step_matrices", "minibatches", "blocks")
 def supports(config: Config) -> bool:
     """Whether the fast paths reproduce the eager loop for ``config`` (within the tolerances above).
 
-    They implement the books' from-scratch SGD on wdlib's NumPy-drawn inputs with the L2 penalty:
-    ``mode="scratch"``, ``rng="numpy"``, ``penalty="l2"``, with or without bias decay, both dtypes.
+    They implement the books' from-scratch SGD of the linear model with the L2 penalty on wdlib's
+    inputs (drawn or the user's): ``mode="scratch"``, ``rng="numpy"``, ``penalty="l2"``,
+    ``model="linear"``, ``optimizer="sgd"`` without optimizer decay, with or without bias decay,
+    both dtypes.
     """
-    return config.mode == "scratch" and config.rng == "numpy" and config.penalty == "l2"
+    return (config.mode == "scratch" and config.rng == "numpy" and config.penalty == "l2"
+            and config.model == "linear" and config.optimizer == "sgd" and config.wd == 0
+            and not config.penalize)
 
 
 @dataclass(frozen=True, eq=False)

@@ -54,6 +54,15 @@ class JaxBackend(Backend):
     def sign(self, a: Any) -> Any:
         return jnp.sign(a)
 
+    def relu(self, a: Any) -> Any:
+        return jax.nn.relu(a)
+
+    def sqrt(self, a: Any) -> Any:
+        return jnp.sqrt(a)
+
+    def zeros_like(self, a: Any) -> Any:
+        return jnp.zeros_like(a)
+
     def grad(self, objective: Objective, params: Params, X: Any, y: Any) -> Params:
         return self._grad_fn(objective)(params, X, y)
 

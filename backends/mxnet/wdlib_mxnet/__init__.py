@@ -53,6 +53,15 @@ class MxnetBackend(Backend):
     def sign(self, a: Any) -> Any:
         return nd.sign(a)
 
+    def relu(self, a: Any) -> Any:
+        return nd.relu(a)
+
+    def sqrt(self, a: Any) -> Any:
+        return nd.sqrt(a)
+
+    def zeros_like(self, a: Any) -> Any:
+        return nd.zeros_like(a)
+
     def grad(self, objective: Objective, params: Params, X: Any, y: Any) -> Params:
         for p in params.values():
             p.attach_grad()

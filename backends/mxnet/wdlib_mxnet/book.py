@@ -73,7 +73,7 @@ def gluonbook_problems(configs: Sequence[Config]) -> list[Problem]:
         problems.append(Problem(
             X_train=_float64(features[:n_train, :]), y_train=_float64(labels[:n_train]),
             X_test=_float64(features[n_train:, :]), y_test=_float64(labels[n_train:]),
-            w0=_float64(w0), b0=np.zeros(1), batch_order=np.array(order, dtype=np.int64),
+            init={"w": _float64(w0), "b": np.zeros(1)}, batch_order=np.array(order, dtype=np.int64),
             batch_size=config.batch_size,
         ))
     return problems

@@ -39,6 +39,12 @@ class NumpyBackend(Backend):
     def sign(self, a: np.ndarray) -> np.ndarray:
         return np.sign(a)
 
+    def relu(self, a: np.ndarray) -> np.ndarray:
+        return np.maximum(a, 0)
+
+    sqrt = staticmethod(np.sqrt)
+    zeros_like = staticmethod(np.zeros_like)
+
     def grad(self, objective: Objective, params: Params, X: np.ndarray, y: np.ndarray) -> Params:
         return objective.gradient(self, params, X, y)
 

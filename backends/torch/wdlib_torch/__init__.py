@@ -44,6 +44,15 @@ class TorchBackend(Backend):
     def sign(self, a: Any) -> Any:
         return torch.sign(a)
 
+    def relu(self, a: Any) -> Any:
+        return torch.relu(a)
+
+    def sqrt(self, a: Any) -> Any:
+        return torch.sqrt(a)
+
+    def zeros_like(self, a: Any) -> Any:
+        return torch.zeros_like(a)
+
     def grad(self, objective: Objective, params: Params, X: Any, y: Any) -> Params:
         # backward() into fresh leaves, as d2l does: the same gradients as torch.autograd.grad, whose
         # Python wrapper costs a few percent of this chapter's eager step.

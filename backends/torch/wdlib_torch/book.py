@@ -105,7 +105,7 @@ def d2l_problems(configs: Sequence[Config]) -> list[Problem]:
                 _order(test_iter)
         problems.append(Problem(
             X_train=_float64(X), y_train=_float64(y), X_test=_float64(X_test), y_test=_float64(y_test),
-            w0=_float64(w0), b0=_float64(b0), batch_order=np.stack(batch_order).astype(np.int64),
+            init={"w": _float64(w0), "b": _float64(b0)}, batch_order=np.stack(batch_order).astype(np.int64),
             batch_size=config.batch_size, eval_every=EVAL_EVERY,
             eval_orders=np.stack(eval_orders).astype(np.int64),
         ))
