@@ -66,6 +66,11 @@ class FastPathOptions:
     def replace(self, **changes: Any) -> FastPathOptions:
         return dataclasses.replace(self, **changes)
 
+    def small_state(self, q: int, minibatches: int, itemsize: int) -> bool:
+        """Whether a run's q x q matrix per minibatch is worth making: q at most step_matrix_max_q,
+        all of them at most step_matrix_bytes."""
+        return q <= self.step_matrix_max_q and minibatches * q * q * itemsize <= self.step_matrix_bytes
+
 
 #: The options new plans are made with (tests and experiments: ``OPTIONS.replace(...)``).
 OPTIONS = FastPathOptions()

@@ -19,24 +19,22 @@ A :class:`Plan` fixes two choices, each an explicit field:
 
 - ``layout``: ``"primal"`` (the state above) or ``"dual"``, when there are fewer training examples
   than features (the chapter: 20 and 200): every update adds rows of X to w, so the same iteration
-  runs on the n + 3 numbers ``[a; alpha; b; 1]`` with ``w = alpha w0 + X^T a``; identical in exact
-  arithmetic, far fewer multiply-adds.
+  runs on the n + 3 numbers ``[a; alpha; b; 1]`` with ``w = alpha w0 + X^T a`` (``Z = [X X^T, X w0,
+  1, -y]``, ``U = (lr/bs) [I, 0, 1, 0]``); identical in exact arithmetic, far fewer multiply-adds.
 - ``strategy``: how a backend runs the minibatches. ``"step_matrices"``: one column and a small
-  state, so each minibatch's step is the one matrix ``A = D_m - U_B^T Z_B`` (:meth:`Plan.step_matrices`,
-  all made up front), one product per step: the chapter's runs are bound by the per-call overhead
-  of their tiny products, not by the multiply-adds. ``"minibatches"``: two products and an update
-  per minibatch, on rows gathered once per epoch. ``"blocks"``: large data (more than
-  ``gather_bytes``), the primal form on X itself, never copied, each minibatch in cache-sized blocks
-  of rows (:mod:`wdlib.large`).
+  state, so each minibatch's step is one matrix ``A = D_m - U_B^T Z_B`` (all made up front), one
+  product per step: the chapter's runs are bound by the per-call overhead of their tiny products,
+  not by the multiply-adds. ``"minibatches"``: two products and an update per minibatch, on rows
+  gathered once per epoch. ``"blocks"``: large data (more than ``gather_bytes``), the primal form on
+  X itself, never copied, each minibatch in cache-sized blocks of rows (:mod:`wdlib.large`).
 
 :mod:`wdlib.fastpath` is the one driver (epochs, snapshots, evaluation, recording, divergence); each
 backend's ``fused`` module supplies the kernels of each strategy. Tuning constants live in
 :data:`wdlib.fastpath.OPTIONS` (a plan keeps the options it was made with).
 
-Exactness: these are the eager loop's operations regrouped (``(1 - lr m λ / bs) w`` instead of
-``w - lr (m λ w) / bs``, ``b`` folded into the matrix product), so results differ from the eager path
-only by rounding: in float64 about 1e-15 relative on w and the test loss (asserted: 1e-12, the
-cross-backend tolerance of ``tests/test_cross_backend.py``), in float32 about 1e-6 (asserted: 1e-4).
+Exactness: the eager loop's operations regrouped, so results differ from it only by rounding:
+float64 about 1e-15 relative on w and the test loss (asserted: 1e-12, the cross-backend tolerance),
+float32 about 1e-6 (asserted: 1e-4).
 """
 
 from __future__ import annotations
@@ -71,16 +69,10 @@ def supports(config: Config) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Plan:
-    """One fused run's inputs, cast to the run's dtype and laid out for the matrix form: a state
-    ``theta`` (q, k), ``r = Z_B theta`` and ``theta <- D theta - U_B^T r``, where
-
-    - ``layout="primal"``: ``theta = [w; b; 1]``, ``Z = [X, 1, -y]``, ``U = (lr/bs) [X, 1, 0]``;
-    - ``layout="dual"``: ``theta = [a; alpha; b; 1]`` with ``w = alpha w0 + X^T a``,
-      ``Z = [X X^T, X w0, 1, -y]``, ``U = (lr/bs) [I, 0, 1, 0]``.
-
-    ``X_train`` and ``X_test`` hold the features of that layout: X itself in the primal one (never
-    copied), ``[A X^T, A w0]`` in the dual one.
-    """
+    """One fused run's inputs, cast to the run's dtype and laid out for the matrix form (a state
+    ``theta`` (q, k), ``r = Z_B theta``, ``theta <- D theta - U_B^T r``: see the module docstring).
+    ``X_train`` and ``X_test`` hold the features of the layout: X itself in the primal one (never
+    copied), ``[A X^T, A w0]`` in the dual one."""
 
     X_train: np.ndarray  # (n_train, q - 2)
     y_train: np.ndarray  # (n_train, 1)
@@ -199,9 +191,9 @@ class Plan:
         return A
 
     def small_state(self) -> bool:
-        """Whether every minibatch's q x q matrix is worth making (see :func:`_small_state`)."""
-        return self.strategy != "blocks" and _small_state(self.q, self.num_epochs * len(self.bounds()),
-                                                          self.itemsize, self.options)
+        """Whether every minibatch's q x q matrix is worth making (``options.small_state``)."""
+        minibatches = self.num_epochs * len(self.bounds())
+        return self.strategy != "blocks" and self.options.small_state(self.q, minibatches, self.itemsize)
 
     def loss_rows(self, Z: np.ndarray) -> np.ndarray:
         """A matrix with ``||L theta|| = ||Z theta||`` for every state, at most q rows: Z itself, or
@@ -240,12 +232,6 @@ class Plan:
         return np.ascontiguousarray(w.T[:, :, None]), np.ascontiguousarray(theta[self.bias_row][:, None])
 
 
-def _small_state(q: int, minibatches: int, itemsize: int, opt: FastPathOptions) -> bool:
-    """q at most ``opt.step_matrix_max_q`` and the run's q x q matrices at most
-    ``opt.step_matrix_bytes`` in all."""
-    return q <= opt.step_matrix_max_q and minibatches * q * q * itemsize <= opt.step_matrix_bytes
-
-
 def _augment(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``[X, 1, -y]``."""
     Z = np.empty((X.shape[0], X.shape[1] + 2), dtype=X.dtype)
@@ -270,7 +256,7 @@ def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None 
     q = n + 3 if dual else p + 2
     if not dual and 2 * n * q * dt.itemsize > opt.gather_bytes:
         strategy = "blocks"
-    elif len(lam) == 1 and _small_state(q, E * -(-n // config.batch_size), dt.itemsize, opt):
+    elif len(lam) == 1 and opt.small_state(q, E * -(-n // config.batch_size), dt.itemsize):
         strategy = "step_matrices"
     else:
         strategy = "minibatches"
