@@ -15,15 +15,17 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from . import vectorized
 from .config import Config
 from .data import Problem
 from .errors import BackendLoadError, BackendNotInstalledError, ConfigError, UnknownBackendError
 from .model import Array, Objective, Params
+
+if TYPE_CHECKING:  # imported by the fast-path methods when first used, not by `import wdlib`
+    from . import vectorized
 
 ENTRY_POINT_GROUP = "wdlib.backends"
 
@@ -153,12 +155,16 @@ class Backend(ABC):
 
     def supports_fused(self, config: Config) -> bool:
         """Whether :meth:`fused_fit` runs ``config`` with the eager loop's numbers (within rounding)."""
+        from . import vectorized
+
         return type(self).fit_plan is not Backend.fit_plan and vectorized.supports(config)
 
     def fused_fit(
         self, problem: Problem, config: Config
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """The whole run in one call: (train_loss, test_loss, final params) as NumPy arrays."""
+        from . import vectorized
+
         with self.context(config.dtype):
             return vectorized.single(self.fit_plan(vectorized.make_plan(problem, config)))
 
@@ -166,6 +172,8 @@ class Backend(ABC):
         self, problem: Problem, config: Config, lambdas: Sequence[float]
     ) -> vectorized.Result:
         """Every lambda at once, as the columns of one run (see :func:`wdlib.train_lambdas`)."""
+        from . import vectorized
+
         with self.context(config.dtype):
             return self.fit_plan(vectorized.make_plan(problem, config, lambdas))
 
