@@ -23,6 +23,15 @@ def ms(x: float) -> str:
     return f"{x * 1e3:.3g}" if x < 10 else f"{x * 1e3:.0f}"
 
 
+def share_text(share: dict[str, Any] | None) -> str:
+    if not share:
+        return ""
+    return (f" With `-X importtime`: wdlib's own share {share['own_median'] * 1e3:.0f} ms beyond NumPy's "
+            f"{share['numpy_median'] * 1e3:.0f} ms (medians of {share['n']}). The whole `wdlib train` CLI "
+            f"process (NumPy, d2l): {share['cli_train_process'] * 1e3:.0f} ms, of which "
+            f"{share['bare_interpreter'] * 1e3:.0f} ms an interpreter that starts and exits.")
+
+
 def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """The Markdown report and the list of targets (met or not)."""
     lines: list[str] = []
@@ -31,8 +40,8 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
               f"NumPy {m['numpy']}; {m['date']}; load average at start {m['load_average_at_start']:.2f}. "
               f"Medians of {results['repeats']} interleaved repeats (q1-q3 in brackets), ms; the targets' "
               "ratios are medians of the per-round ratios (both cases timed in the same round).", ""]
-    lines += ["| backend | run | fused | eager | book-style by hand | hand autograd, no loader | C loop |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| backend | run | fused | whole `wdlib.train` | eager | book-style by hand | "
+              "hand autograd, no loader | C loop |", "|---|---|---|---|---|---|---|---|"]
     targets: list[dict[str, Any]] = []
 
     def cell(runs: dict, key: str) -> str:
@@ -46,10 +55,13 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         runs = r["runs"]
         for preset in ("d2l", "gluonbook"):
             lines.append(f"| {name} {r['version']} | {preset} | {cell(runs, preset + '/fused')} | "
+                         f"{cell(runs, preset + '/train')} | "
                          f"{cell(runs, preset + '/eager')} | {cell(runs, preset + '/book')} | "
                          f"{cell(runs, preset + '/hand-autograd')} | {cell(runs, preset + '/C')} |")
     lines += ["", "Book-style baselines: " + "; ".join(f"{k}: {v}" for k, v in BOOK.items() if k in by)
-              + ". JAX's 'hand' column: the same loop with an unjitted `jax.grad` (gluonbook only).", ""]
+              + ". JAX's 'hand' column: the same loop with an unjitted `jax.grad` (gluonbook only). "
+              "fused: `wdlib.fit` on the fast path (plan, loop, record); whole `wdlib.train`: the public "
+              "call with its config and data.", ""]
 
     def med(name: str, key: str) -> float:
         return by[name]["runs"][key]["median"]
@@ -61,9 +73,13 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         ok = value <= bound if better == "<=" else value >= bound
         targets.append({"target": what, "value": value, "bound": bound, "met": ok})
 
-    if "jax" in by and "d2l/C" in by["jax"]["runs"]:
-        target("JAX fused d2l / C loop (same process)",
-               ratio("jax", "d2l/fused", "d2l/C"), 5, "<=")
+    for name in by:
+        if "d2l/train" in by[name]["runs"]:
+            target(f"{name}: whole wdlib.train / fused loop, d2l", ratio(name, "d2l/train", "d2l/fused"), 1.5,
+                   "<=")
+    for name in by:
+        if "d2l/C" in by[name]["runs"]:
+            target(f"{name}: fused d2l / C loop (same process)", ratio(name, "d2l/fused", "d2l/C"), 2, "<=")
     if "torch" in by:
         target("PyTorch fused d2l, ms", med("torch", "d2l/fused") * 1e3, 5, "<=")
         target("PyTorch eager / fused, d2l", ratio("torch", "d2l/eager", "d2l/fused"), 15, ">=")
@@ -78,7 +94,7 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     for name, r in by.items():
         s = r["sweep64"]
         target(f"{name}: 64-λ sweep, one-at-a-time / vectorized",
-               paired(s["one-at-a-time"], s["vectorized"]), 15, ">=")
+               paired(s["one-at-a-time"], s["vectorized"]), 20, ">=")
     for name in by:
         for preset in ("d2l", "gluonbook"):
             target(f"{name} {preset}: wdlib eager / book-style loop",
@@ -90,20 +106,29 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         large = f"{g['backend']} ({g.get('path', '-')}) large problem"
         if "fraction_of_c" in g:
             target(f"{large}: GB/s per epoch / the C epoch's on two threads", g["fraction_of_c"], 0.8, ">=")
-            target(f"{large}: GB/s per epoch / a sequential read of X", g["fraction_of_sequential_read"], 0.4,
-                   ">=")
+            target(f"{large}: GB/s per epoch / a sequential read of X", g["fraction_of_sequential_read"],
+                   0.5 if g["backend"] == "torch" else 0.4, ">=")
         if "peak_rss_over_X" in g:
             target(f"{large}: peak RSS / X", g["peak_rss_over_X"], 1.5, "<=")
     imp = results["import"]
     target("import wdlib, ms (frameworks imported: " + (", ".join(imp["frameworks_imported"]) or "none")
            + ")", imp["median"] * 1e3, 150, "<=")
+    share = results.get("import_share")
+    if share:
+        target("import wdlib: wdlib's own share beyond NumPy's (-X importtime), ms",
+               share["own_median"] * 1e3, 40, "<=")
 
-    lines += ["64-λ sweep (d2l, float32), ms:", "",
-              "| backend | vectorized | 64 one-at-a-time (fast path) | ratio |", "|---|---|---|---|"]
+    lines += ["64-λ sweep (d2l, float32), ms: the fast path's calls (`fused_fit_lambdas` vs 64 `fused_fit`) "
+              "and the public ones (`wdlib.train_lambdas` vs 64 `wdlib.train`):", "",
+              "| backend | vectorized | 64 one-at-a-time (fast path) | ratio | `train_lambdas` | "
+              "64 `train` calls | ratio |", "|---|---|---|---|---|---|---|"]
     for name, r in by.items():
         s = r["sweep64"]
+        public = (f"{ms(s['train_lambdas']['median'])} | {ms(s['64 train calls']['median'])} | "
+                  f"{paired(s['64 train calls'], s['train_lambdas']):.1f}x" if "train_lambdas" in s
+                  else "- | - | -")
         lines.append(f"| {name} | {ms(s['vectorized']['median'])} | {ms(s['one-at-a-time']['median'])} | "
-                     f"{paired(s['one-at-a-time'], s['vectorized']):.1f}x |")
+                     f"{paired(s['one-at-a-time'], s['vectorized']):.1f}x | {public} |")
     keys = list(next(iter(by.values()))["scaling"])
     lines += ["", "Fast path scaling (batch 5, 5 epochs, whole fused_fit incl. setup), ms:", "",
               "| backend | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
@@ -134,7 +159,8 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     lines += ["", f"`import wdlib`: {imp['median'] * 1e3:.0f} ms median of {imp['n']} fresh interpreters "
               f"with bytecode caches ({imp['median_without_bytecode_cache'] * 1e3:.0f} ms without: "
               "PYTHONDONTWRITEBYTECODE); frameworks imported: "
-              f"{', '.join(imp['frameworks_imported']) or 'none'}.", "",
+              f"{', '.join(imp['frameworks_imported']) or 'none'}." + share_text(results.get("import_share")),
+              "",
               "| target | measured | bound | met |", "|---|---|---|---|"]
     for t in targets:
         met = "yes" if t["met"] else "**no**"

@@ -14,7 +14,10 @@ quartiles of:
   (NumPy on its compiled kernel, NumPy as without numba, PyTorch): GB/s of X streamed per epoch
   against C epochs on one and two threads and a sequential read of X, and peak RSS against the data
   size;
-- ``import wdlib`` time, in fresh interpreters.
+- the whole public calls next to those loops: ``wdlib.train`` of each run, ``wdlib.train_lambdas``
+  of the 64 λ and 64 ``wdlib.train`` calls;
+- ``import wdlib`` time, in fresh interpreters, and wdlib's own share of it (``-X importtime``), and
+  the whole ``wdlib train`` CLI process.
 
 Ratios are computed from medians of the same process and run. Writes ``benchmarks/results.json``
 and ``benchmarks/results.md`` (the table the README shows; written by benchmarks/report.py).
@@ -169,6 +172,8 @@ def worker(backend: str, repeats: int, quick: bool) -> dict[str, Any]:
         for engine in ("fused", "eager"):
             c = config.replace(engine=engine)
             cases[f"{preset}/{engine}"] = lambda c=c, p=problem: wdlib.fit(impl, p, c)
+        # the whole public call a user times: config, data, fused run, record
+        cases[f"{preset}/train"] = lambda preset=preset: wdlib.train(backend, preset, lambd=3.0)
         cases[f"{preset}/book"] = book_loop(backend, problem, config)
         if backend in ("torch", "mxnet"):
             cases[f"{preset}/hand-autograd"] = book_loop(backend, problem, config, "hand")
@@ -193,6 +198,9 @@ def worker(backend: str, repeats: int, quick: bool) -> dict[str, Any]:
     sweep = {
         "vectorized": lambda: impl.fused_fit_lambdas(problem, config, lambdas),
         "one-at-a-time": lambda: [impl.fused_fit(problem, c) for c in configs],
+        # the public calls: one train_lambdas, and 64 train calls
+        "train_lambdas": lambda: wdlib.train_lambdas(backend, lambdas),
+        "64 train calls": lambda: [wdlib.train(backend, lambd=float(lam)) for lam in lambdas],
     }
     res["sweep64"] = measure(sweep, max(3, repeats // 2))
 
@@ -220,7 +228,7 @@ def large(backend: str, n: int, p: int, repeats: int = 3) -> dict[str, Any]:
     import dataclasses
 
     import wdlib
-    from wdlib import vectorized
+    from wdlib import fastpath, vectorized
 
     name, backend = backend, backend.removesuffix("-blas")  # numpy-blas: NumPy as if without numba
     impl = wdlib.get_backend(backend)
@@ -236,7 +244,8 @@ def large(backend: str, n: int, p: int, repeats: int = 3) -> dict[str, Any]:
 
         # numpy: its default for long runs, the kernel where numba is installed, for the 1-epoch run
         # too (whatever --large-n); numpy-blas: as without numba
-        fused.KERNEL_MIN_BYTES = float("inf") if name.endswith("-blas") else 0
+        fastpath.OPTIONS = fastpath.OPTIONS.replace(
+            kernel_min_bytes=float("inf") if name.endswith("-blas") else 0)
         if fused.large_ops(vectorized.make_plan(problem, config)) is not None:
             path = "compiled kernel (numba)"
     out: dict[str, Any] = {"backend": name, "path": path, "n": n, "p": p, "X_bytes": X.nbytes,
@@ -305,6 +314,34 @@ def import_time(repeats: int) -> dict[str, Any]:
             "frameworks_imported": sorted(frameworks)}
 
 
+def import_share(repeats: int) -> dict[str, Any]:
+    """wdlib's own share of ``import wdlib`` as ``python -X importtime`` reports it: the cumulative
+    time of ``wdlib`` minus that of ``numpy`` (imported by it), in fresh interpreters with bytecode
+    caches; and the whole ``wdlib train`` CLI process (NumPy backend, the chapter's d2l run) against
+    an interpreter that only starts and exits."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="wdlib-pycache-")
+    cli = [sys.executable, "-m", "wdlib", "train", "--backend", "numpy", "--lambd", "3"]
+    subprocess.run(cli, env=env, check=True, capture_output=True)  # write the caches
+    own, numpy, process, bare = [], [], [], []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import wdlib"], env=env,
+                             capture_output=True, text=True, check=True).stderr
+        cumulative = {}
+        for line in out.splitlines()[1:]:
+            _, cum, name = line.split("|")
+            cumulative.setdefault(name.strip(), int(cum) / 1e6)  # the first (outermost) import
+        own.append(cumulative["wdlib"] - cumulative["numpy"])
+        numpy.append(cumulative["numpy"])
+        for argv, ts in ((cli, process), ([sys.executable, "-c", "pass"], bare)):
+            start = time.perf_counter()
+            subprocess.run(argv, env=env, check=True, capture_output=True)
+            ts.append(time.perf_counter() - start)
+    return {"own_median": statistics.median(own), "numpy_median": statistics.median(numpy),
+            "cli_train_process": statistics.median(process), "bare_interpreter": statistics.median(bare),
+            "n": repeats}
+
+
 def available_memory() -> float | None:
     """Bytes of memory available to a new process (MemAvailable), None where /proc is missing."""
     try:
@@ -330,6 +367,21 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "numpy": np.__version__,
             "load_average_at_start": os.getloadavg()[0],
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+#: The line of results.md after which the hand-written notes (the tuning measurements) begin; a run
+#: rewrites the table above it and keeps the notes.
+KEEP_MARKER = "<!-- Everything below this line is kept by benchmarks/run.py when it rewrites this file. -->"
+
+
+def kept_section(path: Path) -> str:
+    """The part of an existing report from :data:`KEEP_MARKER` on ("" if none)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    start = text.find(KEEP_MARKER)
+    return "" if start < 0 else "\n" + text[start:]
 
 
 def main() -> None:
@@ -380,10 +432,11 @@ def main() -> None:
             results["large"].append(json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0
                                     else {"backend": name, "error": error})
     results["import"] = import_time(max(5, args.repeats))
+    results["import_share"] = import_share(max(5, args.repeats))
     report, results["targets"] = summarize(results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out + ".json", json.dumps(results, indent=1) + "\n")
-    write_text(args.out + ".md", report)
+    write_text(args.out + ".md", report + kept_section(Path(args.out + ".md")))
     print(report)
 
 

@@ -110,3 +110,37 @@ def test_each_first_party_backend_runs_or_says_how_to_install() -> None:
         else:
             with pytest.raises(wdlib.BackendNotInstalledError, match="pip install"):
                 wdlib.train(info.name)
+
+
+def test_entry_points_are_read_once_until_a_backend_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discovery reads the installed distributions' metadata once per process (it cost more than a
+    fused run of the chapter on every call); registering a backend makes the next lookup read it again."""
+    from importlib import metadata
+
+    from wdlib import backend as registry
+
+    reads = []
+    real = metadata.entry_points
+
+    def counted(**kw: object) -> object:
+        reads.append(kw)
+        return real(**kw)
+
+    monkeypatch.setattr(metadata, "entry_points", counted)
+    registry._forget_entry_points()
+    for _ in range(3):
+        assert wdlib.backend_class("numpy") is NumpyBackend
+        wdlib.backends()
+    assert len(reads) == 1
+
+    class Mirror(NumpyBackend):
+        name = "mirror"
+
+    with wdlib.temporary_backend(Mirror):
+        assert wdlib.backend_class("numpy") is NumpyBackend
+        assert wdlib.backend_class("mirror") is Mirror
+    assert len(reads) == 2
+    wdlib.backend_class("numpy")
+    assert len(reads) == 3  # leaving the block forgot them too
+    with pytest.raises(wdlib.UnknownBackendError):
+        wdlib.backend_class("mirror")

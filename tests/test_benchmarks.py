@@ -23,13 +23,38 @@ def test_quick_benchmark_writes_its_report(tmp_path: Path) -> None:
     results = json.loads(out.with_suffix(".json").read_text())
     (numpy_result,) = results["backends"]
     assert numpy_result["backend"] == "numpy"
-    assert {"d2l/fused", "d2l/eager", "d2l/book", "gluonbook/fused"} <= set(numpy_result["runs"])
+    assert {"d2l/fused", "d2l/train", "d2l/eager", "d2l/book", "gluonbook/fused", "gluonbook/train"} <= set(
+        numpy_result["runs"])
     assert all(r["median"] > 0 for r in numpy_result["runs"].values())
+    # the public calls next to the fast path's: train_lambdas and 64 train calls
+    assert set(numpy_result["sweep64"]) == {"vectorized", "one-at-a-time", "train_lambdas", "64 train calls"}
+    share = results["import_share"]
+    assert 0 < share["own_median"] < share["own_median"] + share["numpy_median"]
+    assert share["cli_train_process"] > share["bare_interpreter"] > 0
     assert {"d2l/book", "gluonbook/book"} <= set(numpy_result["checks"])
     assert max(numpy_result["checks"].values()) < 1e-4  # float32 runs: rounding apart
     assert results["import"]["frameworks_imported"] == []
     targets = {t["target"]: t for t in results["targets"]}
     assert "NumPy straightforward loop / fused, d2l" in targets
+    assert "numpy: whole wdlib.train / fused loop, d2l" in targets
+    assert targets["numpy: 64-λ sweep, one-at-a-time / vectorized"]["bound"] == 20
     assert all(isinstance(t["met"], bool) for t in targets.values())
     report = out.with_suffix(".md").read_text()
     assert "| target | measured | bound | met |" in report
+
+
+def test_report_keeps_its_hand_written_section(tmp_path: Path) -> None:
+    """A run rewrites the measured part of results.md and keeps the notes below the marker."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    path = tmp_path / "results.md"
+    assert run.kept_section(path) == ""  # no report yet
+    path.write_text("old table\n" + run.KEEP_MARKER + "\n## Tuning measurements\nnotes\n")
+    kept = run.kept_section(path)
+    assert kept.startswith("\n" + run.KEEP_MARKER) and kept.endswith("notes\n") and "old table" not in kept
+    repo_report = (SCRIPT.parent / "results.md").read_text()
+    assert run.KEEP_MARKER in repo_report and "## Tuning measurements" in repo_report
+

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import wdlib
-from wdlib import large, vectorized
+from wdlib import fastpath, large, vectorized
 
 TOL = {"float64": (1e-12, 1e-9), "float32": (1e-4, 2e-2)}
 SETTINGS = [
@@ -38,13 +38,18 @@ def assert_runs_close(a: wdlib.Run, b: wdlib.Run, dtype: str) -> None:
         np.testing.assert_allclose(a.params[name], b.params[name], rtol=tol, atol=atol, err_msg=name)
 
 
+def set_options(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
+    """The fast-path options (wdlib.fastpath.OPTIONS) changed for one test."""
+    monkeypatch.setattr(fastpath, "OPTIONS", fastpath.OPTIONS.replace(**changes))
+
+
 def use_loop(loop: str, config: wdlib.Config, monkeypatch: pytest.MonkeyPatch) -> None:
     """Small one-column runs train with one matrix per minibatch ("step_matrices"); "minibatch"
     turns that off, so the two products and update per minibatch of every other run are tested too."""
     if loop == "minibatch":
-        monkeypatch.setattr(vectorized, "STEP_MATRIX_MAX_Q", 0)
+        set_options(monkeypatch, step_matrix_max_q=0)
     plan = vectorized.make_plan(wdlib.make_problem(config), config)
-    assert (plan.step_matrices() is not None) == (loop == "step_matrices")
+    assert plan.strategy == {"step_matrices": "step_matrices", "minibatch": "minibatches"}[loop]
 
 
 @pytest.mark.parametrize("loop", ["step_matrices", "minibatch"])
@@ -89,9 +94,10 @@ def test_short_last_batch(backend: str, loop: str, monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize(("preset", "dtype"), [("d2l", "float64"), ("gluonbook", "float32")])
 def test_primal_form(backend: str, preset: str, dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The chapter's sizes use the dual form (20 examples < 200 features); the primal one as well."""
-    monkeypatch.setattr(vectorized, "DUAL_RATIO", 0)
+    set_options(monkeypatch, dual_ratio=0)
     problem = wdlib.make_problem(wdlib.make_config(preset))
-    assert vectorized.make_plan(problem, wdlib.make_config(preset)).basis is None
+    plan = vectorized.make_plan(problem, wdlib.make_config(preset))
+    assert plan.layout == "primal" and plan.basis is None
     for setting in SETTINGS:
         eager = wdlib.train(backend, preset, engine="eager", dtype=dtype, **setting)
         fused = wdlib.train(backend, preset, engine="fused", dtype=dtype, **setting)
@@ -101,7 +107,7 @@ def test_primal_form(backend: str, preset: str, dtype: str, monkeypatch: pytest.
 def test_large_data_code_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Primal form, minibatches gathered block by block (2 rows: 3 blocks per minibatch)."""
     large_data_path(monkeypatch)
-    monkeypatch.setattr(vectorized, "EVAL_CHUNK_BYTES", 3 * 8 * (202 + 20 + 100))  # 3 epochs a chunk
+    set_options(monkeypatch, eval_chunk_bytes=3 * 8 * (202 + 20 + 100))  # 3 epochs a chunk
     for dtype in ("float64", "float32"):
         kw = {"lambd": 3.0, "dtype": dtype, "num_epochs": 10, "decay_bias": True}
         eager = wdlib.train(backend, engine="eager", **kw)
@@ -112,11 +118,11 @@ def test_large_data_code_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.parametrize("name", [b for b in ("numpy", "torch") if b in wdlib.installed_backends()])
 def test_large_data_path_never_copies_x(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """NumPy and PyTorch train large data on the problem's own X: no [X, 1, -y] copy is made."""
-    monkeypatch.setattr(vectorized, "GATHER_BYTES", 0)
-    monkeypatch.setattr(vectorized, "DUAL_RATIO", 0)
+    set_options(monkeypatch, gather_bytes=0, dual_ratio=0)
     config = wdlib.make_config(backend=name, lambd=3.0, num_epochs=3)
     problem = wdlib.make_problem(config)
     plan = vectorized.make_plan(problem, config)
+    assert (plan.layout, plan.strategy) == ("primal", "blocks")
     assert plan.X_train is problem.X_train and plan.U_train is None
     train, test, params = wdlib.get_backend(name).fit_plan(plan)
     assert "Z_train" not in vars(plan)  # the lazily made augmented copy was never asked for
@@ -129,9 +135,7 @@ def test_large_data_path_never_copies_x(name: str, monkeypatch: pytest.MonkeyPat
 
 def large_data_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Send the chapter's small runs down the large-data path (primal form, minibatches in blocks)."""
-    monkeypatch.setattr(vectorized, "GATHER_BYTES", 0)
-    monkeypatch.setattr(vectorized, "DUAL_RATIO", 0)
-    monkeypatch.setattr(vectorized, "BLOCK_BYTES", 2 * 8 * 202)
+    set_options(monkeypatch, gather_bytes=0, dual_ratio=0, block_bytes=2 * 8 * 202)
 
 
 def kernel_module() -> Any:
@@ -147,9 +151,7 @@ def compiled_kernel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The NumPy backend's large-data runs on its compiled kernel (numba), whatever their size (the
     tests' runs are far below KERNEL_MIN_BYTES). Returns a list counting the kernel's calls."""
     kernel = kernel_module()
-    from wdlib_numpy import fused
-
-    monkeypatch.setattr(fused, "KERNEL_MIN_BYTES", 0)
+    set_options(monkeypatch, kernel_min_bytes=0)
     calls = []
     original = kernel.KernelOps.minibatch
 
@@ -231,10 +233,12 @@ def test_numpy_compiled_kernel_only_where_it_pays(monkeypatch: pytest.MonkeyPatc
     config = wdlib.make_config(lambd=3.0, num_epochs=4)
     problem = wdlib.make_problem(config)
     plan = vectorized.make_plan(problem, config)
-    sweep = vectorized.make_plan(problem, config, lambdas=[0.0, 3.0])
     assert fused.large_ops(plan) is None  # 4 epochs of a 16 KB X (float32)
-    monkeypatch.setattr(fused, "KERNEL_MIN_BYTES", 4 * plan.X_train.nbytes)
-    assert fused.large_ops(sweep) is None
+    set_options(monkeypatch, kernel_min_bytes=4 * plan.X_train.nbytes)
+    assert fused.large_ops(plan) is None  # a plan keeps the options it was made with
+    plan = vectorized.make_plan(problem, config)
+    assert plan.options.kernel_min_bytes == 4 * plan.X_train.nbytes
+    assert fused.large_ops(vectorized.make_plan(problem, config, lambdas=[0.0, 3.0])) is None
     three = config.replace(num_epochs=3)
     assert fused.large_ops(vectorized.make_plan(wdlib.make_problem(three), three)) is None
     if importlib.util.find_spec("numba") is not None:
@@ -256,7 +260,7 @@ def test_large_data_path_same_bits_on_any_number_of_threads(path: str,
     assert large.split_rows(5, 2, large.SLOTS) == [(0, 4), (4, 5)]  # the chapter's 5 rows in 2-row blocks
     runs = {}
     for threads in (1, 2):
-        monkeypatch.setattr(large, "THREADS", threads)
+        set_options(monkeypatch, large_threads=threads)
         runs[threads] = wdlib.train(name, engine="fused", **kw)
     assert np.array_equal(runs[1].params["w"], runs[2].params["w"])
     assert np.array_equal(runs[1].test_loss, runs[2].test_loss)
@@ -310,10 +314,10 @@ def test_jax_compiles_once_per_shape() -> None:
     from wdlib_jax.fused import compiled
 
     wdlib.train("jax", lambd=0.0, num_epochs=3)
-    size = compiled()._cache_size()
+    size = compiled(False)._cache_size()
     for lambd, lr in ((3.0, 0.003), (7.5, 0.001), (0.25, 0.01)):
         wdlib.train("jax", lambd=lambd, lr=lr, num_epochs=3)
-    assert compiled()._cache_size() == size  # λ and lr are traced: no recompilation
+    assert compiled(False)._cache_size() == size  # λ and lr are traced: no recompilation
     wdlib.train("jax", lambd=3.0, num_epochs=3, dtype="float64")
     import jax
     import jax.numpy as jnp

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fused import assert_runs_close, large_data_path
+from test_fused import assert_runs_close, large_data_path, set_options
 
 import wdlib
-from wdlib import vectorized
+from wdlib import fastpath, vectorized
 from wdlib_numpy import NumpyBackend
 
 LAMBDAS = [0.0, 0.5, 3.0, 10.0]
@@ -45,16 +45,15 @@ def test_jax_products_as_loops_or_dots(fused_product_max: int, monkeypatch: pyte
     form trains every λ as the eager one-at-a-time runs do."""
     from wdlib_jax import fused
 
-    monkeypatch.setattr(fused, "FUSED_PRODUCT_MAX", fused_product_max)
-    fused.compiled.cache_clear()  # the form is chosen when the function is traced
-    try:
-        for dtype in ("float64", "float32"):
-            runs = wdlib.train_lambdas("jax", LAMBDAS, seed=4, dtype=dtype)
-            for lambd, run in zip(LAMBDAS, runs, strict=True):
-                assert_runs_close(run, wdlib.train("numpy", lambd=lambd, seed=4, dtype=dtype, engine="eager"),
-                                  dtype)
-    finally:
-        fused.compiled.cache_clear()
+    set_options(monkeypatch, fused_product_max=fused_product_max)
+    loops = fused_product_max > 0  # the chapter's 5 x 23 x 4 products are below 2**15
+    for dtype in ("float64", "float32"):
+        fused.compiled.cache_clear()  # fresh jitted functions, to see which one runs
+        runs = wdlib.train_lambdas("jax", LAMBDAS, seed=4, dtype=dtype)
+        assert (fused.compiled(loops)._cache_size(), fused.compiled(not loops)._cache_size()) == (1, 0)
+        for lambd, run in zip(LAMBDAS, runs, strict=True):
+            assert_runs_close(run, wdlib.train("numpy", lambd=lambd, seed=4, dtype=dtype, engine="eager"),
+                              dtype)
 
 
 def test_contract(backend: str) -> None:
@@ -129,3 +128,34 @@ def test_loss_rows_keep_every_residual_norm() -> None:
     via_r = np.linalg.norm(plan.loss_rows(Z32) @ theta)
     assert abs(via_r - exact) <= 4 * max(abs(direct - exact), 1e-6 * exact)
     assert plan.loss_rows(plan.Z_train) is plan.Z_train  # 20 rows, 23 columns: kept as is
+
+
+def test_plan_names_its_layout_and_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """make_plan's choices, as explicit fields: the chapter (20 examples, 200 features) in the dual
+    layout, one λ with step matrices, several with minibatches; more data than gather_bytes: blocks."""
+    from test_fused import set_options
+
+    config = wdlib.make_config(lambd=3.0)
+    problem = wdlib.make_problem(config)
+    plan = vectorized.make_plan(problem, config)
+    assert (plan.layout, plan.strategy, plan.q) == ("dual", "step_matrices", 23)
+    assert plan.step_matrices().shape == (100, 4, 23, 23)
+    sweep = vectorized.make_plan(problem, config, [0.0, 3.0])
+    assert (sweep.layout, sweep.strategy, sweep.k) == ("dual", "minibatches", 2)
+    set_options(monkeypatch, dual_ratio=0)
+    assert vectorized.make_plan(problem, config).layout == "primal"
+    assert vectorized.make_plan(problem, config).strategy == "minibatches"  # q = 202 > step_matrix_max_q
+    set_options(monkeypatch, gather_bytes=2 * 20 * 202 * 4 - 1)  # one byte short of the chapter's Z and U
+    plan = vectorized.make_plan(problem, config)
+    assert (plan.layout, plan.strategy, plan.U_train) == ("primal", "blocks", None)
+    assert plan.options is fastpath.OPTIONS
+    assert set(vectorized.LAYOUTS) == {"primal", "dual"}
+    assert set(vectorized.STRATEGIES) == {"step_matrices", "minibatches", "blocks"}
+
+
+def test_vectorized_short_last_batch(backend: str) -> None:
+    """A λ sweep whose last minibatch is short (23 = 4 x 5 + 3): it decays less, in every column."""
+    kw = {"n_train": 23, "batch_size": 5, "num_epochs": 30, "dtype": "float64", "seed": 5}
+    runs = wdlib.train_lambdas(backend, LAMBDAS, **kw)
+    for lambd, run in zip(LAMBDAS, runs, strict=True):
+        assert_runs_close(run, wdlib.train("numpy", lambd=lambd, engine="eager", **kw), "float64")

@@ -15,15 +15,17 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from . import vectorized
 from .config import Config
 from .data import Problem
 from .errors import BackendLoadError, BackendNotInstalledError, ConfigError, UnknownBackendError
 from .model import Array, Objective, Params
+
+if TYPE_CHECKING:  # imported by the fast-path methods when first used, not by `import wdlib`
+    from . import vectorized
 
 ENTRY_POINT_GROUP = "wdlib.backends"
 
@@ -153,12 +155,16 @@ class Backend(ABC):
 
     def supports_fused(self, config: Config) -> bool:
         """Whether :meth:`fused_fit` runs ``config`` with the eager loop's numbers (within rounding)."""
+        from . import vectorized
+
         return type(self).fit_plan is not Backend.fit_plan and vectorized.supports(config)
 
     def fused_fit(
         self, problem: Problem, config: Config
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """The whole run in one call: (train_loss, test_loss, final params) as NumPy arrays."""
+        from . import vectorized
+
         with self.context(config.dtype):
             return vectorized.single(self.fit_plan(vectorized.make_plan(problem, config)))
 
@@ -166,6 +172,8 @@ class Backend(ABC):
         self, problem: Problem, config: Config, lambdas: Sequence[float]
     ) -> vectorized.Result:
         """Every lambda at once, as the columns of one run (see :func:`wdlib.train_lambdas`)."""
+        from . import vectorized
+
         with self.context(config.dtype):
             return self.fit_plan(vectorized.make_plan(problem, config, lambdas))
 
@@ -190,25 +198,44 @@ _lock = threading.Lock()
 
 
 def register_backend(cls: type[Backend]) -> type[Backend]:
-    """Register a backend class at run time (plugins normally use the entry point instead)."""
+    """Register a backend class at run time (plugins normally use the entry point instead). Also
+    forgets the entry points read so far, so a plugin installed since is found on the next lookup."""
     _registered[cls.name] = cls
     _loaded.pop(cls.name, None)
+    _forget_entry_points()
     return cls
 
 
+@functools.cache
 def _entry_points() -> dict[str, Any]:
+    """The ``wdlib.backends`` entry points, read once per process: importlib.metadata reads every
+    installed distribution's metadata on each call, which cost more than a whole fused run of the
+    chapter (see benchmarks/results.md). :func:`register_backend` and :func:`temporary_backend`
+    forget them."""
     from importlib import metadata
 
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+#: Classes loaded from entry points, by name (kept with the entry points they came from).
+_plugin_classes: dict[str, type[Backend]] = {}
+
+
+def _forget_entry_points() -> None:
+    _entry_points.cache_clear()
+    _plugin_classes.clear()
 
 
 def backend_class(name: str) -> type[Backend]:
     """The class of backend ``name``, without importing its framework."""
     if name in _registered:
         return _registered[name]
+    if name in _plugin_classes:
+        return _plugin_classes[name]
     found = _entry_points()
     if name in found:
-        return found[name].load()
+        cls = _plugin_classes[name] = found[name].load()
+        return cls
     if name in KNOWN_PLUGINS:
         raise BackendNotInstalledError(
             f"backend {name!r}: its plugin is not installed; install it with: {KNOWN_PLUGINS[name]}"
@@ -284,5 +311,6 @@ def temporary_backend(cls: type[Backend]) -> Iterator[type[Backend]]:
     finally:
         _registered.pop(cls.name, None)
         _loaded.pop(cls.name, None)
+        _forget_entry_points()
         if previous is not None:
             register_backend(previous)

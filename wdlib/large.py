@@ -1,41 +1,42 @@
-"""The fast path on large data, for NumPy and (through :class:`LargeOps`) any framework.
+"""The "blocks" strategy of the fast path (large data), for NumPy and, through :class:`LargeOps`,
+any framework.
 
-Large means more than :data:`wdlib.vectorized.GATHER_BYTES` of training data: the primal form of
+Large means more than ``options.gather_bytes`` of training data: the primal form of
 :mod:`wdlib.vectorized` on X itself, never copied, each minibatch in cache-sized blocks of rows, X
-read from memory once per epoch with the evaluation included (see :func:`fit_large`).
+read from memory once per epoch with the evaluation included (see :class:`BlockKernels`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from .vectorized import Plan, Recorder, Result
+from . import fastpath
+from .fastpath import Kernels
+from .vectorized import Plan, Result
 
 #: A large minibatch is split into this many parts (whole blocks each), each with its own buffer and
-#: partial gradient, summed in a fixed order: the numbers never depend on how many threads ran them.
+#: partial gradient, summed in a fixed order: the numbers never depend on how many threads ran them
+#: (``options.large_threads``). Not a tuning constant: another value gives other bits.
 SLOTS = 2
-#: Threads working on the parts at once (the gather is memory-latency bound, so two cores reading two
-#: rows at a time go ~1.6x faster than one: measured 15-16.5 vs 9.2-10 GB/s on a 2-core machine).
-THREADS = min(SLOTS, os.cpu_count() or 1)
 
 
 class LargeOps:
-    """The handful of array operations :func:`fit_large` needs, here for NumPy; a backend with a
+    """The handful of array operations :class:`BlockKernels` needs, here for NumPy; a backend with a
     large-data path subclasses this for its framework (arrays must support slicing, in-place
     ``+= -= *=`` and ``.sum(axis=0)``, as NumPy arrays and PyTorch tensors do)."""
 
     def context(self) -> contextlib.AbstractContextManager[Any]:
         """Entered around the run: NumPy quiet about overflow (divergence is recorded), BLAS on one
-        thread (see :func:`one_blas_thread`)."""
+        thread (:func:`wdlib.fastpath.one_blas_thread`)."""
         stack = contextlib.ExitStack()
         stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
-        stack.enter_context(one_blas_thread())
+        stack.enter_context(fastpath.one_blas_thread())
         return stack
 
     def thread_init(self) -> None:
@@ -91,81 +92,112 @@ class LargeOps:
             G += self.matmul(Xb.T, rb, Gb)
 
 
-def fit_large(plan: Plan, ops: LargeOps | None = None) -> Result:
-    """The fast path on large data (NumPy by default, any framework through ``ops``): X is read from
-    memory once per epoch, evaluation included.
+class BlockKernels(Kernels):
+    """The "blocks" strategy (large data) as :mod:`wdlib.fastpath` kernels, in the array operations of
+    ``ops`` (NumPy's by default): X is read from memory once per epoch, evaluation included.
 
     Works on ``X`` itself (no ``[X, 1, -y]`` copy). Each minibatch goes in blocks of rows of about
-    BLOCK_BYTES: a block is gathered once into a buffer that stays in cache and used there for every
-    product: its residuals ``X_b w + b - y_b``, its part of ``X_B^T r``, and ``X_b w_prev`` with the
-    previous epoch's weights. Every row is visited once per epoch, so the pass that trains epoch e
-    also gives the training loss of epoch e - 1 (one last pass gives that of the final weights). A
-    pass runs at the speed of a copy of X's rows in random order (benchmarks/run.py measures it
-    against a C loop); ``ops`` whose :meth:`LargeOps.minibatch` reads the rows in place, as the NumPy
-    backend's compiled kernel does (:mod:`wdlib_numpy.kernel`), save that copy.
+    ``options.block_bytes``: a block is gathered once into a buffer that stays in cache and used there
+    for every product: its residuals ``X_b w + b - y_b``, its part of ``X_B^T r``, and ``X_b w_prev``
+    with the previous epoch's weights. Every row is visited once per epoch, so the pass that trains
+    epoch e also gives the training loss of epoch e - 1 (``lagged_train_loss``; one last pass gives
+    that of the final weights). ``ops`` whose :meth:`LargeOps.minibatch` reads the rows in place, as
+    the NumPy backend's compiled kernel does (:mod:`wdlib_numpy.kernel`), save the copy.
 
     A minibatch is split into :data:`SLOTS` parts of whole blocks (``ops.part_rows``), run on
-    :data:`THREADS` threads at once (each part's gradient in its own buffer, the parts summed in a
-    fixed order, so the bits do not depend on the thread count).
+    ``options.large_threads`` threads at once (each part's gradient in its own buffer, the parts
+    summed in a fixed order, so the bits do not depend on the thread count).
     """
-    ops = ops or LargeOps()
-    (n, p), k, E, bs = plan.X_train.shape, plan.k, plan.num_epochs, plan.batch_size
-    X, y, X_test, y_test, orders = (ops.asarray(a) for a in (plan.X_train, plan.y_train, plan.X_test,
-                                                              plan.y_test, plan.batch_order))
-    theta = ops.asarray(np.ascontiguousarray(np.repeat(plan.theta0, k, axis=1)))
-    w, b, rows = theta[:p], theta[p], theta[: plan.decayed_rows]
-    prev = ops.copy(theta)  # the weights at the end of the previous epoch
-    w_prev, b_prev = prev[:p], prev[p]
-    block = min(bs, plan.block_rows())
-    slots = [(ops.empty((block, p), X), ops.empty((p, k), X), ops.empty((p, k), X)) for _ in range(SLOTS)]
-    G = slots[0][1]
-    parts = {t - s: split_rows(t - s, ops.part_rows(block), SLOTS) for s, t in plan.bounds()}
-    R = ops.empty((bs, k), X)
-    offset = ops.empty((bs, k), X)  # b - y_b of the minibatch
-    y_epoch = ops.empty(tuple(y.shape), y)
-    previous = ops.empty((n, k), X)  # the previous weights' residuals, in the epoch's row order
-    decay = {t - s: ops.asarray(plan.decay(t - s).astype(plan.X_train.dtype)) for s, t in plan.bounds()}
-    step = plan.X_train.dtype.type(plan.step)
-    rec = Recorder(plan)
-    pending: tuple[np.ndarray, np.ndarray] | None = None  # (test loss, snapshot) of epoch e - 1
 
-    def losses(X: Any, y: Any) -> np.ndarray:
+    lagged_train_loss = True
+
+    def __init__(self, plan: Plan, ops: LargeOps | None = None) -> None:
+        super().__init__(plan)
+        self.chunk = 1  # one pass over X per epoch
+        self.ops = ops = ops or LargeOps()
+        (n, p), k, bs = plan.X_train.shape, plan.k, plan.batch_size
+        self.X, self.y, self.X_test, self.y_test, self.orders = (
+            ops.asarray(a) for a in (plan.X_train, plan.y_train, plan.X_test, plan.y_test, plan.batch_order))
+        self.theta = theta = ops.asarray(np.ascontiguousarray(np.repeat(plan.theta0, k, axis=1)))
+        self.w, self.b, self.rows = theta[:p], theta[p], theta[: plan.decayed_rows]
+        self.prev = prev = ops.copy(theta)  # the weights at the end of the previous epoch
+        self.w_prev, self.b_prev = prev[:p], prev[p]
+        block = min(bs, plan.block_rows())
+        X = self.X
+        self.slots = [(ops.empty((block, p), X), ops.empty((p, k), X), ops.empty((p, k), X))
+                      for _ in range(SLOTS)]
+        self.parts = {t - s: split_rows(t - s, ops.part_rows(block), SLOTS) for s, t in plan.bounds()}
+        self.R = ops.empty((bs, k), X)
+        self.offset = ops.empty((bs, k), X)  # b - y_b of the minibatch
+        self.y_epoch = ops.empty(tuple(self.y.shape), self.y)
+        self.previous = ops.empty((n, k), X)  # the previous weights' residuals, in the epoch's row order
+        dt = plan.X_train.dtype
+        self.decay = {t - s: ops.asarray(plan.decay(t - s).astype(dt)) for s, t in plan.bounds()}
+        self.step = dt.type(plan.step)
+        self.pool: ThreadPoolExecutor | None = None
+        self.lagged: np.ndarray | None = None  # the training loss of the epoch before the last pass
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        threads = min(SLOTS, self.plan.options.large_threads)
+        with self.ops.context(), _threads(threads, self.ops.thread_init) as pool:
+            self.pool = pool
+            yield
+
+    def train(self, e0: int, e1: int) -> np.ndarray:
+        """One epoch's pass (``e1 == e0 + 1``): trains it and measures the previous epoch's training
+        loss from the residuals of its weights."""
+        ops, plan, G = self.ops, self.plan, self.slots[0][1]
+        order = self.orders[e0]
+        ops.take_rows(self.y, order, self.y_epoch)
+        for s, t in plan.bounds():
+            r = self.R[: t - s]
+            ops.subtract(self.b, self.y_epoch[s:t], self.offset[: t - s])
+            ranges = self.parts[t - s]
+            _run_all(self.pool, [functools.partial(self._part, order, i, s, a, z)
+                                 for i, (a, z) in enumerate(ranges)])
+            for i in range(1, len(ranges)):
+                G += self.slots[i][1]
+            if plan.penalized:
+                self.rows *= self.decay[t - s]
+            G *= self.step
+            self.w -= G
+            self.b -= r.sum(axis=0) * self.step
+        self.lagged = None
+        if e0 > 0:
+            self.previous += self.b_prev
+            self.previous -= self.y_epoch
+            self.lagged = ops.mean_square(self.previous)[None]
+        snap = ops.to_numpy(self.theta).copy()[None]
+        self.prev[:] = self.theta
+        return snap
+
+    def _part(self, order: Any, i: int, s: int, a: int, z: int) -> None:
+        """Rows ``a .. z`` of the minibatch starting at ``s``, into slot ``i``."""
+        Xbuf, G_i, Gb_i = self.slots[i]
+        self.ops.minibatch(self.X, order[s + a : s + z], Xbuf, self.w, self.w_prev, self.offset[a:z],
+                           self.R[a:z], self.previous[s + a : s + z], G_i, Gb_i)
+
+    def losses(self, snaps: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        return self.lagged, self._losses(self.X_test, self.y_test)
+
+    def final_train_loss(self) -> np.ndarray:
+        return self._losses(self.X, self.y)
+
+    def _losses(self, X: Any, y: Any) -> np.ndarray:
+        """(1, k): the current weights' loss on (X, y), a whole pass over X on the threads."""
+        ops, k = self.ops, self.plan.k
         R = ops.empty((X.shape[0], k), X)
-        _run_all(pool, [functools.partial(ops.matmul, X[a:z], w, R[a:z])  # a whole pass over X: threads
-                        for a, z in split_rows(X.shape[0], 1, SLOTS)])
-        R += b
+        _run_all(self.pool, [functools.partial(ops.matmul, X[a:z], self.w, R[a:z])
+                             for a, z in split_rows(X.shape[0], 1, SLOTS)])
+        R += self.b
         R -= y
         return ops.mean_square(R)[None]
 
-    def part(i: int, s: int, a: int, z: int) -> None:  # rows a..z of the minibatch starting at s
-        Xbuf, G_i, Gb_i = slots[i]
-        ops.minibatch(X, order[s + a : s + z], Xbuf, w, w_prev, offset[a:z], R[a:z], previous[s + a : s + z],
-                      G_i, Gb_i)
 
-    with ops.context(), _threads(THREADS, ops.thread_init) as pool:
-        for e in range(E):
-            order = orders[e]
-            ops.take_rows(y, order, y_epoch)
-            for s, t in plan.bounds():
-                r = R[: t - s]
-                ops.subtract(b, y_epoch[s:t], offset[: t - s])
-                ranges = parts[t - s]
-                _run_all(pool, [functools.partial(part, i, s, a, z) for i, (a, z) in enumerate(ranges)])
-                for i in range(1, len(ranges)):
-                    G += slots[i][1]
-                if plan.penalized:
-                    rows *= decay[t - s]
-                G *= step
-                w -= G
-                b -= r.sum(axis=0) * step
-            if pending is not None:
-                previous += b_prev
-                previous -= y_epoch
-                rec.add(e - 1, ops.mean_square(previous)[None], *pending)
-            pending = losses(X_test, y_test), ops.to_numpy(theta).copy()[None]
-            prev[:] = theta
-        rec.add(E - 1, losses(X, y), *pending)
-    return rec.result()
+def fit_large(plan: Plan, ops: LargeOps | None = None) -> Result:
+    """Run a "blocks" plan with the array operations ``ops`` (NumPy's by default)."""
+    return fastpath.run(BlockKernels(plan, ops))
 
 
 def split_rows(m: int, block: int, parts: int) -> list[tuple[int, int]]:
@@ -192,18 +224,3 @@ def _run_all(pool: ThreadPoolExecutor | None, tasks: list[Any]) -> None:
         task()
     for future in futures:
         future.result()
-
-
-@functools.cache
-def _blas() -> Any:
-    from threadpoolctl import ThreadpoolController  # imported on first use, like a framework
-
-    return ThreadpoolController()
-
-
-def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """BLAS on one thread, for the duration of a ``with`` block. The large-data path calls BLAS on
-    cache-sized blocks: handing those to a second thread costs more than it gains, and on a busy
-    machine OpenBLAS's waiting threads made a pass ten times slower (measured: 0.7 vs 9.8 GB/s).
-    One thread also makes the results independent of the thread settings."""
-    return _blas().limit(limits=1, user_api="blas")

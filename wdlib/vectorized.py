@@ -1,4 +1,4 @@
-"""Fused and λ-vectorized training: the framework-free core shared by the backends' fast paths.
+"""Fused and λ-vectorized training: the plan every backend's fast path runs.
 
 The eager loop (``wdlib.training.fit``) differentiates the books' objective minibatch by minibatch. The
 fast paths run the *same* minibatch SGD, but written as the closed-form update it amounts to, on the
@@ -15,25 +15,26 @@ by ``batch_size``. Only the L2 penalty has a fast path: with L1 the subgradient 
 the weights oscillating around 0, which amplifies any rounding difference into O(lr λ) differences, so
 only the eager loop's exact operation sequence reproduces it.
 
-When there are fewer training examples than features (the chapter: 20 and 200) the same iteration
-runs in the dual form ``w = alpha w0 + X^T a`` on the n + 3 numbers ``[a; alpha; b; 1]`` (see
-:class:`Plan`): identical in exact arithmetic, ten times fewer multiply-adds at the chapter's sizes.
-With one λ and a small state, each minibatch's step is the single matrix ``A = D_m - U_B^T Z_B``
-(:meth:`Plan.step_matrices`, all made up front), one product per step: the chapter's runs are bound
-by the per-call overhead of their tiny products, not by the multiply-adds.
+A :class:`Plan` fixes two choices, each an explicit field:
 
-Losses are recorded every epoch as in the eager loop, but evaluated in chunks of epochs from
-snapshots of ``theta`` (one matrix product per chunk instead of two per epoch); when a column's loss
-becomes NaN or infinite, its final parameters are those of that epoch, as the eager loop stops there.
+- ``layout``: ``"primal"`` (the state above) or ``"dual"``, when there are fewer training examples
+  than features (the chapter: 20 and 200): every update adds rows of X to w, so the same iteration
+  runs on the n + 3 numbers ``[a; alpha; b; 1]`` with ``w = alpha w0 + X^T a`` (``Z = [X X^T, X w0,
+  1, -y]``, ``U = (lr/bs) [I, 0, 1, 0]``); identical in exact arithmetic, far fewer multiply-adds.
+- ``strategy``: how a backend runs the minibatches. ``"step_matrices"``: one column and a small
+  state, so each minibatch's step is one matrix ``A = D_m - U_B^T Z_B`` (all made up front), one
+  product per step: the chapter's runs are bound by the per-call overhead of their tiny products,
+  not by the multiply-adds. ``"minibatches"``: two products and an update per minibatch, on rows
+  gathered once per epoch. ``"blocks"``: large data (more than ``gather_bytes``), the primal form on
+  X itself, never copied, each minibatch in cache-sized blocks of rows (:mod:`wdlib.large`).
 
-Exactness: these are the eager loop's operations regrouped (``(1 - lr m λ / bs) w`` instead of
-``w - lr (m λ w) / bs``, ``b`` folded into the matrix product), so results differ from the eager path
-only by rounding: in float64 about 1e-15 relative on w and the test loss (asserted: 1e-12, the
-cross-backend tolerance of ``tests/test_cross_backend.py``), in float32 about 1e-6 (asserted: 1e-4).
+:mod:`wdlib.fastpath` is the one driver (epochs, snapshots, evaluation, recording, divergence); each
+backend's ``fused`` module supplies the kernels of each strategy. Tuning constants live in
+:data:`wdlib.fastpath.OPTIONS` (a plan keeps the options it was made with).
 
-This module holds the plan (inputs cast and laid out once) and the result bookkeeping that every
-backend's fast path uses (NumPy's is ``wdlib_numpy.fused``, large data :mod:`wdlib.large`);
-:func:`wdlib.train_lambdas` is the public λ-sweep entry point.
+Exactness: the eager loop's operations regrouped, so results differ from it only by rounding:
+float64 about 1e-15 relative on w and the test loss (asserted: 1e-12, the cross-backend tolerance),
+float32 about 1e-6 (asserted: 1e-4).
 """
 
 from __future__ import annotations
@@ -44,24 +45,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import fastpath
 from .config import Config
 from .data import Problem
+from .fastpath import FastPathOptions
 
-#: When an epoch's gathered minibatches (twice) take at most this many bytes, each epoch's rows are
-#: gathered with one indexing call into a reused buffer; above it, each minibatch is gathered alone.
-GATHER_BYTES = 64 * 2**20
-#: Large data: a minibatch is processed in blocks of rows of about this many bytes, each gathered once
-#: and used from cache for all its products (see :func:`wdlib.large.fit_large`), so X is read once per
-#: epoch. Measured on a 1 MiB-L2 core: 1 MiB blocks 9.8 GB/s, 512 KiB 6.6, 2 MiB 9.2.
-BLOCK_BYTES = 2**20
-#: Bytes of parameter snapshots and evaluation residuals held at once (sets the evaluation chunk).
-EVAL_CHUNK_BYTES = 16 * 2**20
-#: One-column runs with a small state (q rows, at most STEP_MATRIX_MAX_Q) train with one matrix per
-#: minibatch, ``A = D_m - U_B^T Z_B`` (all of them made by a few batched products, at most
-#: STEP_MATRIX_BYTES): a step is then one (q, q) x (q, 1) product instead of two products and an
-#: update, and the chapter's run is bound by per-call overhead (NumPy d2l: 0.77 vs 1.44 ms measured).
-STEP_MATRIX_MAX_Q = 64
-STEP_MATRIX_BYTES = 16 * 2**20
+LAYOUTS = ("primal", "dual")
+STRATEGIES = ("step_matrices", "minibatches", "blocks")
 
 
 def supports(config: Config) -> bool:
@@ -79,43 +69,39 @@ def supports(config: Config) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Plan:
-    """One fused run's inputs, cast to the run's dtype and laid out for the matrix form.
+    """One fused run's inputs, cast to the run's dtype and laid out for the matrix form (a state
+    ``theta`` (q, k), ``r = Z_B theta``, ``theta <- D theta - U_B^T r``: see the module docstring).
+    ``X_train`` and ``X_test`` hold the features of the layout: X itself in the primal one (never
+    copied), ``[A X^T, A w0]`` in the dual one."""
 
-    Two layouts of the same SGD, each a state ``theta`` (q, k) with ``r = Z_B theta`` and
-    ``theta <- D theta - U_B^T r``:
-
-    - primal (``basis is None``): ``theta = [w; b; 1]``, ``Z = [X, 1, -y]``, ``U = (lr/bs) [X, 1, 0]``;
-    - dual, when there are fewer training examples than features (the chapter: 20 vs 200): every
-      update adds rows of X to w, so ``w = alpha w0 + X^T a`` and the state is ``theta = [a; alpha;
-      b; 1]`` (n + 3 rows instead of p + 2), ``Z = [X X^T, X w0, 1, -y]``, ``U = (lr/bs) [I, 0, 1, 0]``.
-      Same iterates in exact arithmetic; ten times fewer multiply-adds for the chapter's sizes.
-    """
-
-    X_train: np.ndarray  # (n_train, q - 2): the features, X itself in the primal form (never copied)
+    X_train: np.ndarray  # (n_train, q - 2)
     y_train: np.ndarray  # (n_train, 1)
     X_test: np.ndarray  # (n_test, q - 2)
     y_test: np.ndarray  # (n_test, 1)
-    U_train: np.ndarray | None  # (n_train, q), or None: primal form, U = (lr / bs) Z with 0 last column
     theta0: np.ndarray  # (q, 1)
     batch_order: np.ndarray  # (num_epochs, n_train)
     lambdas: np.ndarray  # (k,), float64
     config: Config
-    basis: np.ndarray | None = None  # dual form: X_train^T (p, n_train), to map theta back to w
-    w0: np.ndarray | None = None  # dual form: (p, 1)
-
-    @property
-    def p(self) -> int:
-        return self.config.num_inputs
+    layout: str  # one of LAYOUTS
+    strategy: str  # one of STRATEGIES
+    options: FastPathOptions
+    U_train: np.ndarray | None = None  # (n_train, q); None for "blocks" (it would copy X)
+    basis: np.ndarray | None = None  # dual: X_train^T (p, n_train), to map theta back to w
+    w0: np.ndarray | None = None  # dual: (p, 1)
 
     @functools.cached_property
     def Z_train(self) -> np.ndarray:
-        """``[X, 1, -y]`` (n_train, q), made on first use: the large-data path of the NumPy and PyTorch
-        backends works on ``X_train`` and ``y_train`` instead, so a large X is never copied."""
+        """``[X, 1, -y]`` (n_train, q), made on first use: the "blocks" strategy works on ``X_train``
+        and ``y_train`` instead, so a large X is never copied."""
         return _augment(self.X_train, self.y_train)
 
     @functools.cached_property
     def Z_test(self) -> np.ndarray:
         return _augment(self.X_test, self.y_test)
+
+    @property
+    def p(self) -> int:
+        return self.config.num_inputs
 
     @property
     def q(self) -> int:
@@ -177,33 +163,37 @@ class Plan:
         c[-1] = 0
         return c
 
-    def gather_epochs(self) -> bool:
-        """Whether an epoch's minibatches are gathered at once (into reused buffers twice the size
-        of the training data: the dual form, or small data) rather than one at a time."""
-        return self.U_train is not None
-
-    def step_matrices(self) -> np.ndarray | None:
-        """(num_epochs, minibatches, q, q): every minibatch's update as one matrix, ``theta <- A theta``
-        with ``A = D_m - U_B^T Z_B`` (the same step regrouped; exact arithmetic gives the same
-        iterates). None where it does not pay: several λ columns, large data, q > STEP_MATRIX_MAX_Q,
-        or more than STEP_MATRIX_BYTES."""
+    def step_products(self) -> np.ndarray:
+        """(num_epochs, minibatches, q, q): ``M = U_B^T Z_B`` for every minibatch, so that a step is
+        ``theta <- D theta - M theta`` (the same step regrouped; exact arithmetic gives the same
+        iterates), made by one batched product (two with a short last batch)."""
         bounds, E, q = self.bounds(), self.num_epochs, self.q
-        if (self.k != 1 or self.U_train is None or q > STEP_MATRIX_MAX_Q
-                or E * len(bounds) * q * q * self.itemsize > STEP_MATRIX_BYTES):
-            return None
         Z, U, bs, n = self.Z_train, self.U_train, self.batch_size, self.n_train
-        A = np.empty((E, len(bounds), q, q), dtype=Z.dtype)
+        assert U is not None, "the blocks strategy has no update matrices"
+        M = np.empty((E, len(bounds), q, q), dtype=Z.dtype)
         full = n // bs  # minibatches of batch_size rows, then maybe one shorter
         rows = self.batch_order[:, : full * bs].reshape(E, full, bs)
-        np.matmul(U[rows].transpose(0, 1, 3, 2), Z[rows], out=A[:, :full])
+        np.matmul(U[rows].transpose(0, 1, 3, 2), Z[rows], out=M[:, :full])
         if full < len(bounds):
             rows = self.batch_order[:, full * bs :]
-            np.matmul(U[rows].transpose(0, 2, 1), Z[rows], out=A[:, full])
+            np.matmul(U[rows].transpose(0, 2, 1), Z[rows], out=M[:, full])
+        return M
+
+    def step_matrices(self) -> np.ndarray:
+        """(num_epochs, minibatches, q, q), one column: every minibatch's update as one matrix,
+        ``theta <- A theta`` with ``A = D_m - U_B^T Z_B`` (:meth:`step_products` with the decay)."""
+        assert self.k == 1, "several columns decay differently: use step_products"
+        A, bounds, q = self.step_products(), self.bounds(), self.q
         np.negative(A, out=A)
         d = np.ones((len(bounds), q))
         d[:, : self.decayed_rows] = [[self.decay(t - s)[0, 0]] for s, t in bounds]
-        A[:, :, np.arange(q), np.arange(q)] += d.astype(Z.dtype)
+        A[:, :, np.arange(q), np.arange(q)] += d.astype(A.dtype)
         return A
+
+    def small_state(self) -> bool:
+        """Whether every minibatch's q x q matrix is worth making (``options.small_state``)."""
+        minibatches = self.num_epochs * len(self.bounds())
+        return self.strategy != "blocks" and self.options.small_state(self.q, minibatches, self.itemsize)
 
     def loss_rows(self, Z: np.ndarray) -> np.ndarray:
         """A matrix with ``||L theta|| = ||Z theta||`` for every state, at most q rows: Z itself, or
@@ -215,8 +205,8 @@ class Plan:
         return np.linalg.qr(Z.astype(np.float64), mode="r").astype(Z.dtype)
 
     def block_rows(self) -> int:
-        """Rows per block of a large minibatch (see BLOCK_BYTES)."""
-        return max(1, BLOCK_BYTES // (self.q * self.itemsize))
+        """Rows per block of a large minibatch (see ``options.block_bytes``)."""
+        return max(1, self.options.block_bytes // (self.q * self.itemsize))
 
     def minibatch_views(self, buf: np.ndarray, transpose: bool = False) -> list[np.ndarray]:
         """Views of the minibatches of an (n_train, q) buffer holding an epoch's rows in order."""
@@ -229,22 +219,17 @@ class Plan:
     def eval_chunk(self) -> int:
         """How many epochs' snapshots are evaluated at once."""
         per_epoch = self.k * (self.q + self.n_train + len(self.X_test)) * self.itemsize
-        return int(max(1, min(self.num_epochs, EVAL_CHUNK_BYTES // per_epoch)))
+        return int(max(1, min(self.num_epochs, self.options.eval_chunk_bytes // per_epoch)))
 
     def params(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """w (k, p, 1) and b (k, 1) of a state (q, k)."""
-        if self.basis is None:
+        if self.layout == "primal":
             w = theta[: self.p]
         else:
-            assert self.w0 is not None
+            assert self.basis is not None and self.w0 is not None
             n = self.n_train
             w = self.basis @ theta[:n] + self.w0 * theta[n : n + 1]
         return np.ascontiguousarray(w.T[:, :, None]), np.ascontiguousarray(theta[self.bias_row][:, None])
-
-
-#: The dual form is used when n_train + 3 <= DUAL_RATIO * (p + 2) and n_train <= DUAL_MAX_N.
-DUAL_RATIO = 0.5
-DUAL_MAX_N = 2048
 
 
 def _augment(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -256,32 +241,38 @@ def _augment(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return Z
 
 
-def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None = None,
-              dual: bool | None = None) -> Plan:
+def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None = None) -> Plan:
     """Cast and lay out ``problem`` for the fused runs of ``config`` at each λ of ``lambdas``
-    (default: ``config.lambd`` alone); ``dual`` forces the layout (default: the cheaper one)."""
+    (default: ``config.lambd`` alone), with the layout and strategy ``fastpath.OPTIONS`` pick."""
     lam = np.asarray([config.lambd] if lambdas is None else list(lambdas), dtype=np.float64)
     if lam.ndim != 1 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise ValueError(f"lambdas must be finite numbers >= 0, got {lam}")
     if getattr(problem, "eval_every", 1) != 1 or getattr(problem, "eval_orders", None) is not None:
         raise ValueError("the fast paths record whole-set losses every epoch; this problem asks for "
                          "another evaluation schedule: use engine='eager'")
-    dt = np.dtype(config.dtype)
-    n, p = problem.X_train.shape
-    if dual is None:
-        dual = n + 3 <= DUAL_RATIO * (p + 2) and n <= DUAL_MAX_N
-    common = {"batch_order": problem.batch_order, "lambdas": lam, "config": config}
+    opt, dt = fastpath.OPTIONS, np.dtype(config.dtype)
+    (n, p), E = problem.X_train.shape, problem.batch_order.shape[0]
+    dual = n + 3 <= opt.dual_ratio * (p + 2) and n <= opt.dual_max_n
+    q = n + 3 if dual else p + 2
+    if not dual and 2 * n * q * dt.itemsize > opt.gather_bytes:
+        strategy = "blocks"
+    elif len(lam) == 1 and opt.small_state(q, E * -(-n // config.batch_size), dt.itemsize):
+        strategy = "step_matrices"
+    else:
+        strategy = "minibatches"
+    common = {"batch_order": problem.batch_order, "lambdas": lam, "config": config, "strategy": strategy,
+              "options": opt}
     if not dual:
         X, y = (np.asarray(a, dtype=dt) for a in (problem.X_train, problem.y_train))
         U = None
-        if 2 * n * (p + 2) * dt.itemsize <= GATHER_BYTES:
+        if strategy != "blocks":
             scale = np.full(p + 2, config.lr / config.batch_size, dtype=dt)
             scale[-1] = 0
             U = _augment(X, y) * scale
         theta0 = np.concatenate([np.ravel(problem.w0), np.ravel(problem.b0), [1.0]])
         return Plan(X_train=X, y_train=y.reshape(-1, 1), X_test=np.asarray(problem.X_test, dtype=dt),
                     y_test=np.asarray(problem.y_test, dtype=dt).reshape(-1, 1), U_train=U,
-                    theta0=theta0.astype(dt)[:, None], **common)
+                    theta0=theta0.astype(dt)[:, None], layout="primal", **common)
     X = np.asarray(problem.X_train, dtype=dt)
     w0 = np.asarray(problem.w0, dtype=dt).reshape(-1, 1)
 
@@ -301,48 +292,10 @@ def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None 
     return Plan(X_train=features(X), y_train=np.asarray(problem.y_train, dtype=dt).reshape(-1, 1),
                 X_test=features(np.asarray(problem.X_test, dtype=dt)),
                 y_test=np.asarray(problem.y_test, dtype=dt).reshape(-1, 1), U_train=U, theta0=theta0,
-                basis=np.ascontiguousarray(X.T), w0=w0, **common)
+                basis=np.ascontiguousarray(X.T), w0=w0, layout="dual", **common)
 
 
 Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
-
-
-class Recorder:
-    """Collects per-epoch losses chunk by chunk, and each column's final parameters: those of the
-    last epoch, or of the first epoch whose loss is NaN or infinite (where the eager loop stops)."""
-
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
-        E, k = plan.num_epochs, plan.k
-        self.train = np.full((E, k), np.nan)
-        self.test = np.full((E, k), np.nan)
-        self.bad = np.full(k, -1)
-        self.theta: np.ndarray | None = None
-
-    def add(self, e0: int, train: np.ndarray, test: np.ndarray, snaps: np.ndarray) -> None:
-        """Losses (C, k) of epochs ``e0 .. e0 + C - 1`` and their snapshots (C, p + 2, k)."""
-        C = len(train)
-        self.train[e0 : e0 + C] = train
-        self.test[e0 : e0 + C] = test
-        if self.theta is None:
-            self.theta = np.empty(snaps.shape[1:], dtype=snaps.dtype)
-        finite = np.isfinite(train) & np.isfinite(test)
-        for j in np.flatnonzero((self.bad < 0) & ~finite.all(axis=0)):
-            first = int(np.argmin(finite[:, j]))
-            self.bad[j] = e0 + first
-            self.theta[:, j] = snaps[first, :, j]
-        if e0 + C == self.plan.num_epochs:
-            ok = self.bad < 0
-            self.theta[:, ok] = snaps[C - 1][:, ok]
-
-    def result(self) -> Result:
-        """(train_loss (k, E), test_loss (k, E), {"w": (k, p, 1), "b": (k, 1)})."""
-        for j in np.flatnonzero(self.bad >= 0):
-            self.train[self.bad[j] + 1 :, j] = np.nan
-            self.test[self.bad[j] + 1 :, j] = np.nan
-        assert self.theta is not None
-        w, b = self.plan.params(self.theta)
-        return np.ascontiguousarray(self.train.T), np.ascontiguousarray(self.test.T), {"w": w, "b": b}
 
 
 def single(result: Result) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

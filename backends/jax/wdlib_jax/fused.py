@@ -7,7 +7,7 @@ one), compiled once per shape and reused. λ and lr enter only through the per-m
 factors and the update matrix, which are arguments, so a new λ or lr never recompiles. The update is
 the matrix-form SGD of :mod:`wdlib.vectorized` on ``theta`` of shape (q, k): a λ sweep is the same
 compiled function with k columns (the batched form ``jax.vmap`` would produce). Where a column's loss
-first becomes NaN or infinite, :class:`wdlib.vectorized.Recorder` keeps that epoch's parameters, as
+first becomes NaN or infinite, the driver (:mod:`wdlib.fastpath`) keeps that epoch's parameters, as
 the eager loop stops there. float64 runs enable x64 inside the backend's ``context`` only.
 
 Arguments are passed to the compiled function as NumPy arrays (jit's C++ dispatch transfers them;
@@ -24,20 +24,16 @@ from typing import Any
 
 import numpy as np
 
+from wdlib import fastpath
 from wdlib import vectorized as vec
-
-#: A minibatch's products with a (q, k) state, k > 1, of at most this many multiply-adds are written as
-#: broadcast multiply + sum, which XLA compiles into one fused loop; as ``dot`` they call a GEMM routine
-#: whose fixed cost dominated: 64 λ of the chapter (dual form, 5 x 23 x 64) trained in 0.53 ms instead
-#: of 1.1-1.2 (k = 2 cost 0.89 ms as dots, 0.20 as loops). Above it (e.g. the primal form's 5 x 202 x 64:
-#: 4.7 vs 7.1 ms) and for k = 1 (a matrix-vector product, which XLA already emits as a loop) ``dot``
-#: is faster. Both give the same bits here.
-FUSED_PRODUCT_MAX = 2**15
 
 
 @functools.cache
-def compiled() -> Any:
-    """The jitted chunk of epochs (one per process; jax caches one executable per shape and dtype)."""
+def compiled(loops: bool) -> Any:
+    """The jitted chunk of epochs, one per product form (``loops``: the minibatch products as
+    broadcast multiply + sum, which XLA fuses into one loop, instead of dots, which call a GEMM
+    routine whose fixed cost dominates small batched products: see ``options.fused_product_max``);
+    jax caches one executable per shape and dtype."""
     import jax
     import jax.numpy as jnp
 
@@ -45,9 +41,6 @@ def compiled() -> Any:
         return jnp.sum(jnp.square(jnp.einsum("nq,cqk->nck", L, snaps)), axis=0) / (2 * n)
 
     def run(Z, U, theta, idx, keep, decay, decayed, L_train, L_test, n_train, n_test):
-        (q, k), bs = theta.shape, idx.shape[-1]
-        loops = k > 1 and bs * q * k <= FUSED_PRODUCT_MAX
-
         def minibatch(theta, xs):
             rows, kp, d = xs
             Zb, Ub = Z[rows], U[rows]
@@ -71,28 +64,46 @@ def compiled() -> Any:
 
 def fit_plan(plan: vec.Plan) -> vec.Result:
     """Run ``plan`` (call inside the backend's ``context(dtype)``)."""
-    dt = plan.Z_train.dtype
-    E, n, bs, q, k = plan.num_epochs, plan.n_train, plan.batch_size, plan.q, plan.k
-    nb = -(-n // bs)
-    idx = np.zeros((E, nb * bs), dtype=np.int32)
-    idx[:, :n] = plan.batch_order
-    idx = idx.reshape(E, nb, bs)
-    keep = np.ones((nb * bs, 1), dtype=dt)
-    keep[n:] = 0
-    keep = keep.reshape(nb, bs, 1)
-    ones = np.ones((1, k), dtype=dt)
-    decay = np.stack([plan.decay(t - s).astype(dt) if plan.penalized else ones for s, t in plan.bounds()])
-    decayed = np.arange(q)[:, None] < plan.decayed_rows
-    U = plan.U_train if plan.U_train is not None else plan.Z_train * plan.step_rows().astype(dt).T
-    theta = np.repeat(plan.theta0, k, axis=1)
-    # the losses' matrices with at most q rows (the chapter's 100 test rows become 23: see loss_rows)
-    L_train, L_test = plan.loss_rows(plan.Z_train), plan.loss_rows(plan.Z_test)
-    counts = dt.type(n), dt.type(len(plan.Z_test))
-    run, rec, C = compiled(), vec.Recorder(plan), plan.eval_chunk()
-    for e0 in range(0, E, C):
-        train, test, snaps = run(plan.Z_train, U, theta, idx[e0 : e0 + C], keep, decay, decayed,
-                                 L_train, L_test, *counts)
+    return fastpath.run(Scan(plan))
+
+
+class Scan(fastpath.Kernels):
+    """Every strategy as the one compiled scan over minibatches: inside it, the two small products of
+    a step cost no more than the one of a step matrix, so "step_matrices" plans run it too, and
+    "blocks" plans (large data) run it on JAX's own ``[X, 1, -y]`` and U. The losses come out of
+    the same compiled call as the snapshots."""
+
+    def __init__(self, plan: vec.Plan) -> None:
+        super().__init__(plan)
+        dt = plan.Z_train.dtype
+        E, n, bs, q, k = plan.num_epochs, plan.n_train, plan.batch_size, plan.q, plan.k
+        nb = -(-n // bs)
+        idx = np.zeros((E, nb * bs), dtype=np.int32)
+        idx[:, :n] = plan.batch_order
+        self.idx = idx.reshape(E, nb, bs)
+        keep = np.ones((nb * bs, 1), dtype=dt)
+        keep[n:] = 0
+        self.keep = keep.reshape(nb, bs, 1)
+        ones = np.ones((1, k), dtype=dt)
+        self.decay = np.stack([plan.decay(t - s).astype(dt) if plan.penalized else ones
+                               for s, t in plan.bounds()])
+        self.decayed = np.arange(q)[:, None] < plan.decayed_rows
+        self.U = plan.U_train if plan.U_train is not None else plan.Z_train * plan.step_rows().astype(dt).T
+        self.theta = np.repeat(plan.theta0, k, axis=1)
+        # the losses' matrices with at most q rows (the chapter's 100 test rows become 23: see loss_rows)
+        self.L_train, self.L_test = plan.loss_rows(plan.Z_train), plan.loss_rows(plan.Z_test)
+        self.counts = dt.type(n), dt.type(len(plan.Z_test))
+        self.run = compiled(k > 1 and bs * q * k <= plan.options.fused_product_max)
+
+    def train(self, e0: int, e1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        train, test, snaps = self.run(self.plan.Z_train, self.U, self.theta, self.idx[e0:e1], self.keep,
+                                      self.decay, self.decayed, self.L_train, self.L_test, *self.counts)
         snaps = np.asarray(snaps)
-        rec.add(e0, np.asarray(train, dtype=np.float64), np.asarray(test, dtype=np.float64), snaps)
-        theta = snaps[-1]
-    return rec.result()
+        self.theta = snaps[-1]
+        return np.asarray(train, dtype=np.float64), np.asarray(test, dtype=np.float64), snaps
+
+    def losses(self, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return out[0], out[1]
+
+    def snapshots(self, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        return out[2]

@@ -1,13 +1,19 @@
-"""The MXNet backend's fast path: the matrix-form SGD of :mod:`wdlib.vectorized` in ``nd`` operators.
+"""The MXNet backend's fast path: the kernels of each strategy of :mod:`wdlib.vectorized` in ``nd``
+operators, run by :func:`wdlib.fastpath.run`.
 
-Every MXNet operator costs tens of microseconds of engine overhead, so the fast path issues as few as
-it can, and no ``autograd.record``: per minibatch ``nd.dot(Z_B, theta)`` and one
-``nd.linalg.gemm(U_B^T, r, theta, alpha=-1)`` (plus one ``broadcast_mul`` for the decay when λ > 0)
-on minibatches gathered up front and addressed as views, or, for one small column, one ``nd.dot``
-with that minibatch's update matrix (:meth:`wdlib.vectorized.Plan.step_matrices`, split into one
-array per minibatch by a single ``nd.split``); losses are evaluated per chunk of epochs with one
-product over the concatenated snapshots. λ-vectorized: ``theta`` is (q, k) (primal or dual
-form, see :class:`wdlib.vectorized.Plan`).
+Every MXNet operator costs tens of microseconds of engine overhead (benchmarks/results.md), so the
+fast path issues as few as it can, and no ``autograd.record``:
+
+- ``"step_matrices"`` (one small column, the chapter's runs): one ``nd.dot`` per minibatch with its
+  update matrix (:class:`StepMatrices`);
+- ``"minibatches"``: for a small state (the chapter's λ sweeps), one ``nd.linalg.gemm`` per
+  minibatch with its ``U_B^T Z_B`` (plus a ``broadcast_mul`` for the decay: :class:`StepProducts`);
+  otherwise ``nd.dot(Z_B, theta)`` and one ``nd.linalg.gemm`` (plus the decay) on minibatches
+  gathered up front (:class:`Gathered`), or taken from Z one at a time where that is not possible
+  (:class:`Taken`: a short last batch, or much data);
+- ``"blocks"`` (large data): :class:`Taken` on MXNet's own copy of the data.
+
+Losses are evaluated per chunk of epochs with one product over the concatenated snapshots.
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
 relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
@@ -19,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from wdlib import fastpath
 from wdlib import vectorized as vec
 
 
@@ -30,66 +37,145 @@ def _losses(nd: Any, Z: Any, S: Any, C: int, k: int) -> np.ndarray:
 def fit_plan(plan: vec.Plan) -> vec.Result:
     from mxnet import nd
 
-    dt = plan.config.dtype
-    k, E, bs, q, n = plan.k, plan.num_epochs, plan.batch_size, plan.q, plan.n_train
-    bounds = plan.bounds()
-    nb = len(bounds)
-    Z = nd.array(plan.Z_train, dtype=dt)
-    Z_test = nd.array(plan.Z_test, dtype=dt)
-    theta = nd.array(np.repeat(plan.theta0, k, axis=1), dtype=dt)
-    A = plan.step_matrices()
-    if A is not None:  # the decay is inside each minibatch's matrix
-        steps = nd.split(nd.array(A.reshape(-1, q, q), dtype=dt), num_outputs=E * nb, axis=0,
-                         squeeze_axis=True)
-        steps = [steps] if E * nb == 1 else list(steps)
-    decay = None
-    if A is None and plan.penalized:
+    if plan.strategy == "step_matrices":
+        return fastpath.run(StepMatrices(nd, plan))
+    if plan.small_state():  # λ sweeps of a small state: two operators per minibatch instead of three
+        return fastpath.run(StepProducts(nd, plan))
+    q, E, n, bs = plan.q, plan.num_epochs, plan.n_train, plan.batch_size
+    if (plan.strategy == "minibatches" and n % bs == 0
+            and 2 * E * n * q * plan.itemsize <= plan.options.gather_bytes):
+        return fastpath.run(Gathered(nd, plan))
+    return fastpath.run(Taken(nd, plan))
+
+
+class _Kernels(fastpath.Kernels):
+    """The state, the snapshots of a chunk (concatenated for one product per set) and the
+    evaluation; subclasses train one epoch (:meth:`epoch`)."""
+
+    def __init__(self, nd: Any, plan: vec.Plan) -> None:
+        super().__init__(plan)
+        self.nd, self.dt = nd, plan.config.dtype
+        self.Z = nd.array(plan.Z_train, dtype=self.dt)
+        self.Z_test = nd.array(plan.Z_test, dtype=self.dt)
+        self.theta = nd.array(np.repeat(plan.theta0, plan.k, axis=1), dtype=self.dt)
+
+    def epoch(self, e: int) -> None:
+        raise NotImplementedError
+
+    def train(self, e0: int, e1: int) -> Any:
+        snaps = []
+        for e in range(e0, e1):
+            self.epoch(e)
+            snaps.append(self.theta)
+        return self.nd.concat(*snaps, dim=1) if len(snaps) > 1 else snaps[0]  # (q, C * k)
+
+    def losses(self, S: Any) -> tuple[np.ndarray, np.ndarray]:
+        C = S.shape[1] // self.plan.k
+        return (_losses(self.nd, self.Z, S, C, self.plan.k), _losses(self.nd, self.Z_test, S, C, self.plan.k))
+
+    def snapshots(self, S: Any) -> np.ndarray:
+        q, k = self.plan.q, self.plan.k
+        return S.asnumpy().reshape(q, -1, k).transpose(1, 0, 2)
+
+    def decays(self) -> dict[int, Any] | None:
+        """The (q, k) decay factors of each minibatch size (None without a penalty)."""
+        plan = self.plan
+        if not plan.penalized:
+            return None
         decay = {}
-        for s, t in bounds:
-            D = np.ones((q, k))
+        for s, t in plan.bounds():
+            D = np.ones((plan.q, plan.k))
             D[: plan.decayed_rows] = plan.decay(t - s)
-            decay[t - s] = nd.array(D, dtype=dt)
-    U = plan.U_train
-    gathered = (A is None and U is not None and n % bs == 0
-                and 2 * E * n * q * plan.Z_train.itemsize <= vec.GATHER_BYTES)
-    if gathered:
-        Zb_all = nd.array(plan.Z_train[plan.batch_order].reshape(E * nb, bs, q), dtype=dt)
-        Ub = U[plan.batch_order].reshape(E * nb, bs, q).transpose(0, 2, 1)  # (lr / bs) U_B^T
-        Ub_all = nd.array(np.ascontiguousarray(Ub), dtype=dt)
-    elif A is None:
-        orders = nd.array(plan.batch_order, dtype="int64")
-        step_rows = nd.array(plan.step_rows(), dtype=dt)
-        U_nd = None if U is None else nd.array(U, dtype=dt)
-    C = plan.eval_chunk()
-    snaps: list[Any] = []
-    rec = vec.Recorder(plan)
-    dot, gemm = nd.dot, nd.linalg.gemm
-    for e in range(E):
-        if A is not None:
-            for i in range(e * nb, (e + 1) * nb):
-                theta = dot(steps[i], theta)
-        elif gathered:
-            for i in range(e * nb, (e + 1) * nb):
-                r = dot(Zb_all[i], theta)
-                if decay is not None:
-                    theta = theta * decay[bs]
-                theta = gemm(Ub_all[i], r, theta, alpha=-1.0, beta=1.0)
-        else:
-            order = orders[e]
-            for s, t in bounds:
-                Zb = nd.take(Z, order[s:t])
-                r = dot(Zb, theta)
-                if decay is not None:
-                    theta = theta * decay[t - s]
-                if U_nd is None:  # primal form: U = (lr / bs) Z with the constant column 0
-                    theta = theta - nd.broadcast_mul(dot(Zb, r, transpose_a=True), step_rows)
-                else:
-                    theta = theta - dot(nd.take(U_nd, order[s:t]), r, transpose_a=True)
-        snaps.append(theta)
-        if len(snaps) == C or e == E - 1:
-            c = len(snaps)
-            S = nd.concat(*snaps, dim=1) if c > 1 else snaps[0]  # (q, c * k)
-            rec.add(e + 1 - c, _losses(nd, Z, S, c, k), _losses(nd, Z_test, S, c, k),
-                    S.asnumpy().reshape(q, c, k).transpose(1, 0, 2))
-            snaps = []
-    return rec.result()
+            decay[t - s] = self.nd.array(D, dtype=self.dt)
+        return decay
+
+
+class StepMatrices(_Kernels):
+    """One ``nd.dot`` per minibatch with its update matrix (which holds the decay), the matrices
+    split into one array each by a single ``nd.split``."""
+
+    def __init__(self, nd: Any, plan: vec.Plan) -> None:
+        super().__init__(nd, plan)
+        A = plan.step_matrices()
+        E, nb, q = A.shape[:3]
+        steps = nd.split(nd.array(A.reshape(-1, q, q), dtype=self.dt), num_outputs=E * nb, axis=0,
+                         squeeze_axis=True)
+        self.steps, self.nb = [steps] if E * nb == 1 else list(steps), nb
+
+    def epoch(self, e: int) -> None:
+        dot, theta = self.nd.dot, self.theta
+        for i in range(e * self.nb, (e + 1) * self.nb):
+            theta = dot(self.steps[i], theta)
+        self.theta = theta
+
+
+class StepProducts(_Kernels):
+    """Several columns of a small state: per minibatch ``D theta`` (one ``broadcast_mul``, λ > 0
+    only) and one ``nd.linalg.gemm`` with that minibatch's ``M = U_B^T Z_B``
+    (:meth:`wdlib.vectorized.Plan.step_products`), split into one array each by a single
+    ``nd.split``."""
+
+    def __init__(self, nd: Any, plan: vec.Plan) -> None:
+        super().__init__(nd, plan)
+        M = plan.step_products()
+        E, nb, q = M.shape[:3]
+        products = nd.split(nd.array(M.reshape(-1, q, q), dtype=self.dt), num_outputs=E * nb, axis=0,
+                            squeeze_axis=True)
+        self.products, self.nb = [products] if E * nb == 1 else list(products), nb
+        self.decay, self.sizes = self.decays(), [t - s for s, t in plan.bounds()]
+
+    def epoch(self, e: int) -> None:
+        gemm, theta, decay = self.nd.linalg.gemm, self.theta, self.decay
+        for i, m in enumerate(self.sizes):
+            decayed = theta * decay[m] if decay is not None else theta
+            theta = gemm(self.products[e * self.nb + i], theta, decayed, alpha=-1.0, beta=1.0)
+        self.theta = theta
+
+
+class Gathered(_Kernels):
+    """Every epoch's minibatches gathered up front (whole minibatches, small data): per minibatch
+    ``nd.dot(Z_B, theta)`` and one ``nd.linalg.gemm`` (plus a ``broadcast_mul`` for the decay)."""
+
+    def __init__(self, nd: Any, plan: vec.Plan) -> None:
+        super().__init__(nd, plan)
+        E, nb, bs, q = plan.num_epochs, len(plan.bounds()), plan.batch_size, plan.q
+        self.Zb_all = nd.array(plan.Z_train[plan.batch_order].reshape(E * nb, bs, q), dtype=self.dt)
+        assert plan.U_train is not None
+        Ub = plan.U_train[plan.batch_order].reshape(E * nb, bs, q).transpose(0, 2, 1)  # (lr / bs) U_B^T
+        self.Ub_all = nd.array(np.ascontiguousarray(Ub), dtype=self.dt)
+        self.decay, self.nb, self.bs = self.decays(), nb, bs
+
+    def epoch(self, e: int) -> None:
+        dot, gemm, theta, decay = self.nd.dot, self.nd.linalg.gemm, self.theta, self.decay
+        for i in range(e * self.nb, (e + 1) * self.nb):
+            r = dot(self.Zb_all[i], theta)
+            if decay is not None:
+                theta = theta * decay[self.bs]
+            theta = gemm(self.Ub_all[i], r, theta, alpha=-1.0, beta=1.0)
+        self.theta = theta
+
+
+class Taken(_Kernels):
+    """Each minibatch taken from Z when it is trained (a short last batch, or more data than is
+    worth gathering up front; for "blocks" plans, on MXNet's own copy of ``[X, 1, -y]``)."""
+
+    def __init__(self, nd: Any, plan: vec.Plan) -> None:
+        super().__init__(nd, plan)
+        self.orders = nd.array(plan.batch_order, dtype="int64")
+        self.step_rows = nd.array(plan.step_rows(), dtype=self.dt)
+        self.U = None if plan.U_train is None else nd.array(plan.U_train, dtype=self.dt)
+        self.decay = self.decays()
+
+    def epoch(self, e: int) -> None:
+        nd, theta, decay, U = self.nd, self.theta, self.decay, self.U
+        order = self.orders[e]
+        for s, t in self.plan.bounds():
+            Zb = nd.take(self.Z, order[s:t])
+            r = nd.dot(Zb, theta)
+            if decay is not None:
+                theta = theta * decay[t - s]
+            if U is None:  # primal form: U = (lr / bs) Z with the constant column 0
+                theta = theta - nd.broadcast_mul(nd.dot(Zb, r, transpose_a=True), self.step_rows)
+            else:
+                theta = theta - nd.dot(nd.take(U, order[s:t]), r, transpose_a=True)
+        self.theta = theta

@@ -1,49 +1,47 @@
-"""The NumPy backend's fast path: the matrix-form SGD of :mod:`wdlib.vectorized` in BLAS calls.
+"""The NumPy backend's fast path: the kernels of each strategy of :mod:`wdlib.vectorized`, in BLAS
+calls, run by :func:`wdlib.fastpath.run`.
 
-Small data, one small column (the chapter's runs): one update matrix per minibatch
-(:meth:`wdlib.vectorized.Plan.step_matrices`), so a step is one ``np.matmul``, ping-ponging between
-two buffers. Small data otherwise (λ sweeps, larger states): two BLAS products and one or two
-in-place updates per minibatch, on views of buffers that one ``np.take`` per epoch fills. Large
-data: :func:`wdlib.large.fit_large`, with the compiled kernel of :mod:`wdlib_numpy.kernel` where
-numba is installed and the run is long enough to repay it (:func:`large_ops`). Losses are evaluated
-a chunk of epochs at a time, one product per chunk with :meth:`~wdlib.vectorized.Plan.loss_rows`.
+- ``"step_matrices"`` (one small column, the chapter's runs): a step is one ``np.matmul`` with that
+  minibatch's update matrix, ping-ponging between two buffers.
+- ``"minibatches"`` (λ sweeps, larger states): two BLAS products and one or two in-place updates per
+  minibatch, on views of buffers that one ``take`` per epoch fills.
+- ``"blocks"`` (large data): :class:`wdlib.large.BlockKernels`, with the compiled kernel of
+  :mod:`wdlib_numpy.kernel` where numba is installed and the run is long enough to repay it
+  (:func:`large_ops`).
+
+Losses are evaluated a chunk of epochs at a time, one product per set with
+:meth:`~wdlib.vectorized.Plan.loss_rows` (:func:`squared_losses`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from wdlib import fastpath
 from wdlib import vectorized as vec
 
 if TYPE_CHECKING:
     from wdlib.large import LargeOps
 
-#: Large data trains with the compiled kernel (:mod:`wdlib_numpy.kernel`) when a run reads at least
-#: this many bytes of X in all (epochs x X). Its cost, ~0.5 s per process (importing numba and
-#: loading the kernel from numba's disk cache; compiling it the first time, ~1-2 s per dtype), is
-#: repaid at ~0.03 s per GB read (measured: 22-25 vs 12-15 GB/s), so from ~15 GB on. A function of
-#: the run alone, so a run's numbers never depend on what the process did before; lower it for many
-#: smaller runs in one process.
-KERNEL_MIN_BYTES = 2**34
-
 
 def fit_plan(plan: vec.Plan) -> vec.Result:
     """Every column of ``plan`` in one run."""
-    if not plan.gather_epochs():
-        from wdlib.large import fit_large
+    if plan.strategy == "blocks":
+        from wdlib.large import BlockKernels
 
-        return fit_large(plan, large_ops(plan))
-    A = plan.step_matrices()
-    with np.errstate(over="ignore", invalid="ignore"):  # divergence is recorded, not warned about
-        return _fit_step_matrices(plan, A) if A is not None else _fit_minibatches(plan)
+        return fastpath.run(BlockKernels(plan, large_ops(plan)))
+    kernels = StepMatrices(plan) if plan.strategy == "step_matrices" else Minibatches(plan)
+    return fastpath.run(kernels)
 
 
 def large_ops(plan: vec.Plan) -> LargeOps | None:
-    """The compiled kernel's operations for a one-column run of at least KERNEL_MIN_BYTES, if numba
-    is installed; None (BLAS on blocks of rows, the same numbers to rounding) otherwise."""
-    if plan.k != 1 or plan.num_epochs * plan.X_train.nbytes < KERNEL_MIN_BYTES:
+    """The compiled kernel's operations for a one-column run reading at least
+    ``options.kernel_min_bytes``, if numba is installed; None (BLAS on blocks of rows, the same
+    numbers to rounding) otherwise. A function of the run alone, so a run's numbers never depend on
+    what the process did before."""
+    if plan.k != 1 or plan.num_epochs * plan.X_train.nbytes < plan.options.kernel_min_bytes:
         return None
     try:
         from wdlib_numpy.kernel import KernelOps
@@ -52,69 +50,74 @@ def large_ops(plan: vec.Plan) -> LargeOps | None:
     return KernelOps()
 
 
-def _fit_step_matrices(plan: vec.Plan, A: np.ndarray) -> vec.Result:
-    """``theta <- A theta`` for each minibatch."""
-    theta, spare = plan.theta0.astype(A.dtype), np.empty((plan.q, 1), dtype=A.dtype)
-    snaps = Snapshots(plan, theta)
-    matmul = np.matmul
-    for e, A_e in enumerate(A):
-        for A_s in A_e:
-            matmul(A_s, theta, out=spare)
-            theta, spare = spare, theta
-        snaps.add(e, theta)
-    return snaps.result()
-
-
-def _fit_minibatches(plan: vec.Plan) -> vec.Result:
-    """``r = Z_B theta``, ``theta = D theta - U_B^T r`` for each minibatch."""
-    dt = plan.X_train.dtype
-    theta = np.ascontiguousarray(np.repeat(plan.theta0, plan.k, axis=1))
-    rows = theta[: plan.decayed_rows]
-    R = np.empty((plan.batch_size, plan.k), dtype=dt)
-    G = np.empty_like(theta)
-    Z, U = plan.Z_train, plan.U_train
-    Zbuf = np.empty_like(Z)
-    Ubuf = np.empty_like(Z)  # the update's rows, (lr / bs) U, its constant column 0
-    steps = list(zip(plan.minibatch_views(Zbuf), plan.minibatch_views(Ubuf, transpose=True),
-                     [R[: t - s] for s, t in plan.bounds()],
-                     [plan.decay(t - s).astype(dt) if plan.penalized else None for s, t in plan.bounds()],
-                     strict=True))
-    snaps = Snapshots(plan, theta)
-    dot = np.dot
-    for e, order in enumerate(plan.batch_order):
-        np.take(Z, order, axis=0, out=Zbuf)
-        np.take(U, order, axis=0, out=Ubuf)
-        for Zb, UbT, r, d in steps:
-            dot(Zb, theta, r)
-            dot(UbT, r, G)
-            if d is not None:
-                rows *= d
-            theta -= G
-        snaps.add(e, theta)
-    return snaps.result()
-
-
-class Snapshots:
-    """Each epoch's parameters, kept a chunk of epochs at a time (``plan.eval_chunk()``) and then
-    evaluated with one product per set into a :class:`wdlib.vectorized.Recorder`."""
+class _Small(fastpath.Kernels):
+    """What both small-data strategies share: the state, the snapshot buffer and the evaluation."""
 
     def __init__(self, plan: vec.Plan, theta: np.ndarray) -> None:
-        self.chunk, self.last = plan.eval_chunk(), plan.num_epochs - 1
+        super().__init__(plan)
+        self.theta = theta
         self.snaps = np.empty((self.chunk, *theta.shape), dtype=theta.dtype)
         self.sets = [(plan.loss_rows(Z), len(Z)) for Z in (plan.Z_train, plan.Z_test)]
-        self.recorder = vec.Recorder(plan)
 
-    def add(self, e: int, theta: np.ndarray) -> None:
-        """Keep epoch ``e``'s parameters; evaluate the chunk when it is full or the run ends."""
-        i = e % self.chunk
-        self.snaps[i] = theta
-        if i == self.chunk - 1 or e == self.last:
-            snaps = self.snaps[: i + 1]
-            train, test = (squared_losses(L, n, snaps) for L, n in self.sets)
-            self.recorder.add(e - i, train, test, snaps)
+    def context(self) -> Any:
+        return np.errstate(over="ignore", invalid="ignore")  # divergence is recorded, not warned about
 
-    def result(self) -> vec.Result:
-        return self.recorder.result()
+    def losses(self, snaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        train, test = (squared_losses(L, n, snaps) for L, n in self.sets)
+        return train, test
+
+
+class StepMatrices(_Small):
+    """``theta <- A theta`` for each minibatch's update matrix ``A``."""
+
+    def __init__(self, plan: vec.Plan) -> None:
+        self.A = plan.step_matrices()
+        super().__init__(plan, plan.theta0.astype(self.A.dtype))
+        self.spare = np.empty((plan.q, 1), dtype=self.A.dtype)
+
+    def train(self, e0: int, e1: int) -> np.ndarray:
+        theta, spare, snaps, matmul = self.theta, self.spare, self.snaps, np.matmul
+        for e in range(e0, e1):
+            for A_s in self.A[e]:
+                matmul(A_s, theta, out=spare)
+                theta, spare = spare, theta
+            snaps[e - e0] = theta
+        self.theta, self.spare = theta, spare
+        return snaps[: e1 - e0]
+
+
+class Minibatches(_Small):
+    """``r = Z_B theta``, ``theta = D theta - U_B^T r`` for each minibatch."""
+
+    def __init__(self, plan: vec.Plan) -> None:
+        super().__init__(plan, np.ascontiguousarray(np.repeat(plan.theta0, plan.k, axis=1)))
+        dt = plan.X_train.dtype
+        self.rows = self.theta[: plan.decayed_rows]
+        R = np.empty((plan.batch_size, plan.k), dtype=dt)
+        self.G = np.empty_like(self.theta)
+        self.Z, self.U = plan.Z_train, plan.U_train
+        self.Zbuf = np.empty_like(self.Z)
+        self.Ubuf = np.empty_like(self.Z)  # the update's rows, (lr / bs) U, its constant column 0
+        self.steps = list(zip(plan.minibatch_views(self.Zbuf),
+                              plan.minibatch_views(self.Ubuf, transpose=True),
+                              [R[: t - s] for s, t in plan.bounds()],
+                              [plan.decay(t - s).astype(dt) if plan.penalized else None
+                               for s, t in plan.bounds()], strict=True))
+
+    def train(self, e0: int, e1: int) -> np.ndarray:
+        theta, rows, G, dot = self.theta, self.rows, self.G, np.dot
+        for e in range(e0, e1):
+            order = self.plan.batch_order[e]
+            self.Z.take(order, 0, self.Zbuf)  # the method: np.take's Python wrapper costs as much
+            self.U.take(order, 0, self.Ubuf)
+            for Zb, UbT, r, d in self.steps:
+                dot(Zb, theta, r)
+                dot(UbT, r, G)
+                if d is not None:
+                    rows *= d
+                theta -= G
+            self.snaps[e - e0] = theta
+        return self.snaps[: e1 - e0]
 
 
 def squared_losses(L: np.ndarray, n: int, thetas: np.ndarray) -> np.ndarray:

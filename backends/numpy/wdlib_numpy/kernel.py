@@ -1,18 +1,16 @@
 """The large-data pass as one compiled loop (numba): X read from memory once per epoch, never copied.
 
-:func:`wdlib.large.fit_large` does a minibatch in BLAS calls on blocks of rows, each block first
+:class:`wdlib.large.BlockKernels` does a minibatch in BLAS calls on blocks of rows, each block first
 copied into a buffer (``np.take``), so every row is moved twice and every block costs several Python
 calls; two threads then contend for the GIL between them. This kernel visits the rows in place, four
 at a time: their residuals ``x.w + c`` and ``x.w_prev``, then their part of the gradient ``G += r x``,
-while the four rows are still in cache, in one call per minibatch part that releases the GIL.
-On the 200,000 x 20,000 float32 problem (16 GB) of benchmarks/run.py, two runs: 21.8-24.9 GB/s per
-epoch against 11.6-14.8 for the BLAS blocks and 20.1-21.6 for a C loop on two threads that takes one
-row at a time.
+while the four rows are still in cache, in one call per minibatch part that releases the GIL
+(benchmarks/results.md compares it with the BLAS blocks and a C loop).
 
-Used for long one-column runs (the chapter's, any λ alone: see ``wdlib_numpy.fused.large_ops``)
-when numba is installed; λ sweeps (k columns)
-stay on BLAS, whose block products reuse each row k times. numba is optional (``pip install
-wdlib-numpy[numba]``): without it the BLAS blocks run, with the same results to rounding.
+Used for long one-column runs (the chapter's, any λ alone: see ``wdlib_numpy.fused.large_ops``) when
+numba is installed; λ sweeps (k columns) stay on BLAS, whose block products reuse each row k times.
+numba is optional (``pip install wdlib-numpy[numba]``): without it the BLAS blocks run, with the
+same results to rounding.
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
-"""The PyTorch backend's fast path: the matrix-form SGD of :mod:`wdlib.vectorized` without autograd.
+"""The PyTorch backend's fast path: the kernels of each strategy of :mod:`wdlib.vectorized` in tensor
+calls without autograd, run by :func:`wdlib.fastpath.run` under ``torch.no_grad`` on one intra-op
+thread.
 
-The eager path runs autograd on the books' objective each minibatch (about 25 tensor operations with
-the graph bookkeeping). Here each minibatch is two tensor calls on preallocated buffers,
-``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus ``mul_`` for the
-decay when λ > 0), under ``torch.no_grad`` and on one intra-op thread; for one small column (the
-chapter's runs), a single ``torch.mm`` with that minibatch's update matrix
-(:meth:`wdlib.vectorized.Plan.step_matrices`). Small data: the minibatches are views of buffers
-that one ``index_select`` per epoch refills, and the epochs loop runs in TorchScript (in Python
-where TorchScript is unavailable); losses are evaluated per chunk of epochs with one matrix
-product. Large data: :func:`wdlib.large.fit_large` in torch ops (:class:`TorchOps`), on X itself,
-never copied, read from memory once per epoch. λ-vectorized: ``theta`` is (q, k) (primal or dual
-form, see :class:`wdlib.vectorized.Plan`).
+- ``"step_matrices"`` (one small column, the chapter's runs): one ``torch.mm`` per minibatch with its
+  update matrix, the loop in TorchScript (:func:`scripted_steps`).
+- ``"minibatches"``: ``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus
+  ``mul_`` for the decay when λ > 0) on views of buffers that one ``index_select`` per epoch refills,
+  the epochs loop in TorchScript (:func:`scripted_epochs`).
+- ``"blocks"`` (large data): :class:`wdlib.large.BlockKernels` in torch ops (:class:`TorchOps`), on X
+  itself, never copied, read from memory once per epoch.
+
+TorchScript halves the per-call overhead of these loops; where it is unavailable the same loops run
+in Python. Losses: one product per chunk of epochs (:func:`_losses`).
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
 relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
@@ -20,12 +21,11 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wdlib import large
+from wdlib import fastpath, large
 from wdlib import vectorized as vec
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ def _losses(torch: Any, X: Any, y: Any, snaps: Any) -> np.ndarray:
 
 def fit_plan(plan: vec.Plan) -> vec.Result:
     """Run ``plan`` on one intra-op thread: the fast path's products are either tiny or
-    memory-bound, and thread hand-offs cost more than a second thread gains (on a busy machine, a
-    parallel ``index_select`` of a few long rows took 60 times longer than a serial one)."""
+    memory-bound, and thread hand-offs cost more than a second thread gains (on a busy machine many
+    times more: benchmarks/results.md)."""
     import torch
 
     threads = torch.get_num_threads()
@@ -59,8 +59,8 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
 
 @functools.cache
 def scripted_epochs() -> Any:
-    """The small-data epochs loop compiled by TorchScript (once per process): about half the
-    per-call overhead of the same loop in Python. None where TorchScript is unavailable."""
+    """The "minibatches" epochs loop compiled by TorchScript (once per process). None where
+    TorchScript is unavailable."""
     global Tensor
     import torch
 
@@ -127,7 +127,7 @@ def _script(f: Any) -> Any:
 
 
 class TorchOps(large.LargeOps):
-    """:func:`wdlib.large.fit_large` in PyTorch (the large-data path): tensors sharing the
+    """:class:`wdlib.large.BlockKernels` in PyTorch (the "blocks" strategy): tensors sharing the
     NumPy arrays' memory, ``index_select`` and ``mm`` into preallocated buffers."""
 
     def __init__(self, torch: Any) -> None:
@@ -191,68 +191,80 @@ def scripted_minibatch() -> Any:
 
 
 def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
-    if not plan.gather_epochs():
-        return large.fit_large(plan, TorchOps(torch))
-    dt = getattr(torch, plan.config.dtype)
-    with torch.no_grad():
-        X, y, X_test, y_test = (torch.from_numpy(a) for a in (plan.X_train, plan.y_train, plan.X_test,
-                                                               plan.y_test))
-        theta = torch.from_numpy(np.repeat(plan.theta0, plan.k, axis=1)).contiguous()
-        C = plan.eval_chunk()
-        snaps = torch.empty((C, plan.q, plan.k), dtype=dt)
-        rec = vec.Recorder(plan)
-        advance = _step_matrix_loop(torch, plan, theta, snaps) or _minibatch_loop(torch, plan, theta, snaps)
-        for e0 in range(0, plan.num_epochs, C):
-            e1 = min(plan.num_epochs, e0 + C)
-            advance(e0, e1)
-            c = e1 - e0
-            rec.add(e0, _losses(torch, X, y, snaps[:c]), _losses(torch, X_test, y_test, snaps[:c]),
-                    snaps[:c].numpy())
-    return rec.result()
+    if plan.strategy == "blocks":
+        return fastpath.run(large.BlockKernels(plan, TorchOps(torch)))
+    kernels = StepMatrices if plan.strategy == "step_matrices" else Minibatches
+    return fastpath.run(kernels(torch, plan))
 
 
-Advance = Callable[[int, int], None]  # trains epochs e0 .. e1 - 1, each one's parameters into snaps
+class _Small(fastpath.Kernels):
+    """What both small-data strategies share: the state, the snapshot tensor and the evaluation."""
+
+    def __init__(self, torch: Any, plan: vec.Plan) -> None:
+        super().__init__(plan)
+        self.torch = torch
+        self.X, self.y, self.X_test, self.y_test = (
+            torch.from_numpy(a) for a in (plan.X_train, plan.y_train, plan.X_test, plan.y_test))
+        self.theta = torch.from_numpy(np.repeat(plan.theta0, plan.k, axis=1)).contiguous()
+        self.snaps = torch.empty((self.chunk, plan.q, plan.k), dtype=getattr(torch, plan.config.dtype))
+
+    def context(self) -> Any:
+        return self.torch.no_grad()
+
+    def losses(self, snaps: Any) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        return _losses(torch, self.X, self.y, snaps), _losses(torch, self.X_test, self.y_test, snaps)
+
+    def snapshots(self, snaps: Any) -> np.ndarray:
+        return snaps.numpy()
 
 
-def _step_matrix_loop(torch: Any, plan: vec.Plan, theta: Any, snaps: Any) -> Advance | None:
-    """One ``mm`` per minibatch with its update matrix, where the plan has them (one small column)."""
-    A = plan.step_matrices()
-    if A is None:
-        return None
-    As, nb = list(torch.from_numpy(A).view(-1, plan.q, plan.q).unbind(0)), A.shape[1]
-    steps = scripted_steps() or functools.partial(_steps, torch)
-    state = [theta, torch.empty_like(theta)]
+class StepMatrices(_Small):
+    """One ``mm`` per minibatch with its update matrix (:func:`scripted_steps`)."""
 
-    def advance(e0: int, e1: int) -> None:
-        state[:] = steps(As, nb, state[0], state[1], snaps, e0, e1)
+    def __init__(self, torch: Any, plan: vec.Plan) -> None:
+        super().__init__(torch, plan)
+        A = plan.step_matrices()
+        self.As, self.nb = list(torch.from_numpy(A).view(-1, plan.q, plan.q).unbind(0)), A.shape[1]
+        self.steps = scripted_steps() or functools.partial(_steps, torch)
+        self.spare = torch.empty_like(self.theta)
 
-    return advance
+    def train(self, e0: int, e1: int) -> Any:
+        self.theta, self.spare = self.steps(self.As, self.nb, self.theta, self.spare, self.snaps, e0, e1)
+        return self.snaps[: e1 - e0]
 
 
-def _minibatch_loop(torch: Any, plan: vec.Plan, theta: Any, snaps: Any) -> Advance:
+class Minibatches(_Small):
     """Two products and an update per minibatch, on views of buffers that one ``index_select`` per
-    epoch refills."""
-    dt, bs, q, bounds = theta.dtype, plan.batch_size, plan.q, plan.bounds()
-    rows = theta[: plan.decayed_rows]
-    decay = ({t - s: torch.from_numpy(plan.decay(t - s)).to(dt) for s, t in bounds}
-             if plan.penalized else None)
-    R = torch.empty((bs, plan.k), dtype=dt)
-    orders = torch.from_numpy(plan.batch_order)
-    Z, U = torch.from_numpy(plan.Z_train), torch.from_numpy(plan.U_train)
-    Zbuf, Ubuf = torch.empty_like(Z), torch.empty_like(U)
-    if plan.n_train % bs == 0:  # every minibatch view made by one unbind call
-        Zs = list(Zbuf.view(-1, bs, q).unbind(0))
-        Us = list(Ubuf.view(-1, bs, q).transpose(1, 2).unbind(0))
-    else:
-        Zs = list(Zbuf.split(bs))
-        Us = [Ub.T for Ub in Ubuf.split(bs)]
-    sizes = [t - s for s, t in bounds]
-    Rs = [R[:m] for m in sizes]
-    Ds = [decay[m] for m in sizes] if decay is not None else []
-    scripted = scripted_epochs()
-    epochs = scripted if scripted is not None else functools.partial(_epochs, torch)
-    args = (Z, U, orders, Zbuf, Ubuf, Zs, Us, Rs, Ds, theta, rows, snaps)
-    return lambda e0, e1: epochs(*args, e0, e1)
+    epoch refills (:func:`scripted_epochs`)."""
+
+    def __init__(self, torch: Any, plan: vec.Plan) -> None:
+        super().__init__(torch, plan)
+        theta = self.theta
+        dt, bs, q, bounds = theta.dtype, plan.batch_size, plan.q, plan.bounds()
+        rows = theta[: plan.decayed_rows]
+        decay = ({t - s: torch.from_numpy(plan.decay(t - s)).to(dt) for s, t in bounds}
+                 if plan.penalized else None)
+        R = torch.empty((bs, plan.k), dtype=dt)
+        orders = torch.from_numpy(plan.batch_order)
+        Z, U = torch.from_numpy(plan.Z_train), torch.from_numpy(plan.U_train)
+        Zbuf, Ubuf = torch.empty_like(Z), torch.empty_like(U)
+        if plan.n_train % bs == 0:  # every minibatch view made by one unbind call
+            Zs = list(Zbuf.view(-1, bs, q).unbind(0))
+            Us = list(Ubuf.view(-1, bs, q).transpose(1, 2).unbind(0))
+        else:
+            Zs = list(Zbuf.split(bs))
+            Us = [Ub.T for Ub in Ubuf.split(bs)]
+        sizes = [t - s for s, t in bounds]
+        Rs = [R[:m] for m in sizes]
+        Ds = [decay[m] for m in sizes] if decay is not None else []
+        scripted = scripted_epochs()
+        self.epochs = scripted if scripted is not None else functools.partial(_epochs, torch)
+        self.args = (Z, U, orders, Zbuf, Ubuf, Zs, Us, Rs, Ds, theta, rows, self.snaps)
+
+    def train(self, e0: int, e1: int) -> Any:
+        self.epochs(*self.args, e0, e1)
+        return self.snaps[: e1 - e0]
 
 
 def _epochs(torch: Any, Z: Any, U: Any, orders: Any, Zbuf: Any, Ubuf: Any, Zs: list, Us: list, Rs: list,
