@@ -138,17 +138,6 @@ class Comparison(Table):
             axis.set_title(f"{presets}: {_penalty_text(rows[0])}, {seed_text}")
         return fig
 
-    def plot(self, path: Any = None, *, ax: Any = None, format: str | None = None) -> Any:
-        """:meth:`figure`, written to ``path`` (.png, .svg, .pdf or a binary file object) if given;
-        returns the Figure (shown inline in Jupyter)."""
-        from .plot import check_target, save
-
-        check_target(path, format)
-        fig = self.figure(ax)
-        if path is not None:
-            save(fig, path, format)
-        return fig
-
 
 def _with_run(row: dict[str, Any], run: Run | None) -> dict[str, Any]:
     """The row with its run's mode, λ and wd (a concise run's penalty is wd, not lambd) and its loss

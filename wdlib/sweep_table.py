@@ -111,17 +111,6 @@ class SweepTable(Table):
         ax_norm.set_title(f"{presets}: ||w|| of the final weights")
         return fig
 
-    def plot(self, path: Any = None, *, ax: Any = None, format: str | None = None) -> Any:
-        """:meth:`figure`, written to ``path`` (.png, .svg, .pdf or a binary file object) if given;
-        returns the Figure (shown inline in Jupyter)."""
-        from .plot import check_target, save
-
-        check_target(path, format)
-        fig = self.figure(ax)
-        if path is not None:
-            save(fig, path, format)
-        return fig
-
 
 def _renamed(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row with the table's names (:data:`RENAMED`) and the epoch of each curve point."""

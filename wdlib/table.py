@@ -133,6 +133,21 @@ class Table:
                 out.append({**ident, "epoch": int(epoch), "train_loss": float(tr), "test_loss": float(te)})
         return out
 
+    def figure(self, ax: Any = None) -> Any:
+        """The table's figure (a subclass draws it); :meth:`plot` writes or shows it."""
+        raise NotImplementedError(f"{type(self).__name__} has no figure")
+
+    def plot(self, path: Any = None, *, ax: Any = None, format: str | None = None) -> Any:
+        """:meth:`figure`, written to ``path`` (.png, .svg, .pdf or a binary file object) if given;
+        returns the Figure (shown inline in Jupyter)."""
+        from .plot import check_target, save
+
+        check_target(path, format)
+        fig = self.figure(ax)
+        if path is not None:
+            save(fig, path, format)
+        return fig
+
     def to_pandas(self, long: bool = False) -> Any:
         """A pandas DataFrame: one row per run with the scalar columns, or with ``long=True`` one row
         per run and evaluated epoch (the loss curves, tidy: ``id_columns``, ``epoch``, ``train_loss``,
