@@ -194,3 +194,30 @@ def test_reproduce_prints_the_books_lines_and_writes_figures(tmp_path: Path, cap
     assert out.count(f"the book prints: {label}") == 4
     assert len(list((tmp_path / "figs").glob("d2l-*.png"))) == 4
     assert len(list((tmp_path / "figs").glob("d2l-*.svg"))) == 4
+
+
+def test_train_and_compare_on_a_data_file_with_model_and_optimizer(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((40, 6)), rng.standard_normal(40)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    code, _, _ = run_cli(["train", "--data", str(tmp_path / "d.npz"), "--model", "mlp", "--hidden", "8x4",
+                          "--optimizer", "momentum", "--opt", "beta=0.8", "--opt", "nesterov=true",
+                          "--wd", "0.1", "--decay", "decoupled", "--dtype", "float64", "--num-epochs", "4",
+                          "--json", str(tmp_path / "r.json")], capsys)
+    assert code == 0
+    run = wdlib.train("numpy", data=(X, y), model="mlp", hidden=(8, 4), optimizer="momentum",
+                      optimizer_args={"beta": 0.8, "nesterov": True}, wd=0.1, decay="decoupled",
+                      dtype="float64", num_epochs=4)
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["test_loss"] == run.test_loss.tolist()
+    assert record["params"]["W2"] == run.params["W2"].tolist()
+    code, out, _ = run_cli(["compare", "--data", str(tmp_path / "d.npz"), "--backends", "numpy,torch",
+                            "--lambd", "0", "1", "--set", "num_epochs=3"], capsys)
+    assert code == 0 and out.count(" ok") == 4
+
+
+def test_a_bad_data_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,3\n4,x,6\n")
+    code, _, err = run_cli(["train", "--data", str(tmp_path / "d.csv")], capsys)
+    assert code == 2 and "--data" in err and len(err.strip().splitlines()) == 1
