@@ -375,3 +375,45 @@ def test_eager_path_still_equals_the_numpy_eager_reference(backend: str, preset:
     atol = tol * np.abs(ref.params["w"]).max()
     for name in ("w", "b"):
         np.testing.assert_allclose(run.params[name], ref.params[name], rtol=tol, atol=atol, err_msg=name)
+
+
+def test_fast_path_runs_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fused run holds NumPy's BLAS at one thread (tiny or cache-sized products: a second
+    thread only costs) and gives it back afterwards; overlapping runs in two threads share the limit,
+    lifted when the last one ends (BLAS has one thread setting per process)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    seen = []
+    real = wdlib.get_backend("numpy").fit_plan
+
+    def spy(plan: vectorized.Plan) -> vectorized.Result:
+        seen.append(blas_threads())
+        return real(plan)
+
+    monkeypatch.setattr(wdlib.get_backend("numpy"), "fit_plan", spy)
+    with threadpool_limits(2, user_api="blas"):  # as on a machine with two cores or more
+        before = blas_threads()
+        wdlib.train("numpy", lambd=3.0, num_epochs=2)
+        wdlib.train_lambdas("numpy", [0.0, 3.0], num_epochs=2)
+        assert seen == [{1}, {1}] and blas_threads() == before
+        import threading
+
+        inside, leave = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with fastpath.one_blas_thread():
+                inside.set()
+                leave.wait(10)
+
+        other = threading.Thread(target=hold)
+        other.start()
+        inside.wait(10)
+        with fastpath.one_blas_thread():
+            assert blas_threads() == {1}
+        assert blas_threads() == {1}  # the other thread's run still holds it
+        leave.set()
+        other.join()
+        assert blas_threads() == before

@@ -162,19 +162,20 @@ class Backend(ABC):
     def fused_fit(
         self, problem: Problem, config: Config
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """The whole run in one call: (train_loss, test_loss, final params) as NumPy arrays."""
-        from . import vectorized
+        """The whole run in one call: (train_loss, test_loss, final params) as NumPy arrays, with
+        NumPy's BLAS on one thread (:func:`wdlib.fastpath.one_blas_thread`)."""
+        from . import fastpath, vectorized
 
-        with self.context(config.dtype):
+        with self.context(config.dtype), fastpath.one_blas_thread():
             return vectorized.single(self.fit_plan(vectorized.make_plan(problem, config)))
 
     def fused_fit_lambdas(
         self, problem: Problem, config: Config, lambdas: Sequence[float]
     ) -> vectorized.Result:
         """Every lambda at once, as the columns of one run (see :func:`wdlib.train_lambdas`)."""
-        from . import vectorized
+        from . import fastpath, vectorized
 
-        with self.context(config.dtype):
+        with self.context(config.dtype), fastpath.one_blas_thread():
             return self.fit_plan(vectorized.make_plan(problem, config, lambdas))
 
 

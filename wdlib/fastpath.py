@@ -23,6 +23,8 @@ import contextlib
 import dataclasses
 import functools
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -178,9 +180,44 @@ def _blas() -> Any:
     return ThreadpoolController()
 
 
-def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """BLAS on one thread for the duration of a ``with`` block (the large-data path: its products
-    are cache-sized blocks, and handing those to a second thread costs more than it gains; on a busy
-    machine OpenBLAS's waiting threads slowed a pass down many times: benchmarks/results.md). It also
-    makes the bits independent of the thread settings. The limit is process-wide while it lasts."""
-    return _blas().limit(limits=1, user_api="blas")
+_blas_lock = threading.Lock()
+_blas_users = 0  # threads inside one_blas_thread(); the limit is lifted when the last one leaves
+_blas_limit: Any = None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread for the duration of a ``with`` block: every fast-path run is in one
+    (:meth:`wdlib.Backend.fused_fit`). Its products are tiny (the chapter's) or cache-sized blocks
+    (large data), and handing those to a second thread costs more than it gains; on a busy machine
+    OpenBLAS's waiting threads made the chapter's plan 25 times slower to build (benchmarks/results.md).
+    It also makes the runs' bits independent of the core count and of ``OPENBLAS_NUM_THREADS``.
+    BLAS has one thread setting per process: runs in several threads at once share one limit,
+    lifted when the last of them ends."""
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            _release_blas_control()
+            _blas_limit = _blas().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _release_blas_control()
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+                _release_blas_control()
+
+
+def _release_blas_control() -> None:
+    """Let any thread set OpenBLAS's limit next: threadpoolctl >= 3.6 ignores the limits of every
+    thread but the last one that set it, and the runs sharing one limit may start and end in
+    different threads."""
+    import threadpoolctl
+
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
