@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from wdlib import Backend, Config, Objective
+from wdlib import Backend, Config, Objective, Problem
 from wdlib.model import Params, decay_mask, make_model
 from wdlib.optim import OPTIMIZER_ARGS
 from wdlib.semantics import native_spelling
@@ -112,6 +112,19 @@ class JaxBackend(Backend):
         import optax
 
         return optax.l2_loss(jnp.dot(X, params["w"]) + params["b"], y).mean()
+
+    # Any model/optimizer as one compiled lax.scan (wdlib_jax.scan), where the fused path does not apply.
+
+    def supports_compiled(self, problem: Problem, config: Config) -> bool:
+        """The run can go through :meth:`fit_compiled`: no book's batched evaluation orders."""
+        return problem.eval_orders is None
+
+    def fit_compiled(self, problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, Params]:
+        """``(train_loss, test_loss, final params)`` of the run as one jit-compiled ``lax.scan``."""
+        from .scan import fit_compiled
+
+        with self.context(config.dtype):
+            return fit_compiled(self, problem, config)
 
     # Fast path (wdlib_jax.fused): the whole run as one jit-compiled lax.scan, compiled once per shape.
 
