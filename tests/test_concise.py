@@ -50,7 +50,8 @@ def test_concise_weight_decay_shrinks_w(backend: str) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"mode": "concise", "wd": 3, "optimizer": "momentum", "decay": "decoupled", "backend": "torch"},
+    [({"decay": "decoupled"}, "decay"),
+     ({"mode": "concise", "wd": 3, "optimizer": "momentum", "decay": "decoupled", "backend": "torch"},
       "decay"),
      ({"mode": "concise", "lambd": 3}, "lambd"),
      ({"mode": "concise", "penalty": "l1"}, "penalty"), ({"mode": "brief"}, "mode")],

@@ -11,7 +11,7 @@ import wdlib
 BAD = [
     ({"preset": "gluon"}, "preset", "did you mean 'gluonbook'"),
     ({"dtype": "float16"}, "dtype", "'float32', 'float64'"),
-    ({"penalty": "l3"}, "penalty", "'l1', 'l2'"),
+    ({"penalty": "l3"}, "penalty", "'l2', 'l1', 'elastic_net'"),
     ({"lambd": -1}, "lambd", ">= 0"),
     ({"lambd": math.nan}, "lambd", "finite"),
     ({"lambd": math.inf}, "lambd", "finite"),
@@ -41,7 +41,7 @@ BAD = [
     ({"noise": math.nan}, "noise", "finite"),
     ({"n_test": 1.5}, "n_test", "integer"),
     ({"seed": 1.0}, "seed", "integer"),
-    ({"wd": 3}, "wd", "mode='scratch'"),
+    ({"decay": "decoupled"}, "decay", "when wd=0"),
     ({"mode": "concise", "lambd": 3}, "lambd", "use wd"),
     ({"rng": "native"}, "rng", "no native recipe"),
     ({"rng": "native", "dtype": "float64"}, "dtype", "'float32' with rng='native'"),

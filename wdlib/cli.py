@@ -12,6 +12,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from .cli_args import (
+    data_options,
+    model_fields,
+    parse_lambdas,
+    parse_names,
+    parse_seeds,
+    parse_sets,
+)
 from .errors import ConfigError, WdlibError
 
 EPILOG = """examples:
@@ -31,100 +39,6 @@ class UsageError(WdlibError, ValueError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see: {self.prog} --help)")
-
-
-# --- parsing the values of options ---------------------------------------------------------------
-
-
-def parse_lambdas(texts: Sequence[str], option: str = "--lambd") -> list[float]:
-    """Numbers ``3``, lists ``0,1,3`` and ranges ``start:stop:count`` (``count`` evenly spaced values
-    from start to stop, both included: ``0:10:41`` is 0, 0.25, ..., 10)."""
-    accepted = "numbers >= 0 as 3, 0,1,3 or start:stop:count such as 0:10:41"
-    values: list[float] = []
-    for text in texts:
-        for part in filter(None, text.split(",")):
-            pieces = part.split(":")
-            try:
-                if len(pieces) == 1:
-                    values.append(float(part))
-                    continue
-                if len(pieces) != 3:
-                    raise ValueError
-                start, stop, count = float(pieces[0]), float(pieces[1]), int(pieces[2])
-            except ValueError:
-                raise ConfigError(option, part, accepted) from None
-            if count < 1 or stop < start:
-                raise ConfigError(option, part, accepted,
-                                  "count must be >= 1 and start <= stop, e.g. 0:10:41")
-            # numpy.linspace, so that the grid (and each run's key in a store) is the same as a
-            # Python sweep over numpy.linspace(start, stop, count): stored runs are found either way.
-            import numpy as np
-
-            values.extend(np.linspace(start, stop, count).tolist())
-    if not values:
-        raise ConfigError(option, " ".join(texts), accepted)
-    from .validate import lambda_list
-
-    return lambda_list(values, option)
-
-
-def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
-    """Seeds ``3``, lists ``0,4,7`` and inclusive ranges ``0-9``."""
-    accepted = "integers >= 0 as 3, 0,4,7 or an inclusive range first-last such as 0-9"
-    seeds: list[int] = []
-    for part in filter(None, text.split(",")):
-        first, dash, last = part.partition("-")
-        try:
-            lo, hi = int(first), int(last) if dash else int(first)
-        except ValueError:
-            raise ConfigError(option, part, accepted) from None
-        if lo < 0 or hi < lo:
-            raise ConfigError(option, part, accepted,
-                              f"write the smaller seed first: {hi}-{lo}" if hi < lo else "")
-        seeds.extend(range(lo, hi + 1))
-    if not seeds:
-        raise ConfigError(option, text, accepted)
-    return seeds
-
-
-def parse_names(text: str | None) -> list[str] | None:
-    """A comma-separated list of backend names (None: every installed backend)."""
-    if text is None:
-        return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise ConfigError("--backends", text, "backend names separated by commas, e.g. numpy,torch")
-    return names
-
-
-def parse_sets(texts: Sequence[str], *, lists: bool = False) -> dict[str, Any]:
-    """``FIELD=VALUE`` overrides of Config fields, typed like the field (``lists``: VALUE may be a
-    comma-separated list, each value a sweep axis)."""
-    from .config import Config
-
-    types = {f.name: type(f.default) for f in dataclasses.fields(Config)}
-    out: dict[str, Any] = {}
-    for text in texts:
-        name, eq, raw = text.partition("=")
-        name = name.strip().replace("-", "_")
-        if not eq or not name:
-            raise ConfigError("--set", text, "FIELD=VALUE, e.g. --set num_epochs=20")
-        kind = types.get(name, str)  # an unknown field is reported by make_config, with a suggestion
-        parts = raw.split(",") if lists else [raw]
-        values = [_typed(name, kind, part.strip()) for part in parts]
-        out[name] = values if lists and len(values) > 1 else values[0]
-    return out
-
-
-def _typed(name: str, kind: type, raw: str) -> Any:
-    try:
-        if kind is bool:
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return raw.lower() in ("true", "1", "yes")
-        return kind(raw)
-    except ValueError:
-        raise ConfigError(name, raw, f"a value of type {kind.__name__}") from None
 
 
 # --- the subcommands -----------------------------------------------------------------------------
@@ -147,8 +61,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .validate import check_backends, check_output
 
     options = {"dtype": args.dtype, "seed": args.seed, "num_epochs": args.num_epochs}
-    fields = {**parse_sets(args.set), **{k: v for k, v in options.items() if v is not None}}
-    make_config(args.preset, backend=args.backend, lambd=args.lambd, **fields)
+    fields = {**parse_sets(args.set), **model_fields(args),
+              **{k: v for k, v in options.items() if v is not None}}
+    data = data_options(args)
+    if data:
+        from .data import data_config
+
+        data_config(data["data"], data["test"], args.preset, backend=args.backend, lambd=args.lambd, **fields)
+    else:
+        make_config(args.preset, backend=args.backend, lambd=args.lambd, **fields)
     check_backends([args.backend], "--backend")
     plot_path = check_output(args.plot, "--plot", (".png", ".svg", ".pdf"))
     json_path = check_output(args.json, "--json", (".json",))
@@ -156,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .table import Table
     from .training import train
 
-    run = train(args.backend, args.preset, lambd=args.lambd, **fields)
+    run = train(args.backend, args.preset, lambd=args.lambd, **data, **fields)
     row = {"backend": args.backend, "version": run.backend_version, "preset": args.preset,
            "lambd": run.config.lambd, "seed": run.config.seed, "dtype": run.config.dtype,
            "epochs": len(run.train_loss), "train_loss": float(run.train_loss[-1]),
@@ -175,7 +96,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         record = {"config": dataclasses.asdict(run.config), "backend_version": run.backend_version,
                   "seconds": run.seconds, "diverged": run.diverged, "train_loss": run.train_loss,
-                  "test_loss": run.test_loss, "w": run.params["w"][:, 0], "b": run.params["b"],
+                  "test_loss": run.test_loss, "params": run.params,
+                  **({"w": run.params["w"][:, 0], "b": run.params["b"]} if "w" in run.params else {}),
                   "w_norm": run.w_norm}
         write_text(json_path, json.dumps(jsonable(record), indent=1) + "\n")
         print(f"json: {json_path}")
@@ -192,8 +114,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                "json": check_output(args.json, "--json", (".json",))}
     from .compare import compare
 
-    result = compare(parse_names(args.backends), lambdas, args.preset, seeds, args.dtype, args.mode,
-                     **parse_sets(args.set))
+    fields = {**parse_sets(args.set), **model_fields(args)}
+    result = compare(parse_names(args.backends), lambdas, args.preset, seeds, args.dtype,
+                     fields.pop("mode", "scratch"), **data_options(args), **fields)
     print(result)
     if outputs["plot"]:
         print(f"figure: {result.plot(outputs['plot'])}")
@@ -227,16 +150,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         lambdas = parse_lambdas(args.lambd)
         seeds = parse_seeds(args.seeds)
-        fields = parse_sets(args.set, lists=True)
+        fields = {**parse_sets(args.set, lists=True), **model_fields(args)}
         fields.update({k: v for k, v in (("dtype", _split(args.dtype)),) if v is not None})
+        data = data_options(args)
         from .sweep import sweep, sweep_configs
 
-        sweep_configs(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset), **fields)
+        if not data:
+            sweep_configs(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset), **fields)
         check_store_path(args.store)
         with _executor(args.scheduler) as executor:
             table = sweep(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset),
                           store=args.store, executor=executor, workers=args.workers,
-                          vectorize=not args.no_vectorize, **fields)
+                          vectorize=not args.no_vectorize, **data, **fields)
     print(table)
     if export_path:
         if export_path.suffix.lower() == ".json":
@@ -297,6 +222,21 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 # --- the parser ----------------------------------------------------------------------------------
 
 
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The data, model, penalty and optimizer options shared by train, compare and sweep."""
+    g = p.add_argument_group("data, model and optimizer")
+    g.add_argument("--data", metavar="FILE", help="your own data: .npz (X, y [, X_test, y_test]) or .csv "
+                   "(header; the last column, or one named y, is the target)")
+    g.add_argument("--model", help="linear (default) or mlp")
+    g.add_argument("--hidden", metavar="WIDTHS", help="MLP hidden widths, e.g. 256 or 128x64")
+    g.add_argument("--penalty", help="l2 (default), l1 or elastic_net (with --set l1_ratio=...)")
+    g.add_argument("--optimizer", help="sgd (default), momentum or adam")
+    g.add_argument("--opt", action="append", default=[], metavar="NAME=VALUE",
+                   help="an optimizer argument, e.g. --opt beta=0.9 --opt nesterov=true (repeatable)")
+    g.add_argument("--wd", type=float, help="the optimizer's weight decay (default 0)")
+    g.add_argument("--decay", help="how --wd acts: coupled (default), decoupled (AdamW) or independent")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wdlib", description="Weight decay experiments from Dive into Deep Learning, "
                      "on NumPy, PyTorch, MXNet and JAX.", epilog=EPILOG,
@@ -320,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", **common["set"])
     p.add_argument("--plot", metavar="FILE.png", help="write the loss curves")
     p.add_argument("--json", metavar="FILE.json", help="write the run (config, losses, weights)")
+    p.add_argument("--mode", help="scratch (default: the penalty in the loss) or concise (the framework's "
+                   "optimizer weight decay --wd)")
+    add_model_options(p)
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("compare", help="every backend on the same inputs vs the NumPy float64 reference")
@@ -333,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="overlay figure: one panel per λ")
     p.add_argument("--csv", metavar="FILE.csv")
     p.add_argument("--json", metavar="FILE.json")
+    add_model_options(p)
     p.set_defaults(handler=cmd_compare)
 
     p = sub.add_parser(
@@ -356,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "run, equal to the single runs within the cross-backend tolerance)")
     p.add_argument("--plot", metavar="FILE.png", help="test loss and ||w|| vs λ, with the exact ridge path")
     p.add_argument("--export", metavar="FILE.csv", help="write the table (.csv, or .json with curves)")
+    add_model_options(p)
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("reproduce", help="the book's figures and numbers")

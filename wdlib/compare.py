@@ -41,9 +41,13 @@ def tolerance(run: Run) -> float:
 
 
 def differences(run: Run, reference: Run) -> tuple[float, float, bool]:
-    """(max |w - w_ref|, max over epochs of |test - test_ref|, within the tolerance)."""
+    """(max |w - w_ref|, max over epochs of |test - test_ref|, within the tolerance); w is every
+    parameter of the model, flattened in order."""
     tol = tolerance(run)
-    w, w_ref = run.params["w"].astype(np.float64), reference.params["w"]
+    if sorted(run.params) != sorted(reference.params):
+        return float("nan"), float("nan"), False
+    w = np.concatenate([run.params[k].astype(np.float64).ravel() for k in reference.params])
+    w_ref = np.concatenate([reference.params[k].ravel() for k in reference.params])
     test, test_ref = run.test_loss, reference.test_loss
     if w.shape != w_ref.shape or test.shape != test_ref.shape:
         return float("nan"), float("nan"), False
@@ -111,6 +115,9 @@ def compare(
     seeds: Sequence[int] | int = (0,),
     dtype: str = "float32",
     mode: str = "scratch",
+    *,
+    data: Any = None,
+    test: Any = None,
     **fields: Any,
 ) -> Comparison:
     """Train every requested backend (default: every installed one) on identical inputs and compare
@@ -119,6 +126,7 @@ def compare(
     ``lambd`` may be one value or several (one figure panel each); ``seeds`` likewise. Any other
     :class:`~wdlib.Config` field can be set by keyword. A backend that disagrees beyond
     :data:`TOLERANCE` gets status "DIFFERS" in the table (one that diverged, "diverged").
+    ``data=(X, y)`` (and ``test=``) compares the frameworks on your own arrays.
     """
     lambdas = lambda_list(lambd, "lambd")
     seed_values = seed_list(seeds)
@@ -129,13 +137,22 @@ def compare(
     concise = mode == "concise"
     # Every configuration is validated before any framework is imported or any data generated.
     base = {"dtype": dtype, "mode": mode, "on_divergence": "record", **fields}
-    for lam in lambdas:
-        make_config(preset, **_penalty(concise, lam), **base)
+    if data is not None:
+        from .data import data_config
+
+        first = data_config(data, test, preset, **_penalty(concise, lambdas[0]), **base)[0]  # validated once
+        base = {**base, "data": data, "test": test}
+    elif test is not None:
+        raise ConfigError("test", "a test set", "None unless data=(X, y) is given")
+    else:
+        first = make_config(preset, **_penalty(concise, lambdas[0]), **base)
+        for lam in lambdas[1:]:
+            make_config(preset, **_penalty(concise, lam), **base)
     names = check_backends(backends)
 
     # In concise mode each framework trains on its own standard loss; a loss `scale` times the scratch
     # loss makes concise(wd, lr) equal NumPy's concise(wd / scale, scale * lr): that is the reference.
-    lr = make_config(preset, **_penalty(concise, lambdas[0]), **base).lr
+    lr = first.lr
     references: dict[tuple[float, int, float], Run] = {}
 
     def reference(lam: float, seed: int, scale: float) -> Run:
@@ -161,7 +178,7 @@ def compare(
                     "w_norm": run.w_norm, "max_abs_dw": dw, "max_abs_dtest": dtest,
                     "seconds": run.seconds,
                     "status": "diverged" if run.diverged else ("ok" if ok else "DIFFERS"),
-                    "test_loss_curve": run.test_loss, "w": run.params["w"],
+                    "test_loss_curve": run.test_loss, "params": run.params,
                 })
     return Comparison(rows, runs, references)
 

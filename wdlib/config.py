@@ -7,15 +7,25 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from .errors import ConfigError
+from .field_checks import (
+    backend_name,
+    choice,
+    finite,
+    flag,
+    integer,
+    names,
+    pairs,
+    penalty,
+    real,
+    text,
+    unit,
+    widths,
+)
 from .model import MODELS
 from .optim import DECAYS, OPTIMIZER_ARGS
 
@@ -94,158 +104,38 @@ ON_DIVERGENCE = ("raise", "record")
 DATASETS = ("synthetic", "diabetes", "arrays")
 
 
-def _is_number(value: Any, kind: type) -> bool:
-    """``value`` is a ``kind`` (Python or NumPy scalar), and not a bool, which is an int to Python."""
-    return isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
-
-
-def _integer(lo: int, hi: int | None = None) -> Callable[[str, Any], int]:
-    def check(name: str, value: Any) -> int:
-        span = f">= {lo}" if hi is None else f"from {lo} to {hi}"
-        if not _is_number(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
-            raise ConfigError(name, value, f"an integer {span}")
-        return int(value)
-
-    return check
-
-
-def _real(*, positive: bool = False) -> Callable[[str, Any], float]:
-    def check(name: str, value: Any) -> float:
-        what = "a finite number > 0" if positive else "a finite number >= 0"
-        if not _is_number(value, numbers.Real):
-            raise ConfigError(name, value, what)
-        value = float(value) + 0.0  # -0.0 is 0.0: one run, one key
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise ConfigError(name, value, what)
-        return value
-
-    return check
-
-
-def _finite(name: str, value: Any) -> float:
-    if not _is_number(value, numbers.Real) or not math.isfinite(value):
-        raise ConfigError(name, value, "a finite number")
-    return float(value)
-
-
-def _choice(*options: str) -> Callable[[str, Any], str]:
-    def check(name: str, value: Any) -> str:
-        if value not in options:
-            close = difflib.get_close_matches(str(value), options, n=1)
-            raise ConfigError(
-                name, value, "one of " + ", ".join(map(repr, options)),
-                f"did you mean {close[0]!r}?" if close else "",
-            )
-        return value
-
-    return check
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(name, value, "True or False")
-    return value
-
-
-def _name(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(name, value, "a backend name such as 'numpy' (see wdlib.backends())")
-    return value
-
-
-def _penalty(name: str, value: Any) -> str:
-    """A penalty name, or a penalty object (registered under its name: a Config stores names)."""
-    from .model import PENALTIES, register_penalty
-
-    if not isinstance(value, str):
-        return register_penalty(value)
-    return _choice(*PENALTIES)(name, value)
-
-
-def _widths(name: str, value: Any) -> tuple[int, ...]:
-    items = (value,) if _is_number(value, numbers.Integral) else value
-    if isinstance(items, str) or not isinstance(items, (tuple, list)) or not all(
-        _is_number(v, numbers.Integral) and v >= 1 for v in items
-    ):
-        raise ConfigError(name, value, "hidden layer widths: an integer >= 1 or a tuple of them",
-                          "e.g. hidden=(64,) or hidden=(128, 64)")
-    return tuple(int(v) for v in items)
-
-
-def _names(name: str, value: Any) -> tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else value
-    if not isinstance(items, (tuple, list)) or not all(isinstance(v, str) and v for v in items):
-        raise ConfigError(name, value, "parameter names: a str or a tuple of str",
-                          "e.g. ('w',) or ('W1', 'W2')")
-    return tuple(sorted(set(items)))
-
-
-def _pairs(name: str, value: Any) -> tuple[tuple[str, Any], ...]:
-    """Keyword arguments (a dict or (name, value) pairs) as sorted pairs: hashable, JSON-able."""
-    try:
-        items = dict(value.items() if isinstance(value, dict) else value)
-    except (TypeError, ValueError):
-        raise ConfigError(name, value, "a dict of keyword arguments, e.g. {'beta': 0.9}") from None
-    for key, item in items.items():
-        ok = isinstance(item, bool) or (_is_number(item, numbers.Real) and math.isfinite(item))
-        if not isinstance(key, str) or not ok:
-            raise ConfigError(f"{name}[{key!r}]", item, "a finite number or True/False")
-    return tuple(sorted((k, v if isinstance(v, bool) else float(v)) for k, v in items.items()))
-
-
-def _unit(*, open_ends: bool) -> Callable[[str, Any], float]:
-    what = "a number strictly between 0 and 1" if open_ends else "a number from 0 to 1"
-
-    def check(name: str, value: Any) -> float:
-        if not _is_number(value, numbers.Real):
-            raise ConfigError(name, value, what)
-        value = float(value)
-        inside = 0 < value < 1 if open_ends else 0 <= value <= 1
-        if not inside:
-            raise ConfigError(name, value, what)
-        return value
-
-    return check
-
-
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(name, value, "a str")
-    return value
-
-
 FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "preset": _choice(*PRESETS),
-    "backend": _name,
-    "n_train": _integer(1),
-    "n_test": _integer(1),
-    "num_inputs": _integer(1),
-    "true_w": _finite,
-    "true_b": _finite,
-    "noise": _real(),
-    "batch_size": _integer(1),
-    "num_epochs": _integer(1),
-    "lr": _real(positive=True),
-    "lambd": _real(),
-    "penalty": _penalty,
-    "decay_bias": _flag,
-    "dtype": _choice(*DTYPES),
-    "seed": _integer(0, MAX_SEED),
-    "mode": _choice(*MODES),
-    "wd": _real(),
-    "rng": _choice(*RNGS),
-    "engine": _choice(*ENGINES),
-    "on_divergence": _choice(*ON_DIVERGENCE),
-    "model": _choice(*MODELS),
-    "hidden": _widths,
-    "optimizer": _choice(*OPTIMIZER_ARGS),
-    "optimizer_args": _pairs,
-    "decay": _choice(*DECAYS),
-    "penalize": _names,
-    "l1_ratio": _unit(open_ends=False),
-    "dataset": _choice(*DATASETS),
-    "data_fingerprint": _text,
-    "test_fraction": _unit(open_ends=True),
+    "preset": choice(*PRESETS),
+    "backend": backend_name,
+    "n_train": integer(1),
+    "n_test": integer(1),
+    "num_inputs": integer(1),
+    "true_w": finite,
+    "true_b": finite,
+    "noise": real(),
+    "batch_size": integer(1),
+    "num_epochs": integer(1),
+    "lr": real(positive=True),
+    "lambd": real(),
+    "penalty": penalty,
+    "decay_bias": flag,
+    "dtype": choice(*DTYPES),
+    "seed": integer(0, MAX_SEED),
+    "mode": choice(*MODES),
+    "wd": real(),
+    "rng": choice(*RNGS),
+    "engine": choice(*ENGINES),
+    "on_divergence": choice(*ON_DIVERGENCE),
+    "model": choice(*MODELS),
+    "hidden": widths,
+    "optimizer": choice(*OPTIMIZER_ARGS),
+    "optimizer_args": pairs,
+    "decay": choice(*DECAYS),
+    "penalize": names,
+    "l1_ratio": unit(open_ends=False),
+    "dataset": choice(*DATASETS),
+    "data_fingerprint": text,
+    "test_fraction": unit(open_ends=True),
 }
 
 

@@ -196,6 +196,7 @@ l1_penalty = L1Penalty()
 #: Penalties by name. ``elastic_net`` is made with the run's ``l1_ratio``; a user's own penalty
 #: (an object with ``name``, ``__call__`` and, for NumPy, ``grad``) is added by :func:`register_penalty`.
 PENALTIES: dict[str, Penalty] = {"l2": l2_penalty, "l1": l1_penalty, "elastic_net": ElasticNet()}
+BUILTIN_PENALTIES = frozenset(PENALTIES)
 
 
 def register_penalty(penalty: Penalty) -> str:
@@ -207,7 +208,7 @@ def register_penalty(penalty: Penalty) -> str:
     if not isinstance(name, str) or not name or not callable(penalty):
         raise ConfigError("penalty", penalty, "a penalty name (" + ", ".join(map(repr, PENALTIES))
                           + ") or an object with a str `name` that is called as penalty(ops, w)")
-    if name in PENALTIES and PENALTIES[name] is not penalty and name in ("l1", "l2", "elastic_net"):
+    if name in BUILTIN_PENALTIES and PENALTIES[name] is not penalty:
         raise ConfigError("penalty", name, "a name not built in (l1, l2, elastic_net are)")
     PENALTIES[name] = penalty
     return name

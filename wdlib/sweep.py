@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from . import vectorized
 from .config import Config, make_config
 from .errors import ConfigError, WdlibError
+from .model import BUILTIN_PENALTIES, PENALTIES, register_penalty
 from .store import Store, check_store_path, config_key, result_record
 from .sweep_table import SweepTable
 from .validate import as_list, check_backends, lambda_list, seed_list
@@ -97,21 +98,40 @@ def sweep_configs(
 # --- running -------------------------------------------------------------------------------------
 
 
-def run_config(fields: dict[str, Any]) -> dict[str, Any]:
-    """Train one configuration (given as a dict of Config fields) and return what the store keeps.
+def run_config(fields: dict[str, Any], arrays: tuple[Any, ...] | None = None,
+               penalty: Any = None) -> dict[str, Any]:
+    """Train one configuration (given as a dict of Config fields, with the user's ``arrays`` for
+    ``dataset="arrays"`` and the user's ``penalty`` object for a penalty that is not built in) and
+    return what the store keeps.
 
     Runs in a worker process (or a Dask worker): plain data in, plain data out, no database access.
     """
-    from .training import train_sequence
+    from .training import train, train_sequence
 
+    if penalty is not None:  # a fresh worker process knows only the built-in penalties
+        register_penalty(penalty)
     try:  # train_sequence, not fit(make_problem(...)): rng="native" draws its inputs itself
+        if arrays is not None:
+            return result_record(train(**_data_fields(fields), **_as_data(arrays)))
         return result_record(train_sequence([make_config(**fields)])[0])
     except WdlibError as err:
         run = ", ".join(f"{k}={fields[k]!r}" for k in ("backend", "lambd", "seed"))
         raise RunFailedError(f"the run {run} failed: {err}") from None
 
 
-def run_lambdas(fields: dict[str, Any], lambdas: list[float]) -> list[dict[str, Any]]:
+def _as_data(arrays: tuple[Any, ...]) -> dict[str, Any]:
+    """``arrays`` (X, y) or (X, y, X_test, y_test) as train()'s ``data=`` and ``test=``."""
+    return {"data": arrays[:2], "test": arrays[2:] if len(arrays) == 4 else None}
+
+
+def _data_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Config fields without those that train(data=...) derives from the arrays."""
+    derived = ("dataset", "data_fingerprint", "n_train", "n_test", "num_inputs")
+    return {k: v for k, v in fields.items() if k not in derived}
+
+
+def run_lambdas(fields: dict[str, Any], lambdas: list[float],
+                arrays: tuple[Any, ...] | None = None, penalty: Any = None) -> list[dict[str, Any]]:
     """Train the configuration ``fields`` (a dict of Config fields) at every λ of ``lambdas`` as one
     batched run (:func:`wdlib.train_lambdas`); return what the store keeps, one record per λ, in order.
 
@@ -119,7 +139,11 @@ def run_lambdas(fields: dict[str, Any], lambdas: list[float]) -> list[dict[str, 
     """
     from .training import train_lambdas
 
+    if penalty is not None:
+        register_penalty(penalty)
     rest = {k: v for k, v in fields.items() if k not in ("backend", "preset", "seed", "lambd")}
+    if arrays is not None:
+        rest = {**_data_fields(rest), **_as_data(arrays)}
     try:
         runs = train_lambdas(fields["backend"], lambdas, fields["preset"], fields["seed"], **rest)
         for run, lam in zip(runs, lambdas, strict=True):  # each row is stored under this config's key
@@ -206,6 +230,8 @@ def sweep(
     workers: int | None = None,
     progress: bool | None = None,
     vectorize: bool = True,
+    data: Any = None,
+    test: Any = None,
     **fields: Any,
 ) -> SweepTable:
     """Run every combination of ``lambdas`` x ``seeds`` x ``backends`` (default: every installed
@@ -224,6 +250,9 @@ def sweep(
     the same bits. ``vectorize=False`` runs every configuration alone, each row then bitwise equal to
     :func:`wdlib.train` of its configuration.
 
+    ``data=(X, y)`` (and ``test=(X_test, y_test)``) sweeps your own arrays, validated once here; every
+    run's store key includes their fingerprint.
+
     >>> table = wdlib.sweep(numpy.linspace(0, 10, 11), seeds=range(3), backends=["numpy"])  # doctest: +SKIP
     >>> table.plot("sweep.png")  # doctest: +SKIP
     """
@@ -231,13 +260,23 @@ def sweep(
     _check_executor(executor, workers)
     if not isinstance(vectorize, bool):
         raise ConfigError("vectorize", vectorize, "True or False")
+    arrays = None
+    if data is not None:
+        from .data import data_config
+
+        probe = {k: v[0] if isinstance(v, (list, tuple)) and k != "hidden" else v for k, v in fields.items()}
+        config, arrays = data_config(data, test, **probe)
+        fields = {**fields, **{k: getattr(config, k) for k in
+                               ("dataset", "data_fingerprint", "n_train", "n_test", "num_inputs")}}
+    elif test is not None:
+        raise ConfigError("test", "a test set", "None unless data=(X, y) is given")
     configs = sweep_configs(lambdas, seeds, backends, preset=preset, **fields)
     check_store_path(store)
     with Store(store) as db:
         tasks = plan_tasks(configs, db.keys(), vectorize=vectorize)
         computed = sum(len(missing) for _, missing in tasks)
         if tasks:
-            _execute(tasks, db, executor, workers, progress)
+            _execute(tasks, db, executor, workers, progress, arrays)
         rows = list(db.records(config_key(c) for c in configs))
     return SweepTable(rows, computed=computed, skipped=len(configs) - computed, store=Path(store))
 
@@ -293,14 +332,16 @@ def _without_lambd(config: Config) -> tuple[Any, ...]:
     return tuple(getattr(config, f.name) for f in dataclasses.fields(Config) if f.name != "lambd")
 
 
-def _submit(pool: cf.Executor, unit: list[Config]) -> cf.Future[Any]:
+def _submit(pool: cf.Executor, unit: list[Config], arrays: tuple[Any, ...] | None) -> cf.Future[Any]:
+    name = unit[0].penalty
+    penalty = None if name in BUILTIN_PENALTIES else PENALTIES[name]
     if len(unit) == 1:
-        return pool.submit(run_config, dataclasses.asdict(unit[0]))
-    return pool.submit(run_lambdas, dataclasses.asdict(unit[0]), [c.lambd for c in unit])
+        return pool.submit(run_config, dataclasses.asdict(unit[0]), arrays, penalty)
+    return pool.submit(run_lambdas, dataclasses.asdict(unit[0]), [c.lambd for c in unit], arrays, penalty)
 
 
 def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers: int | None,
-             progress: bool | None) -> None:
+             progress: bool | None, arrays: tuple[Any, ...] | None = None) -> None:
     """Submit every task; store each missing run's result, in its own transaction, as soon as its
     task finishes.
 
@@ -314,7 +355,7 @@ def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers
     futures: dict[cf.Future[Any], Task] = {}
     failure: BaseException | None = None
     try:
-        futures = {_submit(pool, unit): (unit, missing) for unit, missing in tasks}
+        futures = {_submit(pool, unit, arrays): (unit, missing) for unit, missing in tasks}
         with _progress(sum(len(missing) for _, missing in tasks), progress) as advance:
             for future in cf.as_completed(futures):
                 if future.cancelled():

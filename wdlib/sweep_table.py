@@ -36,7 +36,7 @@ class SweepTable(Table):
         super().__init__(sorted(rows, key=_grid_order))
         self.computed, self.skipped, self.store = computed, skipped, store
         varying = [f.name for f in dataclasses.fields(Config)
-                   if f.name not in SHOWN and len({row[f.name] for row in self.rows}) > 1]
+                   if f.name not in SHOWN and len({repr(row[f.name]) for row in self.rows}) > 1]
         self.shown = (*SHOWN, *varying)
         self.columns = ("key", *(f.name for f in dataclasses.fields(Config)), "backend_version",
                         "engine_used", "diverged_at_epoch", *RESULTS)

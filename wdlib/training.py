@@ -77,8 +77,8 @@ class Run:
         """The L2 norm of the final weights: ||w||_2 of the linear model, of every weight matrix
         together for the MLP (inf for a diverged run, without NumPy's overflow warning)."""
         with np.errstate(over="ignore", invalid="ignore"):
-            squares = [np.sum(self.params[k].astype(np.float64) ** 2) for k in weight_names(self.params)]
-            return float(np.sqrt(np.sum(squares)))
+            weights = [self.params[k].astype(np.float64).ravel() for k in weight_names(self.params)]
+            return float(np.linalg.norm(np.concatenate(weights)))
 
     def __repr__(self) -> str:
         c, defaults = self.config, Config()

@@ -1,0 +1,134 @@
+"""Validators of single Config fields: each takes (name, value) and returns the value normalized, or
+raises a ConfigError that names the field and the values it accepts."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def is_number(value: Any, kind: type) -> bool:
+    """``value`` is a ``kind`` (Python or NumPy scalar), and not a bool, which is an int to Python."""
+    return isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
+
+
+def integer(lo: int, hi: int | None = None) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        span = f">= {lo}" if hi is None else f"from {lo} to {hi}"
+        if not is_number(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
+            raise ConfigError(name, value, f"an integer {span}")
+        return int(value)
+
+    return check
+
+
+def real(*, positive: bool = False) -> Callable[[str, Any], float]:
+    def check(name: str, value: Any) -> float:
+        what = "a finite number > 0" if positive else "a finite number >= 0"
+        if not is_number(value, numbers.Real):
+            raise ConfigError(name, value, what)
+        value = float(value) + 0.0  # -0.0 is 0.0: one run, one key
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise ConfigError(name, value, what)
+        return value
+
+    return check
+
+
+def finite(name: str, value: Any) -> float:
+    if not is_number(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(name, value, "a finite number")
+    return float(value)
+
+
+def choice(*options: str) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if value not in options:
+            close = difflib.get_close_matches(str(value), options, n=1)
+            raise ConfigError(
+                name, value, "one of " + ", ".join(map(repr, options)),
+                f"did you mean {close[0]!r}?" if close else "",
+            )
+        return value
+
+    return check
+
+
+def flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(name, value, "True or False")
+    return value
+
+
+def backend_name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(name, value, "a backend name such as 'numpy' (see wdlib.backends())")
+    return value
+
+
+def penalty(name: str, value: Any) -> str:
+    """A penalty name, or a penalty object (registered under its name: a Config stores names)."""
+    from .model import PENALTIES, register_penalty
+
+    if not isinstance(value, str):
+        return register_penalty(value)
+    return choice(*PENALTIES)(name, value)
+
+
+def widths(name: str, value: Any) -> tuple[int, ...]:
+    items = (value,) if is_number(value, numbers.Integral) else value
+    if isinstance(items, str) or not isinstance(items, (tuple, list)) or not all(
+        is_number(v, numbers.Integral) and v >= 1 for v in items
+    ):
+        raise ConfigError(name, value, "hidden layer widths: an integer >= 1 or a tuple of them",
+                          "e.g. hidden=(64,) or hidden=(128, 64)")
+    return tuple(int(v) for v in items)
+
+
+def names(name: str, value: Any) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, (tuple, list)) or not all(isinstance(v, str) and v for v in items):
+        raise ConfigError(name, value, "parameter names: a str or a tuple of str",
+                          "e.g. ('w',) or ('W1', 'W2')")
+    return tuple(sorted(set(items)))
+
+
+def pairs(name: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """Keyword arguments (a dict or (name, value) pairs) as sorted pairs: hashable, JSON-able."""
+    try:
+        items = dict(value.items() if isinstance(value, dict) else value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, value, "a dict of keyword arguments, e.g. {'beta': 0.9}") from None
+    for key, item in items.items():
+        ok = isinstance(item, bool) or (is_number(item, numbers.Real) and math.isfinite(item))
+        if not isinstance(key, str) or not ok:
+            raise ConfigError(f"{name}[{key!r}]", item, "a finite number or True/False")
+    return tuple(sorted((k, v if isinstance(v, bool) else float(v)) for k, v in items.items()))
+
+
+def unit(*, open_ends: bool) -> Callable[[str, Any], float]:
+    what = "a number strictly between 0 and 1" if open_ends else "a number from 0 to 1"
+
+    def check(name: str, value: Any) -> float:
+        if not is_number(value, numbers.Real):
+            raise ConfigError(name, value, what)
+        value = float(value)
+        inside = 0 < value < 1 if open_ends else 0 <= value <= 1
+        if not inside:
+            raise ConfigError(name, value, what)
+        return value
+
+    return check
+
+
+def text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(name, value, "a str")
+    return value
