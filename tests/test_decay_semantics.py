@@ -182,3 +182,17 @@ def test_concise_refuses_what_the_framework_cannot_spell(fields: dict, name: str
     with pytest.raises(wdlib.ConfigError) as err:
         wdlib.make_config(mode="concise", wd=1.0, **fields)
     assert err.value.field == name
+
+
+def test_heatmaps_figure(tmp_path: Any) -> None:
+    from wdlib.heatmap import decay_heatmaps, grid
+
+    rows = [{"optimizer": "adam", "decay": d, "lr": lr, "wd": wd, "lambd": 0.0, "diverged": lr * wd > 1,
+             "final_test_loss": abs(np.log10(lr * wd)) + (d == "coupled")}
+            for d in ("coupled", "decoupled") for lr in (0.01, 0.1) for wd in (1.0, 10.0, 100.0)]
+    lrs, lams, m = grid(rows)[("adam", "coupled")]
+    assert lrs == [0.01, 0.1] and lams == [1.0, 10.0, 100.0] and np.isnan(m[1, 2]) and m[0, 1] == 2.0
+    fig = decay_heatmaps(rows)
+    assert len(fig.axes) == 3 and not list(tmp_path.iterdir())  # 2 panels + colorbar, nothing written
+    decay_heatmaps(rows, tmp_path / "grid.svg")
+    assert (tmp_path / "grid.svg").read_text().lstrip().startswith("<?xml")
