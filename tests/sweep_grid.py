@@ -17,7 +17,14 @@ TOTAL = 24
 TIMING = ("seconds", "stored_at")
 
 
+def _bits(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.dtype.str, value.shape, value.tobytes()
+    if isinstance(value, dict):  # params: name -> array
+        return [(k, _bits(v)) for k, v in value.items()]
+    return value
+
+
 def comparable(table: wdlib.SweepTable) -> list[dict[str, Any]]:
     """The table's rows without timings, arrays as bytes: equal iff the results are bitwise equal."""
-    return [{k: (v.dtype.str, v.shape, v.tobytes()) if isinstance(v, np.ndarray) else v
-             for k, v in row.items() if k not in TIMING} for row in table.rows]
+    return [{k: _bits(v) for k, v in row.items() if k not in TIMING} for row in table.rows]

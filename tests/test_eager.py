@@ -71,7 +71,7 @@ def test_the_minibatches_are_the_problems() -> None:
     problem = wdlib.make_problem(config)
     with wdlib.temporary_backend(Recording):
         impl = wdlib.get_backend("recording")
-        wdlib.fit(impl, problem, config)
+        wdlib.fit(impl, problem, config.replace(backend="recording"))
     expected = [idx for epoch in range(config.num_epochs) for idx in problem.batches(epoch)]
     assert [len(i) for i in expected] == [3, 3, 1] * config.num_epochs
     assert len(impl.taken) == 2 * len(expected)

@@ -118,7 +118,7 @@ def test_a_group_mixing_seeds_is_split_per_seed_and_other_runs_go_alone(tmp_path
     table = wdlib.sweep([3, 0, 1], seeds=[0, 1], backends=["numpy"], penalty=["l2", "l1"], num_epochs=5,
                         store=tmp_path / "runs.sqlite", executor=spy)
     batched = [args for name, args in spy.calls if name == "run_lambdas"]
-    assert [(fields["seed"], fields["penalty"], lambdas) for fields, lambdas in batched] == [
+    assert [(fields["seed"], fields["penalty"], lambdas) for fields, lambdas, *_ in batched] == [
         (0, "l2", [0.0, 1.0, 3.0]), (1, "l2", [0.0, 1.0, 3.0])]  # one task per seed, λ sorted
     alone = [args[0] for name, args in spy.calls if name == "run_config"]
     assert sorted((f["seed"], f["lambd"]) for f in alone) == [(s, lam) for s in (0, 1) for lam in (0, 1, 3)]

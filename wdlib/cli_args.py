@@ -139,7 +139,7 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
     """``data=`` and ``test=`` for the arrays of ``--data FILE`` (.csv or .npz), or nothing."""
     if args.data is None:
         return {}
-    from .arrays import load_data_file
+    from .datasets import load_data_file
 
     X, y, X_test, y_test = load_data_file(args.data)
     return {"data": (X, y), "test": None if X_test is None else (X_test, y_test)}

@@ -19,6 +19,7 @@ import numpy as np
 from .backend import backend_class
 from .config import make_config
 from .errors import ConfigError
+from .model import weight_names
 from .table import Table
 from .training import Run, train
 from .validate import check_backends, lambda_list, seed_list
@@ -42,12 +43,13 @@ def tolerance(run: Run) -> float:
 
 def differences(run: Run, reference: Run) -> tuple[float, float, bool]:
     """(max |w - w_ref|, max over epochs of |test - test_ref|, within the tolerance); w is every
-    parameter of the model, flattened in order."""
+    weight matrix of the model (the linear model's w), flattened in order."""
     tol = tolerance(run)
     if sorted(run.params) != sorted(reference.params):
         return float("nan"), float("nan"), False
-    w = np.concatenate([run.params[k].astype(np.float64).ravel() for k in reference.params])
-    w_ref = np.concatenate([reference.params[k].ravel() for k in reference.params])
+    names = weight_names(reference.params)
+    w = np.concatenate([run.params[k].astype(np.float64).ravel() for k in names])
+    w_ref = np.concatenate([reference.params[k].ravel() for k in names])
     test, test_ref = run.test_loss, reference.test_loss
     if w.shape != w_ref.shape or test.shape != test_ref.shape:
         return float("nan"), float("nan"), False

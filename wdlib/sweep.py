@@ -1,7 +1,7 @@
 """Sweeps: every combination of lambdas, seeds, backends (and any field given as a list), stored.
 
 Each run is independent and deterministic, so a sweep is a set of configurations, each stored once
-under the hash of its full configuration (:func:`wdlib.store.config_key`). Runs execute on any
+under the hash of its configuration (:func:`wdlib.store.config_key`). Runs execute on any
 ``concurrent.futures.Executor``; only the calling process (the driver) writes the store, one
 transaction per run as its future completes. Hence:
 
@@ -273,7 +273,7 @@ def sweep(
     configs = sweep_configs(lambdas, seeds, backends, preset=preset, **fields)
     check_store_path(store)
     with Store(store) as db:
-        tasks = plan_tasks(configs, db.keys(), vectorize=vectorize)
+        tasks = plan_tasks(configs, db.keys(config_key(c) for c in configs), vectorize=vectorize)
         computed = sum(len(missing) for _, missing in tasks)
         if tasks:
             _execute(tasks, db, executor, workers, progress, arrays)

@@ -92,12 +92,13 @@ class SweepTable(Table):
 
 
 def load_sweep(store: str | os.PathLike[str]) -> SweepTable:
-    """Every run stored in ``store``, as a :class:`SweepTable` (nothing is run)."""
+    """Every run stored in ``store``, as a :class:`SweepTable` (nothing is run).
+
+    The store is opened read-only (it may be in a read-only folder; a schema-1 store is read as it
+    is); a missing or empty file is a :class:`~wdlib.StoreError`, never made a store.
+    """
     path = Path(store)
-    if not path.is_file():
-        raise ConfigError("store", str(path), "an existing wdlib store file",
-                          "run a sweep first (wdlib sweep --lambd ... --store FILE)")
-    with Store(path) as db:
+    with Store(path, readonly=True) as db:
         rows = list(db.records())
     return SweepTable(rows, skipped=len(rows), store=path)
 
