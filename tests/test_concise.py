@@ -50,12 +50,15 @@ def test_concise_weight_decay_shrinks_w(backend: str) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"decay": "decoupled"}, "decay"), ({"mode": "concise", "lambd": 3}, "lambd"),
+    [({"decay": "decoupled"}, "decay"),
+     ({"mode": "concise", "wd": 3, "optimizer": "momentum", "decay": "decoupled", "backend": "torch"},
+      "decay"),
+     ({"mode": "concise", "lambd": 3}, "lambd"),
      ({"mode": "concise", "penalty": "l1"}, "penalty"), ({"mode": "brief"}, "mode")],
 )
 def test_concise_conflicts_are_clear(kwargs: dict, field: str) -> None:
     with pytest.raises(wdlib.ConfigError, match=rf"^{field}="):
-        wdlib.train("numpy", **kwargs)
+        wdlib.make_config(**kwargs)
 
 
 def test_compare_checks_concise_runs_against_their_scratch_equivalent() -> None:

@@ -105,7 +105,6 @@ def test_mlp_problem_keeps_the_data_of_the_linear_one() -> None:
     ({"model": "cnn"}, "model"),
     ({"model": "mlp", "penalize": ("w",)}, "penalize"),
     ({"model": "mlp", "rng": "native"}, "model"),
-    ({"model": "mlp", "mode": "concise"}, "model"),
 ])
 def test_model_fields_are_validated(fields: dict, name: str) -> None:
     with pytest.raises(wdlib.ConfigError) as err:

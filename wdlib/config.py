@@ -250,6 +250,13 @@ def _check_combination(c: dict[str, Any]) -> None:
     if c["mode"] == "concise":
         refuse_unless("lambd", c["lambd"] == 0, "0 with mode='concise'", "use wd=... for weight decay")
         refuse_unless("penalty", c["penalty"] == "l2", "'l2' with mode='concise' (optimizer weight decay)")
-        for name in ("model", "optimizer", "decay"):
-            refuse_unless(name, c[name] == getattr(defaults, name),
-                          f"{getattr(defaults, name)!r} with mode='concise'", "use mode='scratch'")
+        # Each framework's own optimizers (wdlib.semantics.SPELLINGS); another backend's: SGD only.
+        from .semantics import SPELLINGS, check_concise
+
+        if c["backend"] in {s.backend for s in SPELLINGS}:
+            check_concise(c)
+        else:
+            for name in ("model", "optimizer", "decay"):
+                refuse_unless(name, c[name] == getattr(defaults, name),
+                              f"{getattr(defaults, name)!r} with mode='concise' on backend {c['backend']!r}",
+                              "use mode='scratch'")

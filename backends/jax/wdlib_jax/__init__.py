@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from wdlib import Backend, Config, Objective
-from wdlib.model import Params
+from wdlib import Backend, Config, Objective, Problem
+from wdlib.model import Params, decay_mask, make_model
+from wdlib.optim import OPTIMIZER_ARGS
+from wdlib.semantics import native_spelling
 
 jax: Any = None  # imported by load()
 jnp: Any = None
@@ -78,16 +80,22 @@ class JaxBackend(Backend):
     concise_loss_scale = 1.0
 
     def concise_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params]:
-        """optax's way: ``chain(add_decayed_weights(wd, mask), sgd(lr))``, the mask leaving out the bias
-        unless ``config.decay_bias``; the optimizer state is threaded from step to step."""
-        import optax
+        """optax's way, for any model: the mean of ``optax.l2_loss`` and the optax optimizer of
+        ``config`` (``chain(add_decayed_weights(wd, mask), sgd/adam)`` or ``adamw(..., mask=mask)``),
+        the mask leaving out the biases unless ``config.decay_bias``; the state threaded step to step."""
+        optimizer = native_optimizer(config, decay_mask(params, config.decay_bias, config.penalize))
+        model = make_model(config.model, config.hidden)
 
-        mask = {"w": True, "b": config.decay_bias}
-        optimizer = optax.chain(optax.add_decayed_weights(config.wd, mask=mask), optax.sgd(config.lr))
+        def loss(params: Params, X: Any, y: Any) -> Any:
+            import optax
+
+            return optax.l2_loss(model.apply(self, params, X), y).mean()
 
         @jax.jit
         def update(params: Params, state: Any, X: Any, y: Any) -> tuple[Params, Any]:
-            grads = jax.grad(self.concise_loss)(params, X, y)
+            import optax
+
+            grads = jax.grad(loss)(params, X, y)
             updates, state = optimizer.update(grads, state, params)
             return optax.apply_updates(params, updates), state
 
@@ -105,9 +113,40 @@ class JaxBackend(Backend):
 
         return optax.l2_loss(jnp.dot(X, params["w"]) + params["b"], y).mean()
 
+    # Any model/optimizer as one compiled lax.scan (wdlib_jax.scan), where the fused path does not apply.
+
+    def supports_compiled(self, problem: Problem, config: Config) -> bool:
+        """The run can go through :meth:`fit_compiled`: no book's batched evaluation orders."""
+        return problem.eval_orders is None
+
+    def fit_compiled(self, problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, Params]:
+        """``(train_loss, test_loss, final params)`` of the run as one jit-compiled ``lax.scan``."""
+        from .scan import fit_compiled
+
+        with self.context(config.dtype):
+            return fit_compiled(self, problem, config)
+
     # Fast path (wdlib_jax.fused): the whole run as one jit-compiled lax.scan, compiled once per shape.
 
     def fit_plan(self, plan: Any) -> Any:
         from .fused import fit_plan
 
         return fit_plan(plan)
+
+
+def native_optimizer(config: Config, mask: dict[str, bool]) -> Any:
+    """The optax optimizer of ``config``'s spelling (wdlib.semantics.SPELLINGS), decaying ``mask``."""
+    import optax
+
+    a = {**OPTIMIZER_ARGS[config.optimizer], **dict(config.optimizer_args)}
+    key = native_spelling("jax", config.optimizer, config.decay, a).key
+    lr, wd = config.lr, config.wd
+    if key == "optax.adamw":
+        return optax.adamw(lr, b1=a["b1"], b2=a["b2"], eps=a["eps"], weight_decay=wd, mask=mask)
+    if key == "optax.adam":
+        inner = optax.adam(lr, b1=a["b1"], b2=a["b2"], eps=a["eps"])
+    elif key == "optax.sgd":
+        inner = optax.sgd(lr)
+    else:
+        inner = optax.sgd(lr, momentum=a["beta"], nesterov=bool(a["nesterov"]))
+    return optax.chain(optax.add_decayed_weights(wd, mask=mask), inner)

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from wdlib import Backend, Config, Objective
-from wdlib.model import Params, squared_loss
+from wdlib.model import Params, decay_mask, make_model, squared_loss
+from wdlib.optim import OPTIMIZER_ARGS
 
 
 class NumpyBackend(Backend):
@@ -52,17 +53,41 @@ class NumpyBackend(Backend):
     concise_loss_scale = 1.0
 
     def concise_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params]:
-        """What a framework optimizer with weight decay does, by hand: the gradient of the batch-mean
-        loss plus ``wd * param``, times ``lr``."""
-        lr, wd = config.lr, config.wd
-        bias_wd = wd if config.decay_bias else 0.0
+        """What a framework optimizer with weight decay does, by hand, for any model: the gradient of
+        the batch-mean loss, then PyTorch's SGD (momentum, dampening, Nesterov) or Adam update, with
+        ``wd`` coupled (added to the gradient), decoupled (``p -= lr * wd * p``) or independent
+        (``p -= wd * p``) on the decayed parameters."""
+        model = make_model(config.model, config.hidden)
+        mask = decay_mask(params, config.decay_bias, config.penalize)
+        a = {**OPTIMIZER_ARGS[config.optimizer], **dict(config.optimizer_args)}
+        lr, optimizer = config.lr, config.optimizer
+        decay = {k: config.wd if on else 0.0 for k, on in mask.items()}
+        coupled = config.decay == "coupled"
+        shrink = {"coupled": 0.0, "decoupled": lr, "independent": 1.0}[config.decay]
+        state: dict[str, Any] = {"t": 0, "buf": {}, "m": {}, "v": {}}
+
+        def direction(k: str, g: np.ndarray, t: int) -> np.ndarray:
+            if optimizer == "sgd":
+                return g
+            if optimizer == "momentum":
+                buf = g if t == 1 else a["beta"] * state["buf"][k] + (1 - a["dampening"]) * g
+                state["buf"][k] = buf
+                return g + a["beta"] * buf if a["nesterov"] else buf
+            m = a["b1"] * state["m"].get(k, 0.0) + (1 - a["b1"]) * g
+            v = a["b2"] * state["v"].get(k, 0.0) + (1 - a["b2"]) * (g * g)
+            state["m"][k], state["v"][k] = m, v
+            return (m / (1 - a["b1"] ** t)) / (np.sqrt(v / (1 - a["b2"] ** t)) + a["eps"])
 
         def step(params: Params, X: np.ndarray, y: np.ndarray) -> Params:
-            w, b = params["w"], params["b"]
-            residual = X @ w + b - y
-            grad_w = X.T @ residual / len(X) + wd * w
-            grad_b = residual.sum(axis=0) / len(X) + bias_wd * b
-            return {"w": w - lr * grad_w, "b": b - lr * grad_b}
+            state["t"] = t = state["t"] + 1
+            residual = model.apply(self, params, X) - y.reshape(len(X), -1)
+            grads = model.backward(self, params, X, residual)
+            new = {}
+            for k, p in params.items():
+                g = grads[k] / len(X) + decay[k] * p if coupled else grads[k] / len(X)
+                new[k] = p - lr * direction(k, g, t) - (shrink * decay[k]) * p if shrink else \
+                    p - lr * direction(k, g, t)
+            return new
 
         return step
 

@@ -20,31 +20,69 @@ from torch.nn import functional as F
 from torch.utils import data
 
 from wdlib import Config, ConfigError, Problem
-from wdlib.model import Params
+from wdlib.model import Params, decay_mask
+from wdlib.optim import OPTIMIZER_ARGS
+from wdlib.semantics import native_spelling
 
 EVAL_EVERY = 5  # the book adds a point to its Animator every 5 epochs
 
 
-def concise_step(config: Config, params: Params) -> Any:
-    """The seed's ``train_concise`` step: ``nn.MSELoss``, ``torch.optim.SGD`` with weight decay on a
-    parameter group holding only the weight (the bias too if ``config.decay_bias``)."""
-    weight = nn.Parameter(params["w"].detach().T.contiguous())
-    bias = nn.Parameter(params["b"].detach().clone())
-    bias_decay = config.wd if config.decay_bias else 0.0
-    trainer = torch.optim.SGD(
-        [{"params": weight, "weight_decay": config.wd}, {"params": bias, "weight_decay": bias_decay}],
-        lr=config.lr,
-    )
+def _layers(config: Config) -> list[tuple[str, str]]:
+    """(weight, bias) names of each layer of the model, input to output."""
+    if config.model == "linear":
+        return [("w", "b")]
+    return [(f"W{i}", f"b{i}") for i in range(1, len(config.hidden) + 2)]
+
+
+def native_optimizer(key: str, groups: list[dict[str, Any]], config: Config) -> torch.optim.Optimizer:
+    """The torch optimizer of spelling ``key`` (wdlib.semantics.SPELLINGS) over parameter ``groups``,
+    each carrying its own ``weight_decay``."""
+    a = {**OPTIMIZER_ARGS[config.optimizer], **dict(config.optimizer_args)}
+    lr = config.lr
+    if key == "torch.SGD":
+        return torch.optim.SGD(groups, lr=lr)
+    if key in ("torch.SGD(momentum)", "torch.SGD(nesterov)"):
+        return torch.optim.SGD(groups, lr=lr, momentum=a["beta"], dampening=a["dampening"],
+                               nesterov=bool(a["nesterov"]))
+    betas = (a["b1"], a["b2"])
+    if key == "torch.Adam":
+        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=a["eps"])
+    if key == "torch.AdamW":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=a["eps"])
+    if key == "torch.Adam(decoupled_weight_decay=True)":
+        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=a["eps"], decoupled_weight_decay=True)
+    raise ConfigError("spelling", key, "a torch spelling of wdlib.semantics.SPELLINGS")
+
+
+def concise_step(config: Config, params: Params, spelling: str | None = None) -> Any:
+    """d2l's ``train_concise`` step for any model and optimizer: ``nn.MSELoss`` and the torch optimizer
+    of ``config`` (``spelling``: one of its variants), one parameter group per parameter whose
+    ``weight_decay`` is ``config.wd`` on the decayed ones (the weights; the biases with
+    ``config.decay_bias``; or ``config.penalize``) and 0 on the others."""
+    mask = decay_mask(params, config.decay_bias, config.penalize)
+    args = dict(config.optimizer_args)
+    key = spelling or native_spelling("torch", config.optimizer, config.decay, args).key
+    # nn.Linear's layout: weights stored (out, in); the views below give wdlib's (in, out) back.
+    leaves = {k: nn.Parameter((p.detach().T.contiguous() if p.ndim == 2 else p.detach()).clone())
+              for k, p in params.items()}
+    groups = [{"params": [leaf], "weight_decay": config.wd if mask[k] else 0.0} for k, leaf in leaves.items()]
+    trainer = native_optimizer(key, groups, config)
     loss = nn.MSELoss()
-    current = {"w": weight.detach().T, "b": bias.detach()}  # views: the optimizer updates them in place
+    layers = [(leaves[w], leaves[b]) for w, b in _layers(config)]
+    current = {k: leaf.detach().T if leaf.ndim == 2 else leaf.detach() for k, leaf in leaves.items()}
 
     def step(params: Params, X: Any, y: Any) -> Params:
         with torch.enable_grad():
             trainer.zero_grad()
-            l = loss(F.linear(X, weight, bias), y)
+            h = X
+            for i, (weight, bias) in enumerate(layers):
+                h = F.linear(h, weight, bias)
+                if i < len(layers) - 1:
+                    h = torch.relu(h)
+            l = loss(h, y)
         l.backward()
         trainer.step()
-        return current
+        return current  # views: the optimizer updates the leaves in place
 
     return step
 
