@@ -49,7 +49,7 @@ def test_optimizer_runs_equal_numpy_reference(backend: str, fields: dict) -> Non
     common = {"num_epochs": 20, "dtype": "float64", **fields}
     ref = wdlib.train("numpy", **common)
     run = wdlib.train(backend, **common)
-    assert run.engine == "eager"
+    assert run.engine == ("compiled" if backend == "jax" else "eager")
     np.testing.assert_allclose(run.test_loss, ref.test_loss, rtol=1e-9)
     for k in ("w", "b"):
         np.testing.assert_allclose(run.params[k], ref.params[k], rtol=1e-9,

@@ -49,6 +49,7 @@ from .model import (
 )
 from .plot import plot
 from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
+from .semantics import convert, decay_semantics
 from .store import Store, StoreError
 from .sweep import ExecutorError, sweep
 from .sweep_table import SweepTable, load_sweep
@@ -87,6 +88,8 @@ __all__ = [
     "backend_class",
     "backends",
     "compare",
+    "convert",
+    "decay_semantics",
     "fit",
     "get_backend",
     "installed_backends",

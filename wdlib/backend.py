@@ -116,6 +116,15 @@ class Backend(ABC):
         so a result holds until the next call)."""
         return functools.partial(self.grad, objective)
 
+    def supports_compiled(self, problem: Problem, config: Config) -> bool:
+        """Whether :meth:`fit_compiled` runs ``config`` (any model and optimizer) as one compiled call with
+        the eager loop's numbers; tried for ``engine="auto"`` when the fused path does not apply."""
+        return False
+
+    def fit_compiled(self, problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, Params]:
+        """``(train_loss, test_loss, final params)`` of the whole run compiled (JAX: one ``lax.scan``)."""
+        raise NotImplementedError
+
     def norm_text(self, w: np.ndarray) -> str:
         """||w||_2 as the book's ``print`` shows it (the framework's norm and scalar type)."""
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged run's w: inf, quietly

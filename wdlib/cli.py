@@ -207,6 +207,18 @@ class _executor:
             self.client.close()
 
 
+def cmd_decay_table(args: argparse.Namespace) -> int:
+    from .semantics import decay_semantics
+
+    table = decay_semantics()
+    if args.json:
+        table.to_json(args.json)
+        print(f"json: {args.json}")
+    else:
+        print(table)
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .books import reproduce
 
@@ -302,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="FILE.csv", help="write the table (.csv, or .json with curves)")
     add_model_options(p)
     p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser("decay-table", help="what each framework's weight_decay means, and the conversions")
+    p.add_argument("--json", metavar="FILE.json", help="write the table as JSON instead of printing it")
+    p.set_defaults(handler=cmd_decay_table)
 
     p = sub.add_parser("reproduce", help="the book's figures and numbers")
     p.add_argument("book", choices=["gluonbook", "d2l"])

@@ -219,6 +219,11 @@ def _fit(backend: Backend, problem: Problem, config: Config) -> Run:
         return _record(backend, problem, config, train_loss, test_loss, final,
                        time.perf_counter() - start, "fused")
     _check_engine(backend, config)
+    if config.engine == "auto" and backend.supports_compiled(problem, config):
+        start = time.perf_counter()
+        train_loss, test_loss, final = backend.fit_compiled(problem, config)
+        return _record(backend, problem, config, train_loss, test_loss, final,
+                       time.perf_counter() - start, "compiled")
     num_evals = config.num_epochs // problem.eval_every
     train_loss = np.full(num_evals, np.nan)
     test_loss = np.full(num_evals, np.nan)
