@@ -67,7 +67,8 @@ def test_mlp_autodiff_gradient_matches_backward(backend: str) -> None:
 def test_mlp_run_equals_numpy_reference(backend: str, dtype: str, rtol: float) -> None:
     ref = wdlib.train("numpy", dtype="float64", **MLP_RUN)
     run = wdlib.train(backend, dtype=dtype, **MLP_RUN)
-    assert run.engine == ("compiled" if backend == "jax" else "eager") and sorted(run.params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
+    assert run.engine == ("compiled" if backend == "jax" else "eager")
+    assert sorted(run.params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
     np.testing.assert_allclose(run.test_loss, ref.test_loss, rtol=rtol)
     for name, value in ref.params.items():
         scale = np.abs(value).max() or 1.0
