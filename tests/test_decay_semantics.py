@@ -166,7 +166,9 @@ def test_table_is_generated_from_the_spellings() -> None:
     assert "keras.L2 x0.5" in rows["torch.SGD"]["same_as"].split("; ")
     same = rows["optax.adamw"]["same_as"].split("; ")
     assert "torch.AdamW x1" in same and "torch.Adam x1" not in same and "gluon.adam x1" not in same
-    assert rows["gluon.nag"]["equal"] == "not compared"
+    assert rows["gluon.nag"]["equal"] == "not compared" and rows["gluon.nag"]["same_as"] == ""
+    assert "gluon.nag" not in rows["torch.SGD(nesterov)"]["same_as"]
+    assert "optax.sgd(nesterov) x1" in rows["torch.SGD(nesterov)"]["same_as"].split("; ")
     assert rows["torch.AdamW"]["default"] == 0.01 and rows["optax.adamw"]["default"] == 1e-4
     assert "decoupled_decay(wd, lr, lr_scaled=False)" in rows["mxnet.adamw_update"]["core_chain"]
     assert "torch.AdamW" in str(table)

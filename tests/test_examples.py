@@ -18,10 +18,11 @@ QUICK = {
     "sweep.py": ["--lambd", "0:10:3", "--seeds", "0-1", "--backends", "numpy", "--num-epochs", "5",
                  "--workers", "1"],
     "reproduce.py": ["d2l", "--num-epochs", "5"],
+    "decay_grid.py": ["--size", "2", "--num-epochs", "5", "--workers", "1"],
 }
 #: The figure each script must write into ``--out``.
 FIGURES = {"train.py": "train.png", "compare.py": "compare.png", "sweep.py": "sweep.png",
-           "reproduce.py": "reproduce.png"}
+           "reproduce.py": "reproduce.png", "decay_grid.py": "decay_grid-synthetic.png"}
 
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))
 

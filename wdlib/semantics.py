@@ -250,6 +250,8 @@ def decay_semantics() -> Table:
                 continue  # by hand, and conversions through lr, are left to convert()
             if s.optimizer not in (other.optimizer, "any") and other.optimizer != "any":
                 continue
+            if None in (s.rtol, other.rtol) or s.nesterov != other.nesterov:
+                continue  # not shown equal to the core chain, or another momentum
             try:
                 k = convert(1.0, from_=s.key, to=other.key)
             except ConfigError:
