@@ -35,7 +35,7 @@ def grid(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Grid]:
     cells: dict[tuple[str, str], dict[tuple[float, float], list[float]]] = {}
     for row in rows:
         lam = row["wd"] or row["lambd"]
-        loss = row["final_test_loss"]
+        loss = row["test_loss"] if "test_loss" in row else row["final_test_loss"]
         bad = row.get("diverged") or loss is None or not math.isfinite(loss)
         cells.setdefault((row["optimizer"], row["decay"]), {}).setdefault((row["lr"], lam), []).append(
             math.nan if bad else loss)
@@ -63,7 +63,7 @@ def decay_heatmaps(rows: Iterable[dict[str, Any]], path: str | os.PathLike[str] 
         from .errors import ConfigError
 
         raise ConfigError("rows", "no runs",
-                          "sweep rows with lr, wd or lambd, optimizer, decay and final_test_loss")
+                          "sweep rows with lr, wd or lambd, optimizer, decay and test_loss")
     finite = np.concatenate([m[np.isfinite(m)] for _, _, m in panels.values()])
     norm = LogNorm(vmin=max(finite.min(), 1e-12), vmax=finite.max()) if finite.size else None
     fig = Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")

@@ -116,8 +116,10 @@ class JaxBackend(Backend):
     # Any model/optimizer as one compiled lax.scan (wdlib_jax.scan), where the fused path does not apply.
 
     def supports_compiled(self, problem: Problem, config: Config) -> bool:
-        """The run can go through :meth:`fit_compiled`: no book's batched evaluation orders."""
-        return problem.eval_orders is None
+        """The run can go through :meth:`fit_compiled`: no book's batched evaluation orders, and no
+        penalty with sign(w) (L1's subgradient flips for weights oscillating around 0, so only the
+        eager loop's exact operation sequence reproduces it: see wdlib.vectorized)."""
+        return problem.eval_orders is None and (config.penalty == "l2" or config.lambd == 0)
 
     def fit_compiled(self, problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, Params]:
         """``(train_loss, test_loss, final params)`` of the run as one jit-compiled ``lax.scan``."""
