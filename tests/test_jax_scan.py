@@ -29,7 +29,9 @@ CASES = [
 def test_compiled_run_equals_eager_loop(fields: dict, dtype: str) -> None:
     eager = wdlib.train("jax", num_epochs=12, dtype=dtype, engine="eager", **fields)
     backend = wdlib.get_backend("jax")
-    assert backend.supports_compiled(eager.problem, eager.config)
+    # engine="auto" keeps L1 on the eager loop (sign(w) flips amplify rounding over long runs), but the
+    # compiled path itself reproduces a short L1 run too.
+    assert backend.supports_compiled(eager.problem, eager.config) == (eager.config.penalty == "l2")
     train_loss, test_loss, params = backend.fit_compiled(eager.problem, eager.config)
     tol = 1e-9 if dtype == "float64" else 1e-4
     assert train_loss.shape == eager.train_loss.shape == (12,)
