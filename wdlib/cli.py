@@ -119,7 +119,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                      fields.pop("mode", "scratch"), **data_options(args), **fields)
     print(result)
     if outputs["plot"]:
-        print(f"figure: {result.plot(outputs['plot'])}")
+        result.plot(outputs["plot"])
+        print(f"figure: {outputs['plot']}")
     if outputs["csv"]:
         print(f"csv: {result.to_csv(outputs['csv'])}")
     if outputs["json"]:
@@ -170,7 +171,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             table.to_csv(export_path)
         print(f"exported: {export_path}")
     if plot_path:
-        print(f"figure: {table.plot(plot_path)}")
+        table.plot(plot_path)
+        print(f"figure: {plot_path}")
     return 0
 
 
