@@ -90,17 +90,22 @@ class _Kernels(fastpath.Kernels):
         return decay
 
 
+def _per_minibatch(nd: Any, dt: Any, stack: Any) -> tuple[list[Any], int]:
+    """``stack`` (epochs, minibatches, q, q) as one MXNet array per minibatch, made by a single
+    ``nd.split``, and the number of minibatches per epoch."""
+    E, nb, q = stack.shape[:3]
+    parts = nd.split(nd.array(stack.reshape(-1, q, q), dtype=dt), num_outputs=E * nb, axis=0,
+                     squeeze_axis=True)
+    return ([parts] if E * nb == 1 else list(parts)), nb
+
+
 class StepMatrices(_Kernels):
     """One ``nd.dot`` per minibatch with its update matrix (which holds the decay), the matrices
     split into one array each by a single ``nd.split``."""
 
     def __init__(self, nd: Any, plan: vec.Plan) -> None:
         super().__init__(nd, plan)
-        A = plan.step_matrices()
-        E, nb, q = A.shape[:3]
-        steps = nd.split(nd.array(A.reshape(-1, q, q), dtype=self.dt), num_outputs=E * nb, axis=0,
-                         squeeze_axis=True)
-        self.steps, self.nb = [steps] if E * nb == 1 else list(steps), nb
+        self.steps, self.nb = _per_minibatch(nd, self.dt, plan.step_matrices())
 
     def epoch(self, e: int) -> None:
         dot, theta = self.nd.dot, self.theta
@@ -117,11 +122,7 @@ class StepProducts(_Kernels):
 
     def __init__(self, nd: Any, plan: vec.Plan) -> None:
         super().__init__(nd, plan)
-        M = plan.step_products()
-        E, nb, q = M.shape[:3]
-        products = nd.split(nd.array(M.reshape(-1, q, q), dtype=self.dt), num_outputs=E * nb, axis=0,
-                            squeeze_axis=True)
-        self.products, self.nb = [products] if E * nb == 1 else list(products), nb
+        self.products, self.nb = _per_minibatch(nd, self.dt, plan.step_products())
         self.decay, self.sizes = self.decays(), [t - s for s, t in plan.bounds()]
 
     def epoch(self, e: int) -> None:
