@@ -9,15 +9,17 @@ curve epoch by epoch and on w measured against max|w_ref|.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .backend import backend_class
-from .config import make_config
+from .config import Config, make_config
 from .errors import ConfigError
 from .model import weight_names
+from .semantics import core_config
 from .table import Table
 from .timing import warm_train
 from .training import Run, train
@@ -73,7 +75,7 @@ class Comparison(Table):
     id_columns = ID_COLUMNS
 
     def __init__(self, rows: list[dict[str, Any]], runs: dict[tuple[str, float, int], Run],
-                 references: dict[tuple[float, int, float], Run]) -> None:
+                 references: dict[Config, Run]) -> None:
         self.runs, self.references = runs, references
         super().__init__([_with_run(row, runs.get((row["backend"], row["lambd"], row["seed"])))
                           for row in rows])
@@ -189,28 +191,28 @@ def compare(
     if data is not None:
         from .data import data_config
 
-        first = data_config(data, test, preset, **_penalty(concise, lambdas[0]), **base)[0]  # validated once
+        data_config(data, test, preset, **_penalty(concise, lambdas[0]), **base)  # validated once
         base = {**base, "data": data, "test": test}
     elif test is not None:
         raise ConfigError("test", "a test set", "None unless data=(X, y) is given")
     else:
-        first = make_config(preset, **_penalty(concise, lambdas[0]), **base)
-        for lam in lambdas[1:]:
+        for lam in lambdas:
             make_config(preset, **_penalty(concise, lam), **base)
     names = check_backends(backends)
 
-    # In concise mode each framework trains on its own standard loss; a loss `scale` times the scratch
-    # loss makes concise(wd, lr) equal NumPy's concise(wd / scale, scale * lr): that is the reference.
-    lr = first.lr
-    references: dict[tuple[float, int, float], Run] = {}
+    # In concise mode each framework trains on its own loss (torch's MSELoss is twice the books'), with
+    # its own optimizer: the reference is the NumPy float64 core chain that equals it step for step.
+    references: dict[Config, Run] = {}
 
-    def reference(lam: float, seed: int, scale: float) -> Run:
-        if (lam, seed, scale) not in references:
-            references[(lam, seed, scale)] = train(
-                "numpy", preset, **_penalty(concise, lam / scale),
-                **{**base, "dtype": "float64", "seed": seed, "lr": lr * scale},
-            )
-        return references[(lam, seed, scale)]
+    def reference(run: Run, seed: int, scale: float) -> Run:
+        fields = {"lambd": run.config.lambd}
+        if concise:
+            core = core_config(run.config, scale)
+            fields = {name: getattr(core, name) for name in ("mode", "lambd", "lr", "wd", "optimizer_args")}
+        key = dataclasses.replace(run.config, **fields, backend="numpy", dtype="float64", engine="auto")
+        if key not in references:
+            references[key] = train("numpy", preset, **{**base, **fields, "dtype": "float64", "seed": seed})
+        return references[key]
 
     rows, runs = [], {}
     for name in names:
@@ -218,7 +220,7 @@ def compare(
         for lam in lambdas:
             for seed in seed_values:
                 run = warm_train(name, preset, **_penalty(concise, lam), **{**base, "seed": seed})
-                dw, dtest, ok = differences(run, reference(lam, seed, scale))
+                dw, dtest, ok = differences(run, reference(run, seed, scale))
                 runs[(name, lam, seed)] = run
                 rows.append({
                     "backend": name, "version": run.backend_version, "lambd": lam, "seed": seed,

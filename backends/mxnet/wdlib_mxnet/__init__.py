@@ -91,8 +91,9 @@ class MxnetBackend(Backend):
     # The gluonbook's own ways (wdlib_mxnet.book): Gluon weight decay and native random draws.
     #: mode="concise" trains on gluon.loss.L2Loss, the scratch loss: concise(wd, lr) = scratch(wd, lr).
     concise_loss_scale = 1.0
-    #: gluon's SGD takes lr, wd and 1/batch_size as float32 (relative errors up to 1.5e-8 per step).
-    concise_float64_rtol = 1e-6
+    #: gluon's optimizers take lr, wd, momentum and 1/batch_size as float32 (and Adam adds eps before its
+    #: bias correction): float64 concise runs agree with the exact update to float32's tolerance.
+    concise_float64_rtol = 1e-4
     native_presets = ("gluonbook",)
 
     def norm_text(self, w: np.ndarray) -> str:
