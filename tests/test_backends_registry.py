@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +145,14 @@ def test_entry_points_are_read_once_until_a_backend_is_registered(monkeypatch: p
     assert len(reads) == 3  # leaving the block forgot them too
     with pytest.raises(wdlib.UnknownBackendError):
         wdlib.backend_class("mirror")
+
+
+def test_first_party_install_hints_work_from_any_folder() -> None:
+    """The hint names the checkout's plugin folder by absolute path (it used to be relative to the
+    checkout's root, so it failed from anywhere else)."""
+    from wdlib.backend import KNOWN_PLUGINS
+
+    for name, hint in KNOWN_PLUGINS.items():
+        target = hint.split("-e ", 1)[1].split()[0]
+        assert Path(target).is_absolute() and (Path(target) / "pyproject.toml").is_file(), hint
+        assert Path(target).name == name

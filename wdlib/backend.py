@@ -15,6 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -39,12 +40,20 @@ def _framework_version(distribution: str) -> str:
     return metadata.version(distribution)
 
 
+def _plugin_install(name: str, prefix: str = "", note: str = "") -> str:
+    """How to install a first-party plugin from wherever the user is: the checkout's folder as an
+    absolute path when wdlib runs from a checkout, else the plugin's distribution name."""
+    folder = Path(__file__).resolve().parent.parent / "backends" / name
+    target = f"-e {folder}" if (folder / "pyproject.toml").is_file() else f"wdlib-{name}"
+    return f"pip install {prefix}{target}{note}"
+
+
 #: First-party plugins, listed so that wdlib.backends() can say how to install one that is missing.
 KNOWN_PLUGINS = {
-    "numpy": "pip install -e backends/numpy",
-    "torch": "pip install torch==2.13.0 -e backends/torch",
-    "mxnet": "pip install -e backends/mxnet  # mxnet 1.9.1 needs numpy<2",
-    "jax": "pip install -e backends/jax",
+    "numpy": _plugin_install("numpy"),
+    "torch": _plugin_install("torch", "torch==2.13.0 "),
+    "mxnet": _plugin_install("mxnet", note="  # mxnet 1.9.1 needs numpy<2"),
+    "jax": _plugin_install("jax"),
 }
 
 
