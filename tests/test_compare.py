@@ -71,7 +71,8 @@ def test_outputs(comparison: wdlib.Comparison, tmp_path: Path) -> None:
     for column in ("backend", "version", "train_loss", "test_loss", "w_norm", "max_abs_dw", "max_abs_dtest",
                    "seconds", "status"):
         assert column in text.splitlines()[0]
-    assert len(text.splitlines()) == 2 + len(comparison) + 1  # header, rule, rows, tolerance note
+    assert len(text.splitlines()) == 2 + len(comparison) + 2  # header, rule, rows, tolerance, settings
+    assert text.splitlines()[-1] == f"every run: num_epochs={EPOCHS}"  # what no column shows
 
     comparison.to_csv(tmp_path / "c.csv")
     with open(tmp_path / "c.csv") as f:

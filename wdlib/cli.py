@@ -20,7 +20,7 @@ from .cli_args import (
     parse_seeds,
     parse_sets,
 )
-from .errors import ConfigError, WdlibError
+from .errors import ConfigError, DivergenceError, WdlibError
 
 EPILOG = """examples:
   wdlib backends
@@ -57,7 +57,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import make_config
+    from .config import make_config, shared_settings
     from .validate import check_backends, check_output
 
     options = {"dtype": args.dtype, "seed": args.seed, "num_epochs": args.num_epochs}
@@ -67,9 +67,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if data:
         from .data import data_config
 
-        data_config(data["data"], data["test"], args.preset, backend=args.backend, lambd=args.lambd, **fields)
+        config = data_config(data["data"], data["test"], args.preset, backend=args.backend,
+                             lambd=args.lambd, **fields)[0]
     else:
-        make_config(args.preset, backend=args.backend, lambd=args.lambd, **fields)
+        config = make_config(args.preset, backend=args.backend, lambd=args.lambd, **fields)
     check_backends([args.backend], "--backend")
     plot_path = check_output(args.plot, "--plot", (".png", ".svg", ".pdf"))
     json_path = check_output(args.json, "--json", (".json",))
@@ -77,12 +78,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .table import Table
     from .training import train
 
-    run = train(args.backend, args.preset, lambd=args.lambd, **data, **fields)
+    try:
+        run = train(args.backend, args.preset, lambd=args.lambd, **data, **fields)
+    except DivergenceError as err:
+        raise DivergenceError(  # the API's hint in command-line words
+            f"the run diverged by epoch {err.epoch} (last finite test loss: {err.last_loss:.6g}): lower "
+            f"the learning rate (e.g. --set lr={config.lr / 10:g}), or keep the diverged run with "
+            "--set on_divergence=record", epoch=err.epoch, last_loss=err.last_loss) from None
+    c = run.config
     row = {"backend": args.backend, "version": run.backend_version, "preset": args.preset,
-           "lambd": run.config.lambd, "seed": run.config.seed, "dtype": run.config.dtype,
+           **({"wd": c.wd, "decay": c.decay} if c.mode == "concise" or c.wd else {}),
+           **({"lambd": c.lambd} if c.mode == "scratch" else {}), "seed": c.seed, "dtype": c.dtype,
            "epochs": len(run.train_loss), "train_loss": float(run.train_loss[-1]),
            "test_loss": float(run.test_loss[-1]), "w_norm": run.w_norm, "seconds": run.seconds}
-    print(Table([row], list(row)))
+    if not args.quiet:
+        print(Table([row], list(row)))
+        settings = shared_settings([c], (*row, "decay"))
+        if settings:
+            print(f"settings: {settings}")
     if plot_path:
         from .plot import plot
 
@@ -117,7 +130,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     fields = {**parse_sets(args.set), **model_fields(args)}
     result = compare(parse_names(args.backends), lambdas, args.preset, seeds, args.dtype,
                      fields.pop("mode", "scratch"), **data_options(args), **fields)
-    print(result)
+    if not args.quiet:
+        print(result)
     if outputs["plot"]:
         result.plot(outputs["plot"])
         print(f"figure: {outputs['plot']}")
@@ -163,7 +177,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             table = sweep(lambdas, seeds, parse_names(args.backends), preset=_split(args.preset),
                           store=args.store, executor=executor, workers=args.workers,
                           vectorize=not args.no_vectorize, **data, **fields)
-    print(table)
+    print(table.caption() if args.quiet else table)
     if export_path:
         if export_path.suffix.lower() == ".json":
             table.to_json(export_path)
@@ -224,7 +238,7 @@ def cmd_decay_table(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .books import reproduce
 
-    runs = reproduce(args.book, out=args.out, seed=args.seed, num_epochs=args.epochs)
+    runs = reproduce(args.book, out=args.out, edition=args.edition, seed=args.seed, num_epochs=args.epochs)
     for name, run in runs.items():
         print(f"{args.book} {name}: train loss {run.train_loss[-1]:.6g}, test loss "
               f"{run.test_loss[-1]:.6g}; the book prints: {run.printed}")
@@ -249,6 +263,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="an optimizer argument, e.g. --opt beta=0.9 --opt nesterov=true (repeatable)")
     g.add_argument("--wd", type=float, help="the optimizer's weight decay (default 0)")
     g.add_argument("--decay", help="how --wd acts: coupled (default), decoupled (AdamW) or independent")
+    p.add_argument("--quiet", action="store_true", help="print no table (only where files were written)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the seed of the framework's RNG (default 0)")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="override the book's epochs (gluonbook's printed edition: 100)")
+    p.add_argument("--edition", choices=["en", "zh"],
+                   help="the English or Chinese edition: which line it prints (default: your locale)")
     p.set_defaults(handler=cmd_reproduce)
     return parser
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .backend import backend_class
-from .config import Config, make_config
+from .config import Config, make_config, shared_settings
 from .errors import ConfigError
 from .model import weight_names
 from .semantics import core_config
@@ -97,8 +97,10 @@ class Comparison(Table):
     def caption(self) -> str:
         dtypes = sorted({row["dtype"] for row in self.rows})
         tol = ", ".join(f"{TOLERANCE[d]:g} ({d})" for d in dtypes)
+        settings = shared_settings([row["_run"].config for row in self.rows if "_run" in row],
+                                   (*self.columns, "backend", "mode", "wd", "on_divergence"))
         return (f"max_abs_dw, max_abs_dtest: largest |difference| from the NumPy float64 run; "
-                f"status DIFFERS beyond relative {tol}")
+                f"status DIFFERS beyond relative {tol}" + (f"\nevery run: {settings}" if settings else ""))
 
     def __str__(self) -> str:
         return f"{super().__str__()}\n{self.caption()}"

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, make_config
+from .config import Config, make_config, shared_settings
 from .data import make_problem
 from .errors import ConfigError
 from .store import Store
@@ -56,7 +56,9 @@ class SweepTable(Table):
 
     def caption(self) -> str:
         where = f" in {self.store}" if self.store is not None else ""
-        return f"{len(self)} runs ({self.computed} computed, {self.skipped} already stored){where}"
+        settings = shared_settings(self.rows, self.fields_shown)
+        return (f"{len(self)} runs ({self.computed} computed, {self.skipped} already stored){where}"
+                + (f"; every run: {settings}" if settings else ""))
 
     def __str__(self) -> str:
         return f"{super().__str__()}\n{self.caption()}"

@@ -1,0 +1,58 @@
+"""What the command line shows: the settings a run used, --quiet, CLI words in hints, editions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wdlib.cli import main
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_table_names_the_optimizer_decay_and_model(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run_cli(["train", "--mode", "concise", "--wd", "3", "--optimizer", "momentum",
+                            "--set", "num_epochs=5"], capsys)
+    header = out.splitlines()[0].split()
+    assert code == 0 and "wd" in header and "decay" in header and "lambd" not in header
+    assert "settings: " in out and "mode='concise'" in out and "optimizer='momentum'" in out
+    code, out, _ = run_cli(["train", "--model", "mlp", "--hidden", "8", "--set", "num_epochs=5"], capsys)
+    assert code == 0 and "model='mlp'" in out and "hidden=(8,)" in out and "lambd" in out.split()
+    code, out, _ = run_cli(["train", "--lambd", "3"], capsys)
+    assert code == 0 and "settings:" not in out  # the book's own settings: nothing to name
+
+
+def test_quiet_prints_only_what_was_written(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    target = tmp_path / "run.json"
+    code, out, _ = run_cli(["train", "--quiet", "--json", str(target), "--set", "num_epochs=5"], capsys)
+    assert code == 0 and out.splitlines() == [f"json: {target}"]
+    assert json.loads(target.read_text())["config"]["num_epochs"] == 5
+    code, out, _ = run_cli(["compare", "--quiet", "--backends", "numpy", "--lambd", "0", "3",
+                            "--set", "num_epochs=5"], capsys)
+    assert code == 0 and out == ""
+    store, export = tmp_path / "runs.sqlite", tmp_path / "runs.csv"
+    code, out, _ = run_cli(["sweep", "--quiet", "--lambd", "0:3:4", "--backends", "numpy", "--store",
+                            str(store), "--export", str(export), "--set", "num_epochs=5"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2 and lines[0].startswith("4 runs (4 computed")
+    assert lines[1] == f"exported: {export}" and len(export.read_text().splitlines()) == 5
+
+
+def test_divergence_hint_speaks_command_line(capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run_cli(["train", "--set", "lr=5"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "--set lr=0.5" in err and "--set on_divergence=record" in err
+    assert "on_divergence='record'" not in err
+
+
+@pytest.mark.parametrize(("edition", "line"), [("en", "L2 norm of w: "), ("zh", "w的L2范数")])
+def test_reproduce_edition(edition: str, line: str, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run_cli(["reproduce", "d2l", "--edition", edition, "--epochs", "5"], capsys)
+    assert code == 0 and len(out.splitlines()) == 4
+    assert all(f"the book prints: {line}" in row for row in out.splitlines())
