@@ -209,8 +209,8 @@ def _check_folder(given: Path, folder: Path, argument: str, target: Path) -> Non
     """The folder exists and is writable, or can be created in a writable folder."""
     ancestor = _existing_ancestor(folder)
     if not ancestor.is_dir():
-        raise OutputError(argument, given, f"{str(ancestor)!r} is a file, so the folder {str(folder)!r} "
-                          "cannot be created", "choose another folder")
+        raise OutputError(argument, given, f"{str(ancestor)!r} is a file, not a folder",
+                          "choose a path in a folder")
     probe = ancestor / f"{temp_prefix(target)}{os.getpid()}-probe"
     try:
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
