@@ -349,7 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe (`wdlib ... | head`) fails here, not at the exit
+        return status
     except BaseException as err:  # every exception ends as one line and a status
         return report(err, debug=getattr(args, "debug", False) if args is not None else "--debug" in argv)
 
