@@ -17,10 +17,13 @@ ROOT = os.geteuid() == 0
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, Any, int]]:
-    """Every entry under ``folder``: its kind, content (bytes, link target) and mode, read with lstat."""
+    """Every entry under ``folder``: its kind, content (bytes, link target) and mode, read with lstat.
+
+    SQLite's -shm and -wal files are left out: reading a WAL store makes them (the .sqlite file
+    itself, which holds every row of a closed store, is compared)."""
     found: dict[str, tuple[str, Any, int]] = {}
     for dirpath, dirnames, filenames in os.walk(folder):
-        for name in dirnames + filenames:
+        for name in dirnames + [f for f in filenames if not f.endswith(("-shm", "-wal"))]:
             path = Path(dirpath) / name
             st = path.lstat()
             if stat.S_ISLNK(st.st_mode):

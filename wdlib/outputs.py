@@ -15,8 +15,9 @@ with an :class:`OutputError` naming the argument, the problem and the fix:
   checked by creating (and removing) an empty file, not with ``os.access``, which says yes to root
   even on a read-only file system.
 
-A missing folder is fine: the writer creates it. A disk that is full when probed is a fault of the
-machine, not a mistake, and raises ``OSError(ENOSPC)``. Nothing is created or changed by a check.
+A missing folder is fine: the writer creates it. A disk that is full (or an I/O error) when probed
+is a fault of the machine, not a mistake, and raises that ``OSError``. A check creates and changes
+nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ COMMON_FIGURES = ("png", "svg", "pdf")
 #: Suffixes of each kind of file; a figure's come from matplotlib (:func:`figure_formats`).
 TABLE_SUFFIXES = {"csv": (".csv",), "json": (".json",), "table": (".csv", ".json")}
 KINDS = ("figure", "folder", "file", *TABLE_SUFFIXES)
+#: The errors of creating a file that say the path is wrong (the user's to fix), not the machine.
+_REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP,
+            errno.EISDIR, errno.ENOENT}
 
 
 class OutputError(ConfigError):
@@ -217,7 +221,7 @@ def _check_folder(given: Path, folder: Path, argument: str, target: Path) -> Non
     except FileExistsError:
         return  # a probe of this process (another thread) is there: the folder takes files
     except OSError as err:
-        if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        if err.errno not in _REFUSED:  # a full disk, an I/O error: the machine's fault, not the path's
             raise OSError(err.errno, f"cannot write {argument}: {err.strerror}", str(given)) from err
         where = "the folder" if ancestor == folder else "the folder it is created in,"
         raise OutputError(argument, given, f"{where} {str(ancestor)!r} is not writable ({err.strerror})",
