@@ -59,15 +59,15 @@ def count_training(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 class ReadOnly:
     """Makes paths read-only for this process: file modes when not root; as root (who ignores modes)
-    the immutable attribute (chattr +i), or, where that is not allowed, an injected EACCES from
-    ``os.open`` and ``os.access`` for paths under them. ``how`` says which was used."""
+    the immutable attribute (chattr +i), or, where that is not allowed (or with ``inject=True``), an
+    injected EACCES from ``os.open`` and ``os.access`` for paths under them. ``how`` says which."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, inject: bool = False) -> None:
         self.monkeypatch, self.undo, self.injected = monkeypatch, [], []
-        self.how = "modes" if not ROOT else None
+        self.how = "injected" if inject else "modes" if not ROOT else None
 
     def __call__(self, path: Path) -> Path:
-        if not ROOT:
+        if self.how == "modes":
             mode = path.stat().st_mode
             path.chmod(0o555 if path.is_dir() else 0o444)
             self.undo.append(lambda: path.chmod(mode))

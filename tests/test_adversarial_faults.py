@@ -165,16 +165,19 @@ def test_a_locked_store_is_exit_1_and_unchanged(tmp_path: Path, store: Path, mon
     assert _cli(["sweep", "--store", str(path), "--export", str(tmp_path / "out.csv")], capsys)[0] == 0
 
 
+@pytest.mark.parametrize("inject", [False, True])
 def test_a_read_only_folder_as_the_user_sees_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture) -> None:
-    """Read-only by file modes, or as root by chattr +i, else by injection (never skipped)."""
-    read_only = ReadOnly(monkeypatch)
+                                                capsys: pytest.CaptureFixture, inject: bool) -> None:
+    """Read-only by file modes, or as root by chattr +i, else by injection (never skipped; the
+    injection is also tested where chattr works)."""
+    read_only = ReadOnly(monkeypatch, inject=inject)
     folder = read_only((tmp_path / "ro").mkdir() or tmp_path / "ro")
     try:
         trained = count_training(monkeypatch)
         code, err = _cli([*TRAIN, "--json", str(folder / "r.json")], capsys)
         assert code == 2 and err.count("\n") == 1 and "is not writable" in err and trained == []
-        assert read_only.how in (("chattr", "injected") if ROOT else ("modes",))
+        assert read_only.how == "injected" if inject else read_only.how in (
+            ("chattr", "injected") if ROOT else ("modes",))
         assert list(folder.iterdir()) == []
     finally:
         read_only.restore()
