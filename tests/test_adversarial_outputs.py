@@ -271,3 +271,24 @@ def test_a_check_leaves_nothing_behind_and_a_missing_folder_is_made_by_the_write
     assert check_output(None, "path") is None
     with pytest.raises(ValueError, match="kind='pdf'"):
         check_output(tmp_path / "x.pdf", "path", "pdf")
+
+
+def test_a_figure_without_matplotlib_is_refused_before_training(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import wdlib.outputs
+
+    monkeypatch.setattr(wdlib.outputs, "_can_draw", lambda: False)
+    trained = count_training(monkeypatch)
+    assert main(["train", "--plot", str(tmp_path / "x.png")]) == 2 and trained == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs matplotlib, which is not installed; install it" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_error_survives_pickling(tmp_path: Path) -> None:
+    import pickle
+
+    with pytest.raises(OutputError) as err:
+        check_output(tmp_path, "--plot")
+    again = pickle.loads(pickle.dumps(err.value))
+    assert type(again) is OutputError and str(again) == str(err.value) and again.field == "--plot"

@@ -59,7 +59,7 @@ def leftovers(target: Path) -> list[Path]:
 
 def _alive(pid: int) -> bool:
     """Whether a process ``pid`` exists (on this machine); a write of a live process is left alone."""
-    if pid == os.getpid():
+    if pid == os.getpid() or os.name == "nt":  # Windows: os.kill(pid, 0) would send CTRL_C_EVENT
         return True
     try:
         os.kill(pid, 0)
