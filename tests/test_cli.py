@@ -46,6 +46,11 @@ def _old_schema(tmp: Path) -> str:
     return str(tmp / "old.sqlite")
 
 
+def _in_a_file(tmp: Path) -> str:
+    (tmp / "notes").write_text("a file, not a folder")
+    return str(tmp / "notes" / "out.json")
+
+
 #: argv (``{tmp}`` is a fresh folder; a callable makes a file there first), what stderr must say.
 ERRORS = [
     (["train", "--backend", "jaxx"], "backend='jaxx' is not a known backend"),
@@ -53,7 +58,7 @@ ERRORS = [
     (["train", "--dtype", "float16"], "dtype='float16'"),
     (["train", "--lambd", "x"], "invalid float value: 'x'"),
     (["train", "--set", "lambda=3"], "did you mean 'lambd'"),
-    (["train", "--json", "{tmp}/missing/out.json"], "mkdir -p"),
+    (["train", "--json", _in_a_file], "is a file, not a folder"),  # a missing folder is created
     (["compare", "--backends", "numpy,jaxx"], "did you mean 'jax'"),
     (["compare", "--lambd", "0:10:x"], "--lambd='0:10:x'"),
     (["compare", "--plot", "{tmp}/out.txt"], "ending in .png"),

@@ -25,13 +25,13 @@ Where a book's text and its code disagree, wdlib follows the code:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import make_config
 from .errors import ConfigError
+from .outputs import check_output
 
 if TYPE_CHECKING:
     from .training import Run
@@ -91,46 +91,63 @@ def printed_line(run: Run, edition: str | None = None) -> str:
     return f"{label} {run.meta.get('w_norm_text', run.w_norm)}"
 
 
+def check_formats(formats: Any, needed: bool = True) -> tuple[str, ...]:
+    """``formats`` as a tuple of figure formats: one format (``"png"``) or an iterable of them (at
+    least one when figures are ``needed``)."""
+    from .outputs import check_format
+
+    items = (formats,) if isinstance(formats, str) else formats
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise ConfigError("formats", formats, "a figure format such as 'png', or a tuple of them") from None
+    if not items and needed:
+        raise ConfigError("formats", formats, "at least one figure format, e.g. ('png', 'svg')",
+                          "or out=None to write no figures")
+    return tuple(dict.fromkeys(check_format(fmt, "formats") for fmt in items))
+
+
 def reproduce(
     book: str, out: str | os.PathLike[str] | None = None, *, edition: str | None = None, seed: int = 0,
-    num_epochs: int | None = None, formats: tuple[str, ...] = ("png", "svg"),
+    num_epochs: int | None = None, formats: str | Sequence[str] = ("png", "svg"),
 ) -> dict[str, Run]:
     """Run the chapter as ``book`` ("gluonbook": MXNet, or "d2l": PyTorch) does, in one process.
 
     Returns the runs by name (``"scratch, λ=0"``, ..., ``"concise, wd=3"``); with ``out``, writes each
-    run's figure there as ``<book>-<mode>-<value>.<format>``. ``edition`` ("en" or "zh"; default: the
-    one in your locale's language) chooses the line ``run.printed`` gives: the English edition prints
-    ``L2 norm of w: ...``, the Chinese d2l ``w的L2范数是： ...``. ``wdlib.plot(runs)`` draws them all,
-    one panel each.
+    run's figure there as ``<book>-<mode>-<value>.<format>`` (the folder is created; a file of that
+    name is replaced; ``out`` naming an existing file, not a folder, is refused before training).
+    ``formats``: one figure format (``"png"``) or a tuple of them (any format matplotlib writes).
+    ``edition`` ("en" or "zh"; default: the one in your locale's language) chooses the line
+    ``run.printed`` gives: the English edition prints ``L2 norm of w: ...``, the Chinese d2l
+    ``w的L2范数是： ...``. ``wdlib.plot(runs)`` draws them all, one panel each.
     """
     if book not in BOOKS:
         raise ConfigError("book", book, "one of " + ", ".join(map(repr, BOOKS)))
     edition = check_edition(edition)
-    formats = (formats,) if isinstance(formats, str) else tuple(formats)
-    for fmt in formats:
-        if fmt not in ("png", "svg", "pdf"):
-            raise ConfigError("formats", fmt, "'png', 'svg' or 'pdf' (one, or a tuple of them)")
+    formats = check_formats(formats, needed=out is not None)
+    out_dir = check_output(out, "out", "folder")
     spec = BOOKS[book]
+    names = [[f"{book}-{mode}-{value:g}.{fmt}" for fmt in formats] for mode, value in spec.calls]
+    if out_dir is not None:  # each figure's file too: a folder or a read-only file in the way
+        for name in (n for per_run in names for n in per_run):
+            check_output(out_dir / name, "out", "figure")
     extra: dict[str, Any] = {} if num_epochs is None else {"num_epochs": num_epochs}
     configs = [
         make_config(spec.preset, backend=spec.backend, rng="native", seed=seed, mode=mode,
                     **({"lambd": value} if mode == "scratch" else {"wd": value}), **extra)
         for mode, value in spec.calls
     ]
-    out_dir = None if out is None else Path(out)
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
     from .plot import plot, save
     from .training import train_sequence
 
     runs = {}
-    for (mode, value), run in zip(spec.calls, train_sequence(configs), strict=True):
+    for (mode, value), files, run in zip(spec.calls, names, train_sequence(configs), strict=True):
         name = f"{mode}, {'λ' if mode == 'scratch' else 'wd'}={value:g}"
         run.meta["edition"] = edition
         runs[name] = run
         if out_dir is not None:
             fig = plot(run, title=f"{book}: {name}")
-            for fmt in formats:
-                save(fig, out_dir / f"{book}-{mode}-{value:g}.{fmt}")
+            for file in files:  # the folder is created by the first one
+                save(fig, out_dir / file)
     return runs
 

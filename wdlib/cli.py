@@ -1,7 +1,9 @@
 """The ``wdlib`` command: backends, train, compare, sweep, reproduce.
 
 Frameworks, matplotlib and Dask are imported only by the subcommand that needs them, so
-``wdlib --help`` is instant. A user mistake prints one line (cause and fix) to stderr and exits 2.
+``wdlib --help`` is instant. A user mistake prints one line (cause and fix) to stderr and exits 2; a
+fault of the machine (disk full, store locked, out of memory) one line and exits 1 (``--debug``: the
+traceback instead).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .cli_args import (
     parse_seeds,
     parse_sets,
 )
+from .cli_errors import add_debug_option, report
 from .errors import ConfigError, DivergenceError, WdlibError
 
 EPILOG = """examples:
@@ -58,7 +61,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import make_config, shared_settings
-    from .validate import check_backends, check_output
+    from .outputs import check_output
+    from .validate import check_backends
 
     options = {"dtype": args.dtype, "seed": args.seed, "num_epochs": args.num_epochs}
     fields = {**parse_sets(args.set), **model_fields(args),
@@ -72,8 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = make_config(args.preset, backend=args.backend, lambd=args.lambd, **fields)
     check_backends([args.backend], "--backend")
-    plot_path = check_output(args.plot, "--plot", (".png", ".svg", ".pdf"))
-    json_path = check_output(args.json, "--json", (".json",))
+    plot_path = check_output(args.plot, "--plot", "figure")
+    json_path = check_output(args.json, "--json", "json", inputs={"--data": args.data})
 
     from .table import Table
     from .training import train
@@ -118,13 +122,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .validate import check_output
+    from .outputs import check_output
 
     lambdas = parse_lambdas(args.lambd)
     seeds = parse_seeds(args.seeds)
-    outputs = {"plot": check_output(args.plot, "--plot", (".png", ".svg", ".pdf")),
-               "csv": check_output(args.csv, "--csv", (".csv",)),
-               "json": check_output(args.json, "--json", (".json",))}
+    outputs = {"plot": check_output(args.plot, "--plot", "figure"),
+               "csv": check_output(args.csv, "--csv", "csv", inputs={"--data": args.data}),
+               "json": check_output(args.json, "--json", "json", inputs={"--data": args.data})}
     from .compare import compare
 
     fields = {**parse_sets(args.set), **model_fields(args)}
@@ -147,11 +151,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .outputs import check_output
     from .store import check_store_path
-    from .validate import check_output
 
-    plot_path = check_output(args.plot, "--plot", (".png", ".svg", ".pdf"))
-    export_path = check_output(args.export, "--export", (".csv", ".json"))
+    plot_path = check_output(args.plot, "--plot", "figure")
+    export_path = check_output(args.export, "--export", "table",
+                               inputs={"--data": args.data, "--store": args.store})
     if args.workers is not None and args.scheduler:
         raise ConfigError("--workers", args.workers, "no value with --scheduler",
                           "the Dask cluster decides the number of workers")
@@ -224,8 +229,10 @@ class _executor:
 
 
 def cmd_decay_table(args: argparse.Namespace) -> int:
+    from .outputs import check_output
     from .semantics import decay_semantics
 
+    check_output(args.json, "--json", "json")
     table = decay_semantics()
     if args.json:
         table.to_json(args.json)
@@ -237,7 +244,9 @@ def cmd_decay_table(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .books import reproduce
+    from .outputs import check_output
 
+    check_output(args.out, "--out", "folder")
     runs = reproduce(args.book, out=args.out, edition=args.edition, seed=args.seed, num_epochs=args.epochs)
     for name, run in runs.items():
         print(f"{args.book} {name}: train loss {run.train_loss[-1]:.6g}, test loss "
@@ -345,23 +354,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edition", choices=["en", "zh"],
                    help="the English or Chinese edition: which line it prints (default: your locale)")
     p.set_defaults(handler=cmd_reproduce)
+    add_debug_option(parser, sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status."""
-    parser = build_parser()
+    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status: 0, 2 for a
+    user mistake, 1 for a fault of the machine or a bug (:mod:`wdlib.cli_errors`), one line on stderr
+    and no traceback unless ``--debug`` is given."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
     try:
-        args = parser.parse_args(argv)
-        return args.handler(args)
-    except WdlibError as err:
-        print(f"wdlib: error: {err}", file=sys.stderr)
-        return 2
-    except SystemExit as done:  # --help
-        return done.code if isinstance(done.code, int) else 0
-    except KeyboardInterrupt:
-        print("wdlib: interrupted", file=sys.stderr)
-        return 130
+        args = build_parser().parse_args(argv)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe (`wdlib ... | head`) fails here, not at the exit
+        return status
+    except BaseException as err:  # every exception ends as one line and a status
+        return report(err, debug=getattr(args, "debug", False) if args is not None else "--debug" in argv)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Every figure function returns a matplotlib Figure (:class:`wdlib.figure.InlineFigure`, built from
 ``matplotlib.figure.Figure`` directly, never through pyplot, so the user's backend and ``plt.show()``
 are untouched), draws on the caller's ``ax=`` when one is given, and writes a file only when given a
-``path``: a file name ending in .png, .svg or .pdf (its folder is created), or a binary file object
-such as ``io.BytesIO()`` (PNG unless ``format=`` says otherwise). In Jupyter the returned figure
+``path``: a file name ending in .png, .svg, .pdf or another format matplotlib writes (its folder
+is created; the target is checked before anything is drawn), or a binary file object such as
+``io.BytesIO()`` (PNG unless ``format=`` says otherwise). In Jupyter the returned figure
 displays itself inline.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .io import atomic_path
+from .outputs import check_format, check_output
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -27,21 +29,24 @@ if TYPE_CHECKING:
 
     from .training import Run
 
-#: File suffixes a figure can be written as.
+#: The usual file suffixes of a figure (any other format matplotlib writes works too: .jpg, .eps, ...).
 FORMATS = (".png", ".svg", ".pdf")
 #: Where a figure can go: a file name, or a binary file object.
 Target = str | os.PathLike | IO[bytes]
 
 
-def check_target(path: Target | None, format: str | None = None) -> None:
-    """Refuse, before anything is drawn, a ``path`` or ``format`` no figure can be written to."""
-    if format is not None and f".{format}" not in FORMATS:
-        raise ConfigError("format", format, "one of " + ", ".join(repr(f[1:]) for f in FORMATS))
+def check_target(path: Target | None, format: str | None = None, argument: str = "path") -> None:
+    """Refuse, before anything is drawn, a ``path`` or ``format`` no figure can be written to: see
+    :func:`wdlib.outputs.check_output` (suffix, folder, permission, name length)."""
+    if format is not None:
+        check_format(format)
     if path is None or hasattr(path, "write"):
         return
-    if not isinstance(path, (str, os.PathLike)) or Path(path).suffix.lower() not in FORMATS:
-        raise ConfigError("path", path, "a file name ending in " + ", ".join(FORMATS)
-                          + ", or a binary file object such as io.BytesIO()", "or None to only draw")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(argument, path, f"a file name ending in {', '.join(FORMATS)} (or another format "
+                          "matplotlib writes), or a binary file object such as io.BytesIO()",
+                          "or None to only draw")
+    check_output(path, argument, "figure")
 
 
 def save(fig: Figure, path: Target, format: str | None = None) -> None:
@@ -50,12 +55,11 @@ def save(fig: Figure, path: Target, format: str | None = None) -> None:
 
     check_target(path, format)
     if hasattr(path, "write"):
-        fig.savefig(path, format=format or "png", dpi=DPI)
+        fig.savefig(path, format=check_format(format) if format else "png", dpi=DPI)
         return
     path = Path(path)  # type: ignore[arg-type]
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=format or path.suffix[1:].lower(), dpi=DPI)
+        fig.savefig(tmp, format=check_format(format or path.suffix), dpi=DPI)
 
 
 def panels(ax: Any, count: int, figsize: tuple[float, float],

@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .io import write_text
+from .outputs import check_output
 
 
 def _cell(value: Any) -> str:
@@ -167,6 +168,7 @@ class Table:
         """Write the scalar columns as CSV, atomically (the folder is created if missing)."""
         import csv
 
+        check_output(path, "path", "file")
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(self.columns), lineterminator="\n")
         writer.writeheader()
@@ -179,6 +181,7 @@ class Table:
         to ``path`` when one is given (the folder is created if missing)."""
         import json
 
+        check_output(path, "path", "file")
         rows = [{k: jsonable(v) for k, v in row.items() if not k.startswith("_")} for row in self.rows]
         text = json.dumps(rows, indent=1)
         if path is not None:
