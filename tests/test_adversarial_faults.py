@@ -111,7 +111,7 @@ FAULTS: list[tuple[str, list[str], Callable[[pytest.MonkeyPatch], None], int, st
     ("bug-no-message", [*TRAIN], _raise_in_train(KeyError()), 1, "unexpected KeyError; rerun with --debug",
      False),
     ("diverged-is-the-users", [*TRAIN], _raise_in_train(wdlib.DivergenceError("the loss is inf at epoch 2",
-     epoch=2, last_loss=1e30)), 2, "the loss is inf at epoch 2", False),
+     epoch=2, last_loss=1e30)), 2, "the run diverged by epoch 2", False),
     ("interrupted", [*TRAIN], _raise_in_train(KeyboardInterrupt()), 130, "wdlib: interrupted", False),
 ]
 
