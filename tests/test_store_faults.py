@@ -39,9 +39,14 @@ def _store(path: Path, record: dict, n: int = 3) -> Path:
 
 
 def _one_line(err: BaseException, *, says: str) -> None:
-    """``err`` is exactly a StoreError (not sqlite3's), one line saying ``says``, and no advice to delete."""
+    """``err`` is a StoreError (not sqlite3's), one line saying ``says``, and no advice to delete; a lock
+    or a full disk is exactly a StoreFaultError (the machine's fault: the command line exits 1)."""
+    from wdlib.store_file import StoreFaultError
+
     message = str(err)
-    assert type(err) is wdlib.StoreError and says in message and "\n" not in message, message
+    fault = "is locked by another process" in says or "the disk is full" in says
+    assert type(err) is (StoreFaultError if fault else wdlib.StoreError), type(err)
+    assert says in message and "\n" not in message, message
     assert "not a wdlib store" not in message and "delete" not in message and "remove" not in message
 
 

@@ -23,8 +23,6 @@ from .errors import BackendLoadError, WdlibError
 
 USER_MISTAKE, MACHINE_FAULT, INTERRUPTED = 2, 1, 130
 _DEBUG_HELP = "on an error, show the full traceback (for a bug report)"
-#: StoreError messages (wdlib.store_file.Messages) that report the machine, not the user's choice.
-_STORE_FAULTS = ("is locked by another process", "the disk is full")
 #: The OS errors of a full disk, and of a permission the OS refused.
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -44,17 +42,14 @@ def one_line(text: str) -> str:
 
 
 def _fault(err: WdlibError) -> bool:
-    """A WdlibError that reports the machine: a broken framework or data package, a locked store or
-    a full disk."""
+    """A WdlibError that reports the machine: a broken framework or data package (a locked store or a
+    full disk set ``exit_code``: wdlib.store_file.StoreFaultError)."""
     from .datasets import DatasetChangedError
-    from .store_file import StoreError
 
     chosen = getattr(err, "exit_code", None)
     if chosen is not None:
         return chosen == MACHINE_FAULT
-    if isinstance(err, (BackendLoadError, DatasetChangedError)):
-        return True
-    return isinstance(err, StoreError) and any(fault in str(err) for fault in _STORE_FAULTS)
+    return isinstance(err, (BackendLoadError, DatasetChangedError))
 
 
 def _os_error(err: OSError) -> str:

@@ -27,6 +27,13 @@ class StoreError(WdlibError, ValueError):
     """The store cannot be used: bad path, not a wdlib store, other schema, locked, disk full, damaged."""
 
 
+class StoreFaultError(StoreError):
+    """The machine, not the store, is in the way: the store is locked by another process or the disk
+    is full. Nothing stored is lost; retrying later works (the command line exits 1, not 2)."""
+
+    exit_code = 1
+
+
 class StoreWarning(UserWarning):
     """Stored rows were skipped (damaged) or set aside (on migration); the message gives the count."""
 
@@ -52,7 +59,8 @@ def check_store_path(path: str | os.PathLike[str]) -> Path:
             probe.unlink()
     except OSError as err:
         if err.errno == errno.ENOSPC:
-            raise StoreError(f"store={str(path)!r}: the disk is full; free some space and retry") from err
+            raise StoreFaultError(f"store={str(path)!r}: the disk is full; free some space and retry") \
+                from err
         raise StoreError(f"store={str(path)!r} is not writable ({err.strerror}); {_FIX_PATH}") from err
     return path
 
@@ -117,12 +125,17 @@ class Messages:
         except (OSError, AttributeError):  # AttributeError: no statvfs on Windows
             return False
 
-    def explain(self, err: sqlite3.Error, action: str) -> str:
+    def error(self, err: sqlite3.Error, action: str) -> StoreError:
+        """SQLite's error as a one-line StoreError (a StoreFaultError for a lock or a full disk)."""
         found, text = code(err), str(err)
         if found in (BUSY, LOCKED) or "locked" in text:
-            return self.locked(action)
+            return StoreFaultError(self.locked(action))
         if found == FULL or "disk is full" in text or (found == IOERR and self._no_space()):
-            return self.full(action)
+            return StoreFaultError(self.full(action))
+        return StoreError(self._explain(err, action))
+
+    def _explain(self, err: sqlite3.Error, action: str) -> str:
+        found, text = code(err), str(err)
         if found == NOTADB:
             return self.foreign(text)
         if "no such table" in text:
@@ -140,11 +153,11 @@ class Messages:
         try:
             yield
         except sqlite3.Error as err:
-            raise StoreError(self.explain(err, action)) from err
+            raise self.error(err, action) from err
         except OSError as err:
             if err.errno != errno.ENOSPC:
                 raise
-            raise StoreError(self.full(action)) from err
+            raise StoreFaultError(self.full(action)) from err
 
 
 def connect(path: Path, timeout: float, *, readonly: bool = False,
@@ -178,7 +191,7 @@ def enable_wal(db: sqlite3.Connection, say: Messages) -> None:
             break
         if time.monotonic() > deadline:
             if mode == "locked":
-                raise StoreError(say.locked("switch it to WAL mode"))
+                raise StoreFaultError(say.locked("switch it to WAL mode"))
             raise StoreError(f"{say.name}: SQLite refused WAL mode (got {mode!r}); use a store on a "
                              "local file system")
         time.sleep(0.01)
