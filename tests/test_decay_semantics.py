@@ -198,3 +198,7 @@ def test_heatmaps_figure(tmp_path: Any) -> None:
     assert len(fig.axes) == 3 and not list(tmp_path.iterdir())  # 2 panels + colorbar, nothing written
     decay_heatmaps(rows, tmp_path / "grid.svg")
     assert (tmp_path / "grid.svg").read_text().lstrip().startswith("<?xml")
+    assert fig._repr_png_().startswith(b"\x89PNG")  # shows inline in a notebook, without pyplot
+    with pytest.raises(wdlib.ConfigError, match="path="):  # checked before drawing: an unknown suffix
+        decay_heatmaps(rows, tmp_path / "grid.bmp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.svg"]

@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .io import atomic_path
+from .outputs import check_output
 
 #: How each (optimizer, decay) panel is titled.
 TITLES = {("adam", "coupled"): "Adam + L2 (coupled)", ("adam", "decoupled"): "AdamW (decoupled)",
@@ -56,7 +55,12 @@ def decay_heatmaps(rows: Iterable[dict[str, Any]], path: str | os.PathLike[str] 
     ``Figure``; written to ``path`` (.png, .svg, .pdf) only when one is given. The best cell of each
     panel is marked."""
     from matplotlib.colors import LogNorm
-    from matplotlib.figure import Figure
+
+    from .figure import InlineFigure
+    from .plot import save
+
+    if path is not None and not hasattr(path, "write"):  # a file object is written as given
+        check_output(path, "path", "figure")
 
     panels = grid(rows)
     if not panels:
@@ -66,7 +70,7 @@ def decay_heatmaps(rows: Iterable[dict[str, Any]], path: str | os.PathLike[str] 
                           "sweep rows with lr, wd or lambd, optimizer, decay and test_loss")
     finite = np.concatenate([m[np.isfinite(m)] for _, _, m in panels.values()])
     norm = LogNorm(vmin=max(finite.min(), 1e-12), vmax=finite.max()) if finite.size else None
-    fig = Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")
+    fig = InlineFigure(figsize=(4.2 * len(panels), 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     image = None
     for ax, (key, (lrs, lams, m)) in zip(axes, sorted(panels.items()), strict=True):
@@ -84,7 +88,5 @@ def decay_heatmaps(rows: Iterable[dict[str, Any]], path: str | os.PathLike[str] 
     if title:
         fig.suptitle(title)
     if path is not None:
-        target = Path(path)
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=target.suffix.lstrip(".") or "png")
+        save(fig, path)
     return fig
