@@ -56,3 +56,23 @@ def test_reproduce_edition(edition: str, line: str, capsys: pytest.CaptureFixtur
     code, out, _ = run_cli(["reproduce", "d2l", "--edition", edition, "--epochs", "5"], capsys)
     assert code == 0 and len(out.splitlines()) == 4
     assert all(f"the book prints: {line}" in row for row in out.splitlines())
+
+
+def test_a_warning_is_one_line_and_the_users_filters_are_kept(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    import warnings
+
+    import wdlib.training
+    from wdlib.store_file import StoreWarning
+
+    real = wdlib.training.train
+
+    def train(*args: object, **kwargs: object) -> object:
+        warnings.warn("2 damaged rows skipped\nsee the store", StoreWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wdlib.training, "train", train)
+    before = warnings.showwarning
+    code, _, err = run_cli(["train", "--quiet", "--set", "num_epochs=5"], capsys)
+    assert code == 0 and err == "wdlib: warning: 2 damaged rows skipped; see the store\n"
+    assert warnings.showwarning is before

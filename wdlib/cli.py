@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -22,7 +23,7 @@ from .cli_args import (
     parse_seeds,
     parse_sets,
 )
-from .cli_errors import add_debug_option, report
+from .cli_errors import add_debug_option, one_line, report
 from .errors import ConfigError, DivergenceError, WdlibError
 
 EPILOG = """examples:
@@ -358,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    print(f"wdlib: warning: {one_line(str(message))}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status: 0, 2 for a
     user mistake, 1 for a fault of the machine or a bug (:mod:`wdlib.cli_errors`), one line on stderr
@@ -366,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
-        status = args.handler(args)
+        with warnings.catch_warnings():  # a warning is one line too, without Python's file:line
+            warnings.showwarning = _one_line_warning
+            status = args.handler(args)
         sys.stdout.flush()  # a closed pipe (`wdlib ... | head`) fails here, not at the exit
         return status
     except BaseException as err:  # every exception ends as one line and a status
