@@ -17,6 +17,8 @@ from .backend import Backend, backend_class, get_backend, installed_backends
 from .config import Config, make_config, parameter_names
 from .data import Problem, data_config, make_problem
 from .errors import ConfigError, DivergenceError
+from .limits import check_run, check_runs
+from .validate import check_problem, warn_if_growing
 from .model import (
     Array,
     Objective,
@@ -180,6 +182,7 @@ def fit(backend: Backend | str, problem: Problem, config: Config | None = None, 
         raise ConfigError("problem", type(problem).__name__, "a wdlib.Problem",
                           "make one with wdlib.Problem.from_arrays(X, y) or wdlib.make_problem(config)")
     config = _config_of(impl, problem, config, fields)
+    check_problem(problem, config)
     return _fit(impl, problem, config)
 
 
@@ -279,6 +282,7 @@ def _record(
                 epoch=(diverged_at + 1) * problem.eval_every, last_loss=float(last),
             )
         train_loss, test_loss = train_loss[: diverged_at + 1], test_loss[: diverged_at + 1]
+    warn_if_growing(train_loss, config)
     meta = {
         "engine": engine,
         "w_norm_text": backend.norm_text(params["w"]) if config.model == "linear" else None,
@@ -332,6 +336,7 @@ _SHARED_FIELDS = ("backend", "preset", "n_train", "n_test", "num_inputs", "true_
 def prepare_backend(configs: Sequence[Config]) -> Backend:
     """Check that the backend can run ``configs`` (before its framework is imported or data drawn),
     then load it."""
+    check_runs(configs)
     first = configs[0]
     if first.rng == "native":
         for config in configs[1:]:
@@ -383,6 +388,7 @@ def train_lambdas(
     if not configs:
         return []
     impl = prepare_backend(configs[:1])
+    check_run(configs[0], len(configs))
     base = configs[0]
     if configs[0].rng == "native":
         return [train_sequence([c])[0] for c in configs]

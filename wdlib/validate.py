@@ -7,11 +7,17 @@ import numbers
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .backend import backends as backend_infos
-from .config import FIELD_CHECKS
-from .errors import BackendNotInstalledError, ConfigError, UnknownBackendError
+from .config import FIELD_CHECKS, Config
+from .data import Problem
+from .errors import BackendNotInstalledError, BackendResultError, ConfigError, UnknownBackendError
+
+if TYPE_CHECKING:
+    from . import vectorized
 
 
 def as_list(value: Any) -> list[Any]:
@@ -87,3 +93,75 @@ def check_output(path: str | os.PathLike[str] | None, what: str, suffixes: Seque
     if path.is_dir():
         raise ConfigError(what, str(path), "a file path, not a folder")
     return path
+
+
+def check_result(name: str, result: Any, problem: Problem, config: Config, k: int) -> vectorized.Result:
+    """``result`` of backend ``name``'s fit_plan, refused (BackendResultError) unless it has the shapes
+    and real floating types of :data:`wdlib.vectorized.Result` for ``k`` λ: checked before it is kept."""
+    evals = config.num_epochs // problem.eval_every
+    expected = {"train_loss": (k, evals), "test_loss": (k, evals), "w": (k, problem.num_inputs, 1),
+                "b": (k, 1)}
+
+    def refuse(what: str) -> BackendResultError:
+        return BackendResultError(f"backend {name!r} returned a wrong fit_plan result: {what}; expected "
+                                  "(train_loss, test_loss, {'w': ..., 'b': ...}) of shapes "
+                                  + ", ".join(f"{key} {shape}" for key, shape in expected.items()))
+
+    if not isinstance(result, (tuple, list)) or len(result) != 3 or not isinstance(result[2], dict):
+        raise refuse(f"a {type(result).__name__}")
+    arrays = {"train_loss": result[0], "test_loss": result[1], **result[2]}
+    if sorted(arrays) != sorted(expected):
+        raise refuse(f"params named {sorted(result[2])}")
+    for key, shape in expected.items():
+        value = arrays[key]
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.shape != shape:
+            got = (f"shape {value.shape}, dtype {value.dtype}" if isinstance(value, np.ndarray)
+                   else type(value).__name__)
+            raise refuse(f"{key} of {got}")
+    return result[0], result[1], result[2]
+
+
+def check_problem(problem: Problem, config: Config) -> None:
+    """A Problem built by hand (``wdlib.fit``) checked before training: array types and shapes that
+    agree, finite values, a batch order of valid row indices; and the run's memory estimate."""
+    from .limits import check_run
+
+    n, p = problem.n_train, problem.num_inputs
+    m = len(problem.X_test)
+    shapes = {"X_train": (n, p), "y_train": (n, 1), "X_test": (m, p), "y_test": (m, 1)}
+    for name, shape in shapes.items():
+        arr = getattr(problem, name)
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f" or arr.shape != shape:
+            got = f"shape {arr.shape}, dtype {arr.dtype}" if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise ConfigError(f"problem.{name}", got, f"a float array of shape {shape}",
+                              "make the problem with wdlib.Problem.from_arrays(X, y)")
+    for name, arr in [*((k, getattr(problem, k)) for k in shapes), *problem.init.items()]:
+        if not np.all(np.isfinite(arr)):
+            raise ConfigError(f"problem.{name}", "an array with NaN or infinite values", "finite numbers",
+                              "drop or impute them before training")
+    order = problem.batch_order
+    if (not isinstance(order, np.ndarray) or order.dtype.kind not in "iu" or order.ndim != 2
+            or order.shape[1] != n or (order.size and (order.min() < 0 or order.max() >= n))):
+        raise ConfigError("problem.batch_order", getattr(order, "shape", type(order).__name__),
+                          f"integer row indices from 0 to {n - 1}, one row per epoch, {n} per row")
+    check_run(config)
+
+
+#: A finite training loss this many times the first one recorded flags the run as diverging.
+GROWTH_WARNING = 1e6
+
+
+def warn_if_growing(train_loss: np.ndarray, config: Config) -> None:
+    """Warn (:class:`wdlib.errors.DivergenceWarning`) when the training loss stayed finite but ended
+    :data:`GROWTH_WARNING` times above its first value: the run diverges without having overflowed
+    yet (e.g. lr too large for fewer epochs than overflow takes). One rule for every backend and engine."""
+    finite = train_loss[np.isfinite(train_loss)]
+    if len(finite) == len(train_loss) and len(finite) > 1 and finite[-1] > GROWTH_WARNING * max(float(finite[0]), np.finfo(np.float64).tiny):
+        import warnings
+
+        from .errors import DivergenceWarning
+
+        warnings.warn(DivergenceWarning(
+            f"the training loss grew from {finite[0]:.3g} to {finite[-1]:.3g} over the run "
+            f"(backend={config.backend!r}, lambd={config.lambd}, lr={config.lr}): it is diverging; "
+            "lower lr"), stacklevel=4)
