@@ -256,9 +256,9 @@ def _check_combination(c: dict[str, Any]) -> None:
 
         from .vectorized import supports
 
-        refuse_unless("engine", supports(SimpleNamespace(**c)), "'auto' or 'eager': the fused path runs "
-                      "only model='linear', penalty='l2', optimizer='sgd' without wd, mode='scratch', "
-                      "rng='numpy' (no penalize=...)")
+        refuse_unless("engine", supports(SimpleNamespace(**c)), "'auto' or 'eager': no fused path for "
+                      "this configuration (it runs only model='linear', penalty='l2', optimizer='sgd' "
+                      "without wd, mode='scratch', rng='numpy', no penalize=...)")
     _check_scale(c)
     args = dict(c["optimizer_args"])
     accepted = OPTIMIZER_ARGS[c["optimizer"]]

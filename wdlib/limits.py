@@ -9,6 +9,7 @@ overrides it, for tests and shared machines. Every check is arithmetic on the co
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -68,7 +69,7 @@ def run_bytes(config: Any, k: int = 1) -> tuple[float, str]:
     s = 8 if config.dtype == "float64" else 4
     n, m, p, e = config.n_train, config.n_test, config.num_inputs, config.num_epochs
     widths = [p, *config.hidden, 1] if config.model == "mlp" else [p, 1]
-    params = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
+    params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
     copies = 4 + (config.optimizer != "sgd") * 2  # the problem's and the backend's, a gradient, a step
     parts = {
         "n_train": 2.0 * n * (p + 1) * s,  # Problem's X, y and the backend's copy

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import math
 import os
 import sys
 import threading
@@ -34,11 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import vectorized
 from .config import Config, make_config
-from .errors import ConfigError, WdlibError
+from .errors import ConfigError, ExecutorFailedError, ResourceError, WdlibError
+from .limits import check_count, check_run, run_bytes
 from .model import BUILTIN_PENALTIES, PENALTIES, register_penalty
 from .store import Store, check_store_path, config_key, result_record
 from .sweep_table import SweepTable
-from .validate import as_list, check_backends, lambda_list, seed_list
+from .validate import as_list, check_backends, check_supported, lambda_list, seed_list
 
 if TYPE_CHECKING:  # imported where used: concurrent.futures and multiprocessing cost ~7 ms of `import wdlib`
     import concurrent.futures as cf
@@ -74,9 +76,9 @@ def sweep_configs(
     if "on_divergence" in fields:
         raise ConfigError("on_divergence", fields["on_divergence"], "not set in a sweep",
                           "a sweep always records diverged runs (run.diverged) instead of stopping")
-    for name in ("lambd", "seed", "backend"):
+    for name, plural in (("lambd", "lambdas"), ("seed", "seeds"), ("backend", "backends")):
         if name in fields:
-            raise ConfigError(name, fields[name], "not a sweep() keyword", f"use {name}s=... (plural)")
+            raise ConfigError(name, fields[name], "not a sweep() keyword", f"use {plural}=... (plural)")
     axes: dict[str, list[Any]] = {
         "backend": check_backends(backends),
         "preset": as_list(preset),
@@ -87,12 +89,17 @@ def sweep_configs(
     for name, values in axes.items():
         if not values:
             raise ConfigError(name, values, "at least one value", f"give {name} one value or a list")
+    check_count("the sweep grid", " x ".join(f"{len(v)} {k}" for k, v in axes.items()),
+                math.prod(len(v) for v in axes.values()))
     configs: dict[str, Config] = {}
     for combo in itertools.product(*axes.values()):
         chosen = dict(zip(axes, combo, strict=True))
         config = make_config(chosen.pop("preset"), on_divergence="record", **chosen)
         configs.setdefault(config_key(config), config)
-    return list(configs.values())
+    grid = list(configs.values())
+    check_supported(grid)  # before any worker starts
+    check_run(max(grid, key=lambda c: run_bytes(c)[0]), min(MAX_CHUNK, len(axes["lambd"])))
+    return grid
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -259,7 +266,7 @@ def sweep(
     cross-backend tolerance (float64 1e-12 relative on w and the test loss, float32 1e-4), not
     bitwise; the chunks are fixed by the whole grid, so rerunning or resuming the same sweep stores
     the same bits. ``vectorize=False`` runs every configuration alone, each row then bitwise equal to
-    :func:`wdlib.train` of its configuration.
+    :func:`wdlib.train` of its configuration; it refuses a store holding vectorized rows of the grid.
 
     ``data=(X, y)`` (and ``test=(X_test, y_test)``) sweeps your own arrays, validated once here; every
     run's store key includes their fingerprint.
@@ -284,12 +291,25 @@ def sweep(
     configs = sweep_configs(lambdas, seeds, backends, preset=preset, **fields)
     check_store_path(store)
     with Store(store) as db:
+        if not vectorize:
+            _refuse_vectorized_rows(db, configs, store)
         tasks = plan_tasks(configs, db.keys(config_key(c) for c in configs), vectorize=vectorize)
         computed = sum(len(missing) for _, missing in tasks)
         if tasks:
             _execute(tasks, db, executor, workers, progress, arrays)
         rows = list(db.records(config_key(c) for c in configs))
     return SweepTable(rows, computed=computed, skipped=len(configs) - computed, store=Path(store))
+
+
+def _refuse_vectorized_rows(db: Store, configs: Sequence[Config], store: Any) -> None:
+    """``vectorize=False`` promises rows bitwise equal to wdlib.train; a store keeps one row per
+    configuration, so one that holds batched rows of this grid cannot keep that promise."""
+    batched = [r for r in db.records(config_key(c) for c in configs) if r["engine_used"] == "vectorized"]
+    if batched:
+        raise ConfigError("vectorize", False, f"True with store={str(store)!r}: it holds {len(batched)} runs "
+                          "of this grid trained vectorized (engine_used='vectorized'), which vectorize=False "
+                          "would return instead of runs bitwise equal to wdlib.train",
+                          "sweep into another store, or keep vectorize=True")
 
 
 #: One task of a sweep: the configurations it trains (one, or a chunk differing only in lambd,
@@ -368,13 +388,17 @@ def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers
     futures: dict[cf.Future[Any], Task] = {}
     failure: BaseException | None = None
     try:
-        futures = {_submit(pool, unit, arrays): (unit, missing) for unit, missing in tasks}
+        try:
+            futures = {_submit(pool, unit, arrays): (unit, missing) for unit, missing in tasks}
+        except (RuntimeError, MemoryError) as err:  # a shut-down or broken executor refuses new tasks
+            failure = _translated(err, "could not take the sweep's tasks")
+            raise failure from err
         with _progress(sum(len(missing) for _, missing in tasks), progress) as advance:
             for future in cf.as_completed(futures):
                 if future.cancelled():
                     continue
                 if future.exception() is not None:
-                    failure = failure or future.exception()
+                    failure = failure or _translated(future.exception(), "failed while running the sweep")
                     for pending in futures:
                         pending.cancel()
                     continue
@@ -395,3 +419,17 @@ def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers
     finally:
         if own:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _translated(err: BaseException | None, what: str) -> BaseException | None:
+    """A worker's or executor's failure as a WdlibError (the runs finished before stay stored)."""
+    import concurrent.futures as cf
+
+    kept = "the runs that finished are stored; rerun the sweep to compute the rest"
+    if isinstance(err, MemoryError) and not isinstance(err, WdlibError):
+        return ResourceError(f"a sweep worker ran out of memory ({err or 'MemoryError'}): {kept}, with "
+                             "fewer workers or a smaller grid")
+    if isinstance(err, (cf.BrokenExecutor, RuntimeError)) and not isinstance(err, WdlibError):
+        return ExecutorFailedError(f"the executor {what} ({type(err).__name__}: {err or 'a worker died'}): "
+                                   f"{kept} (a worker killed by the system is often out of memory)")
+    return err

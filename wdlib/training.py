@@ -18,7 +18,6 @@ from .config import Config, make_config, parameter_names
 from .data import Problem, data_config, make_problem
 from .errors import ConfigError, DivergenceError
 from .limits import check_run, check_runs
-from .validate import check_problem, warn_if_growing
 from .model import (
     Array,
     Objective,
@@ -32,6 +31,7 @@ from .model import (
     sgd_step,
     weight_names,
 )
+from .validate import check_problem, warn_if_growing
 
 
 @dataclass(eq=False)

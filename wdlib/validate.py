@@ -132,7 +132,8 @@ def check_problem(problem: Problem, config: Config) -> None:
     for name, shape in shapes.items():
         arr = getattr(problem, name)
         if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f" or arr.shape != shape:
-            got = f"shape {arr.shape}, dtype {arr.dtype}" if isinstance(arr, np.ndarray) else type(arr).__name__
+            got = (f"shape {arr.shape}, dtype {arr.dtype}" if isinstance(arr, np.ndarray)
+                   else type(arr).__name__)
             raise ConfigError(f"problem.{name}", got, f"a float array of shape {shape}",
                               "make the problem with wdlib.Problem.from_arrays(X, y)")
     for name, arr in [*((k, getattr(problem, k)) for k in shapes), *problem.init.items()]:
@@ -156,7 +157,8 @@ def warn_if_growing(train_loss: np.ndarray, config: Config) -> None:
     :data:`GROWTH_WARNING` times above its first value: the run diverges without having overflowed
     yet (e.g. lr too large for fewer epochs than overflow takes). One rule for every backend and engine."""
     finite = train_loss[np.isfinite(train_loss)]
-    if len(finite) == len(train_loss) and len(finite) > 1 and finite[-1] > GROWTH_WARNING * max(float(finite[0]), np.finfo(np.float64).tiny):
+    first = max(float(finite[0]), np.finfo(np.float64).tiny) if len(finite) else 0.0
+    if len(finite) == len(train_loss) and len(finite) > 1 and finite[-1] > GROWTH_WARNING * first:
         import warnings
 
         from .errors import DivergenceWarning
@@ -165,3 +167,32 @@ def warn_if_growing(train_loss: np.ndarray, config: Config) -> None:
             f"the training loss grew from {finite[0]:.3g} to {finite[-1]:.3g} over the run "
             f"(backend={config.backend!r}, lambd={config.lambd}, lr={config.lr}): it is diverging; "
             "lower lr"), stacklevel=4)
+
+
+def check_supported(configs: Sequence[Config]) -> None:
+    """What each config asks of its backend's class (a native recipe for ``rng="native"``, a concise
+    mode, a fast path for ``engine="fused"``), checked before a framework is imported or a worker
+    started: the rules :func:`wdlib.training.prepare_backend` applies, read from the classes only."""
+    from .backend import Backend, backend_class
+
+    seen: set[tuple[str, str, str, str]] = set()
+    for config in configs:
+        ask = (config.backend, config.rng, config.mode, config.engine)
+        if ask in seen:
+            continue
+        seen.add(ask)
+        cls = backend_class(config.backend)
+        if config.rng == "native" and config.preset not in cls.native_presets:
+            recipes = [f"{name}+{p}" for name in _installed() for p in backend_class(name).native_presets]
+            raise ConfigError("rng", "native", f"'numpy': backend {config.backend!r} has no native "
+                              f"recipe for preset {config.preset!r} (native recipes: "
+                              f"{', '.join(recipes) or 'none'})")
+        if config.mode == "concise" and cls.concise_step is Backend.concise_step:
+            raise ConfigError("mode", "concise", f"'scratch': backend {config.backend!r} has no concise mode")
+        if config.engine == "fused" and cls.fit_plan is Backend.fit_plan:
+            raise ConfigError("engine", "fused", f"'auto' or 'eager': backend {config.backend!r} has no "
+                              "fused path")
+
+
+def _installed() -> list[str]:
+    return [info.name for info in backend_infos() if info.installed]
