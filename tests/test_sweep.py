@@ -199,7 +199,7 @@ class _FailsAboveOne(NumpyBackend):
 
     name = "fails-above-one"
 
-    def grad(self, objective, params, X, y):  # noqa: ANN001, ANN201
+    def grad(self, objective, params, X, y):
         if objective.lambd > 1:
             raise wdlib.ConfigError("lambd", objective.lambd, "at most 1 on this backend")
         return super().grad(objective, params, X, y)
@@ -224,7 +224,7 @@ def test_a_run_the_backend_cannot_do_is_refused_before_any_worker_starts(tmp_pat
     store = tmp_path / "runs.sqlite"
     with pytest.raises(wdlib.ConfigError, match="engine='fused'"):
         wdlib.sweep([0, 3], backends=["numpy"], penalty=["l2", "l1"], engine="fused", store=store)
-    with pytest.raises(wdlib.ConfigError, match="rng='native'.*no native recipe"):
+    with pytest.raises(wdlib.ConfigError, match=r"rng='native'.*no native recipe"):
         wdlib.sweep([0], backends=["numpy"], rng="native", store=store)
     assert not store.exists()
 

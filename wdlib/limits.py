@@ -65,27 +65,28 @@ def refuse_above(field: str, value: Any, needed: float, what: str) -> None:
 
 def run_bytes(config: Any, k: int = 1) -> tuple[float, str]:
     """Estimated bytes of one run of ``config`` (``k`` λ trained as the columns of one run), and the
-    field that contributes most."""
+    field that contributes most ("lambdas" when it is the number of λ)."""
     s = 8 if config.dtype == "float64" else 4
     n, m, p, e = config.n_train, config.n_test, config.num_inputs, config.num_epochs
     widths = [p, *config.hidden, 1] if config.model == "mlp" else [p, 1]
     params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
     copies = 4 + (config.optimizer != "sgd") * 2  # the problem's and the backend's, a gradient, a step
-    parts = {
-        "n_train": 2.0 * n * (p + 1) * s,  # Problem's X, y and the backend's copy
-        "n_test": 2.0 * m * (p + 1) * s,
-        "num_inputs": float(params) * copies * s * k,
-        "num_epochs": 8.0 * e * n + 16.0 * e * k,  # batch order (int64), two loss records
-        "hidden": float(max(n, m)) * sum(config.hidden) * s * 2,  # activations on a whole set
-    }
-    return RUN_OVERHEAD_BYTES + sum(parts.values()), max(parts, key=lambda name: parts[name])
+    sizes = {"num_inputs": p, "n_train": n, "n_test": m}
+    wide = "hidden" if config.hidden and max(config.hidden) >= p else "num_inputs"
+    parts = [
+        (2.0 * (n + m) * (p + 1) * s, max(sizes, key=lambda name: sizes[name])),  # X, y, and a copy
+        (float(params) * copies * s * k, "lambdas" if k > 1 else wide),
+        (8.0 * e * n + 16.0 * e * k, "num_epochs"),  # batch order (int64), two loss records
+        (float(max(n, m)) * sum(config.hidden) * s * 2, "hidden"),  # activations on a whole set
+    ]
+    return RUN_OVERHEAD_BYTES + sum(b for b, _ in parts), max(parts)[1]
 
 
 def check_run(config: Any, k: int = 1) -> None:
     """Refuse ``config`` (``k`` λ at once) before any allocation when it cannot fit in memory."""
     needed, field = run_bytes(config, k)
     if needed > 2**28:  # below 256 MB there is no need to read /proc/meminfo
-        refuse_above(field, getattr(config, field), needed, "the run")
+        refuse_above(field, k if field == "lambdas" else getattr(config, field), needed, "the run")
 
 
 def check_count(field: str, value: Any, count: int, each: float = GRID_ENTRY_BYTES) -> None:
