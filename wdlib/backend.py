@@ -274,6 +274,8 @@ def _forget_entry_points() -> None:
 
 def backend_class(name: str) -> type[Backend]:
     """The class of backend ``name``, without importing its framework."""
+    if not isinstance(name, str):
+        raise ConfigError("backend", name, "a backend name such as 'numpy' (see wdlib.backends())")
     if name in _registered:
         return _registered[name]
     if name in _plugin_classes:
@@ -312,6 +314,8 @@ def _installed(cls: type[Backend]) -> str | None:
 
 def get_backend(name: str) -> Backend:
     """The backend ``name``, its framework imported; a clear error if it cannot run here."""
+    if not isinstance(name, str):
+        raise ConfigError("backend", name, "a backend name such as 'numpy' (see wdlib.backends())")
     with _lock:
         if name in _loaded:
             return _loaded[name]

@@ -98,8 +98,16 @@ def check_count(field: str, value: Any, count: int, each: float = GRID_ENTRY_BYT
 def check_runs(configs: Sequence[Any], count: int | None = None, field: str = "", value: Any = None) -> None:
     """Refuse runs kept together (a book's sequence, a comparison: ``count`` runs like ``configs``,
     default one each) when they do not fit in memory together; each must fit alone, too."""
+    from .config import Config
+
+    if isinstance(configs, (str, bytes)) or not isinstance(configs, Sequence):
+        raise ConfigError("configs", type(configs).__name__, "a list of wdlib.Config (see wdlib.make_config)")
     if not configs:
         return
+    for i, config in enumerate(configs):
+        if not isinstance(config, Config):
+            raise ConfigError(f"configs[{i}]", type(config).__name__,
+                              "a wdlib.Config (see wdlib.make_config)")
     sizes = [run_bytes(c) for c in configs]
     largest = max(range(len(configs)), key=lambda i: sizes[i][0])
     check_run(configs[largest])

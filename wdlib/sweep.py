@@ -197,6 +197,8 @@ def sweep(
     """
     # Everything is checked before a framework is imported, data generated or the store touched.
     check_executor(executor, workers)
+    if not isinstance(store, (str, os.PathLike)):
+        raise ConfigError("store", store, "a file path (a str or os.PathLike), e.g. 'runs.sqlite'")
     if not isinstance(vectorize, bool):
         raise ConfigError("vectorize", vectorize, "True or False")
     arrays = None

@@ -31,7 +31,7 @@ from .model import (
     sgd_step,
     weight_names,
 )
-from .validate import check_problem, warn_if_growing
+from .validate import check_problem, divergence_cause, lambda_values, warn_if_growing
 
 
 @dataclass(eq=False)
@@ -277,8 +277,7 @@ def _record(
         if config.on_divergence == "raise":
             raise DivergenceError(
                 f"the run diverged by epoch {(diverged_at + 1) * problem.eval_every}: the loss became "
-                f"{train_loss[diverged_at]} (last finite test loss: {last:.6g}); lr={config.lr} is "
-                "probably too large for the data's scale: lower it, or pass on_divergence='record'",
+                f"{train_loss[diverged_at]} (last finite test loss: {last:.6g}); {divergence_cause(config)}",
                 epoch=(diverged_at + 1) * problem.eval_every, last_loss=float(last),
             )
         train_loss, test_loss = train_loss[: diverged_at + 1], test_loss[: diverged_at + 1]
@@ -378,7 +377,7 @@ def train_lambdas(
     the runs go one at a time. Every λ is validated before anything runs; divergence is handled per run
     as ``on_divergence`` says.
     """
-    arrays = None
+    arrays, lambdas = None, lambda_values(lambdas)
     if data is not None:
         config, arrays = data_config(data, test, preset, backend=backend, seed=seed, **fields)
         configs = [config.replace(lambd=float(lam)) for lam in lambdas]

@@ -47,6 +47,12 @@ def lambda_list(value: Any, name: str = "lambdas") -> list[float]:
                  "e.g. numpy.linspace(0, 10, 41), or on the command line --lambd 0:10:41")
 
 
+def lambda_values(value: Any, name: str = "lambdas") -> list[float]:
+    """:func:`lambda_list`, but an empty list is accepted (train_lambdas of no λ returns no runs)."""
+    items = as_list(value)
+    return lambda_list(items, name) if items else []
+
+
 def seed_list(value: Any, name: str = "seeds") -> list[int]:
     """A non-empty list of seeds Config accepts (range(10) and NumPy integers accepted)."""
     return _each(value, name, FIELD_CHECKS["seed"], "integers >= 0",
@@ -196,3 +202,14 @@ def check_supported(configs: Sequence[Config]) -> None:
 
 def _installed() -> list[str]:
     return [info.name for info in backend_infos() if info.installed]
+
+
+def divergence_cause(config: Config) -> str:
+    """What a DivergenceError says caused it: the data and the configuration's scales are checked
+    before training (wdlib.config, wdlib.arrays), so what is left is the step size: the penalty's step
+    alone when lr * lambd > 2 (each step multiplies w by 1 - lr * lambd), else the learning rate."""
+    if config.mode == "scratch" and config.penalty == "l2" and config.lr * config.lambd > 2:
+        return (f"lr * lambd = {config.lr * config.lambd:.3g} > 2, so the penalty's step alone makes w grow: "
+                "lower lambd or lr, or pass on_divergence='record'")
+    return (f"lr={config.lr} is probably too large for the data's scale: lower it, or pass "
+            "on_divergence='record'")
