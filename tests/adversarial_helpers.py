@@ -58,6 +58,16 @@ def plans_with(change: Callable[[Any], Any]) -> type[NumpyBackend]:
     return Wrong
 
 
+class NoFastPathUnloadable(NumpyBackend):
+    """No fit_plan, and a framework that cannot load: a check that runs after load() is too late."""
+
+    name = "no-fast-path"
+    fit_plan = wdlib.Backend.fit_plan
+
+    def load(self) -> None:
+        raise RuntimeError("the framework was imported: checks ran too late")
+
+
 def named(name: str) -> type[NumpyBackend]:
     return type("Named", (NumpyBackend,), {"name": name})
 

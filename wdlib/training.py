@@ -31,7 +31,7 @@ from .model import (
     sgd_step,
     weight_names,
 )
-from .validate import check_problem, divergence_cause, lambda_values, warn_if_growing
+from .validate import check_problem, check_supported, divergence_cause, lambda_values, warn_if_growing
 
 
 @dataclass(eq=False)
@@ -336,6 +336,7 @@ def prepare_backend(configs: Sequence[Config]) -> Backend:
     """Check that the backend can run ``configs`` (before its framework is imported or data drawn),
     then load it."""
     check_runs(configs)
+    check_supported(configs)  # what the backend's class offers, before its framework is imported
     first = configs[0]
     if first.rng == "native":
         for config in configs[1:]:
