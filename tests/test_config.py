@@ -148,7 +148,7 @@ def test_memory_estimates_refuse_before_allocating_and_accept_the_books(monkeypa
         limits.check_run(wdlib.make_config(preset, dtype="float64"))  # the books' runs fit easily
     config = wdlib.make_config(num_inputs=10**6)
     needed, field = limits.run_bytes(config)
-    assert field == "num_inputs" and needed > 2 * 120 * 10**6 * 4
+    assert field == "num_inputs" and needed > 120 * 10**6 * 4
     with pytest.raises(wdlib.errors.ResourceError, match=r"num_inputs=1000000 is too large.*64 MB"):
         wdlib.train(num_inputs=10**6)
     monkeypatch.setenv("WDLIB_MEMORY_LIMIT", "lots")
