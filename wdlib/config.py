@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from .errors import ConfigError
 from .field_checks import (
     backend_name,
+    check_scale,
     choice,
     finite,
     flag,
@@ -259,7 +259,7 @@ def _check_combination(c: dict[str, Any]) -> None:
         refuse_unless("engine", supports(SimpleNamespace(**c)), "'auto' or 'eager': no fused path for "
                       "this configuration (it runs only model='linear', penalty='l2', optimizer='sgd' "
                       "without wd, mode='scratch', rng='numpy', no penalize=...)")
-    _check_scale(c)
+    check_scale(c)
     args = dict(c["optimizer_args"])
     accepted = OPTIMIZER_ARGS[c["optimizer"]]
     for key, value in args.items():
@@ -303,23 +303,3 @@ def _check_combination(c: dict[str, Any]) -> None:
                               f"{getattr(defaults, name)!r} with mode='concise' on backend {c['backend']!r}",
                               "use mode='scratch'")
 
-
-def _check_scale(c: dict[str, Any]) -> None:
-    """Refuse synthetic data whose squared loss overflows the run's dtype (``noise=1e308``): the run
-    would diverge at once, and the learning rate would be blamed."""
-    if c["dataset"] != "synthetic":
-        return
-    import numpy as np
-
-    big = float(np.finfo(c["dtype"]).max)
-    n = max(c["n_train"], c["n_test"])
-    # |y| stays below |b| + 10 std(X w + noise) (X ~ N(0, 1)); the loss sums n squares of it.
-    parts = {"true_b": abs(c["true_b"]), "true_w": 10 * abs(c["true_w"]) * math.sqrt(c["num_inputs"]),
-             "noise": 10 * c["noise"]}
-    if math.fsum(parts.values()) <= math.sqrt(big / n) / 2:
-        return
-    name = max(parts, key=lambda k: parts[k])
-    limit = math.sqrt(big / n) / 20 / (math.sqrt(c["num_inputs"]) if name == "true_w" else 1)
-    raise ConfigError(name, c[name], f"a value whose data fit in {c['dtype']} (|{name}| below about "
-                      f"{limit:.2g} here): the squared loss of the data it gives overflows",
-                      "rescale the data, or use dtype='float64'" if c["dtype"] == "float32" else "")
