@@ -156,3 +156,30 @@ def test_first_party_install_hints_work_from_any_folder() -> None:
         target = hint.split("-e ", 1)[1].split()[0]
         assert Path(target).is_absolute() and (Path(target) / "pyproject.toml").is_file(), hint
         assert Path(target).name == name
+
+
+def test_a_taken_name_is_replaced_only_when_asked() -> None:
+    """compare's reference cannot be replaced by accident; replace=True does it, for the block only."""
+
+    class Impostor(NumpyBackend):
+        name = "numpy"
+
+    with pytest.raises(wdlib.ConfigError, match="replace=True"):
+        wdlib.register_backend(Impostor)
+    assert wdlib.backend_class("numpy") is NumpyBackend
+    with wdlib.temporary_backend(Impostor, replace=True):
+        assert wdlib.backend_class("numpy") is Impostor
+    assert wdlib.backend_class("numpy") is NumpyBackend
+
+
+def test_a_framework_failing_with_any_error_is_a_load_error() -> None:
+    class Crashing(NumpyBackend):
+        name = "crashing"
+
+        def load(self) -> None:
+            raise RuntimeError("CUDA driver version is insufficient")
+
+    with wdlib.temporary_backend(Crashing):
+        with pytest.raises(wdlib.BackendLoadError, match=r"'crashing'.*RuntimeError: CUDA driver") as err:
+            wdlib.train("crashing")
+    assert "\n" not in str(err.value)

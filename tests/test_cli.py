@@ -74,7 +74,7 @@ ERRORS = [
     (["sweep", "--lambd", "1", "--store", _old_schema], "schema version 0"),
     (["sweep", "--lambd", "1", "--workers", "0"], "workers=0"),
     (["sweep", "--lambd", "1", "--backends", "numpy", "--set", "engine=fused", "--set", "penalty=l1",
-      "--workers", "1", "--store", "{tmp}/failing.sqlite"], "backend='numpy', lambd=1.0, seed=0 failed"),
+      "--workers", "1", "--store", "{tmp}/failing.sqlite"], "engine='fused' is not valid"),
     (["sweep", "--lambd", "1", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers"),
     (["sweep", "--store", "{tmp}/runs.sqlite"], "--lambd=None"),
     (["sweep", "--store", "{tmp}/none.sqlite", "--export", "{tmp}/out.csv"], "existing wdlib store"),

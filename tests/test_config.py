@@ -121,3 +121,45 @@ def test_numpy_scalars_are_accepted_and_stored_as_python_numbers() -> None:
     assert type(config.seed) is int and type(config.lambd) is float
     with pytest.raises(wdlib.ConfigError, match="num_epochs"):
         wdlib.make_config(num_epochs=np.bool_(True))
+
+
+def test_a_config_built_directly_is_the_one_make_config_builds() -> None:
+    """Config(...) runs the same checks and normalizations as make_config (one source of truth)."""
+    import dataclasses
+
+    import numpy as np
+
+    from wdlib.store import config_key
+
+    direct = wdlib.Config(lambd=-0.0, seed=np.int64(3), model="mlp", num_epochs=4)
+    made = wdlib.make_config(lambd=0.0, seed=3, model="mlp", num_epochs=4)
+    assert direct == made and config_key(direct) == config_key(made)
+    assert type(direct.seed) is int and direct.hidden == (256,)
+    assert dataclasses.replace(made, lr=0.01) == made.replace(lr=0.01)
+    assert wdlib.Config() == wdlib.make_config()
+
+
+def test_memory_estimates_refuse_before_allocating_and_accept_the_books(monkeypatch) -> None:
+    from wdlib import limits
+
+    monkeypatch.setenv("WDLIB_MEMORY_LIMIT", "64M")
+    assert limits.available_memory() == 64 * 2**20
+    for preset in ("d2l", "gluonbook"):
+        limits.check_run(wdlib.make_config(preset, dtype="float64"))  # the books' runs fit easily
+    config = wdlib.make_config(num_inputs=10**6)
+    needed, field = limits.run_bytes(config)
+    assert field == "num_inputs" and needed > 120 * 10**6 * 4
+    with pytest.raises(wdlib.errors.ResourceError, match=r"num_inputs=1000000 is too large.*64 MB"):
+        wdlib.train(num_inputs=10**6)
+    monkeypatch.setenv("WDLIB_MEMORY_LIMIT", "lots")
+    with pytest.raises(wdlib.ConfigError, match="WDLIB_MEMORY_LIMIT"):
+        limits.available_memory()
+    monkeypatch.delenv("WDLIB_MEMORY_LIMIT")
+    assert limits.available_memory() > 0
+
+
+def test_a_finite_loss_that_grows_by_orders_of_magnitude_warns_on_every_engine() -> None:
+    for engine in ("eager", "fused"):
+        with pytest.warns(wdlib.errors.DivergenceWarning, match="grew from"):
+            run = wdlib.train("numpy", lr=0.05, num_epochs=40, engine=engine)
+        assert not run.diverged and run.train_loss[-1] > 1e6 * run.train_loss[0]

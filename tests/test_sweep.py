@@ -19,6 +19,7 @@ import wdlib
 from wdlib.store import config_key
 from wdlib.sweep import MAX_CHUNK, RunFailedError, plan_tasks, sweep_configs
 from wdlib.sweep_table import store_record
+from wdlib_numpy import NumpyBackend
 
 
 def test_grid_is_every_combination_and_lists_sweep_any_field() -> None:
@@ -193,16 +194,39 @@ def test_diverged_runs_are_stored_not_fatal(tmp_path: Path) -> None:
     assert "diverged" in str(table)
 
 
+class _FailsAboveOne(NumpyBackend):
+    """NumPy whose gradient fails for lambd > 1: an error that shows only while the run trains."""
+
+    name = "fails-above-one"
+
+    def grad(self, objective, params, X, y):
+        if objective.lambd > 1:
+            raise wdlib.ConfigError("lambd", objective.lambd, "at most 1 on this backend")
+        return super().grad(objective, params, X, y)
+
+
 def test_a_failing_run_stops_the_sweep_with_one_clear_error_and_keeps_the_rest(tmp_path: Path) -> None:
-    """Some errors show only in the worker (here: the NumPy backend has no fused L1 path); the error
-    crosses the process boundary intact, and the runs finished before it stay stored."""
+    """An error raised while a run trains crosses the executor intact (one message naming the run),
+    and the runs finished before it stay stored."""
     store = tmp_path / "runs.sqlite"
-    with pytest.raises(RunFailedError, match=r"backend='numpy', lambd=0.0.* has no fused path") as err:
-        wdlib.sweep([0, 3], backends=["numpy"], penalty=["l2", "l1"], engine="fused", num_epochs=5,
-                     store=store, workers=1)
+    with wdlib.temporary_backend(_FailsAboveOne), cf.ThreadPoolExecutor(1) as pool:
+        with pytest.raises(RunFailedError, match=r"backend='fails-above-one', lambd=3.0.* at most 1") as err:
+            wdlib.sweep([0, 3], backends=["fails-above-one"], engine="eager", num_epochs=5, store=store,
+                         executor=pool)
     assert isinstance(err.value, wdlib.WdlibError)
     assert pickle.loads(pickle.dumps(err.value)).args == err.value.args
-    assert {(r["penalty"], r["lambd"]) for r in wdlib.load_sweep(store).rows} == {("l2", 0.0), ("l2", 3.0)}
+    assert {r["lambd"] for r in wdlib.load_sweep(store).rows} == {0.0}
+
+
+def test_a_run_the_backend_cannot_do_is_refused_before_any_worker_starts(tmp_path: Path) -> None:
+    """The NumPy backend has no fused L1 path and no native recipe for d2l: both known from the
+    configuration alone, so refused before the store is created or a worker started."""
+    store = tmp_path / "runs.sqlite"
+    with pytest.raises(wdlib.ConfigError, match="engine='fused'"):
+        wdlib.sweep([0, 3], backends=["numpy"], penalty=["l2", "l1"], engine="fused", store=store)
+    with pytest.raises(wdlib.ConfigError, match=r"rng='native'.*no native recipe"):
+        wdlib.sweep([0], backends=["numpy"], rng="native", store=store)
+    assert not store.exists()
 
 
 @pytest.fixture

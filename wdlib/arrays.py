@@ -90,6 +90,17 @@ def _check_finite(arr: np.ndarray, label: str, summary: _Summary) -> None:
                           f"[{first}] (counting from 0): drop or impute them")
 
 
+def _check_scale(arr: np.ndarray, label: str, summary: _Summary) -> None:
+    """Refuse values so large that the squared loss overflows float64 (the run would diverge at once,
+    and the learning rate would be blamed)."""
+    limit = float(np.sqrt(np.finfo(np.float64).max / max(len(arr), 1))) / 100
+    largest = float(np.abs(arr).max())
+    if largest > limit:
+        raise ConfigError(label, summary, f"values below about {limit:.2g} in absolute value",
+                          f"its largest is {largest:.3g}, and the squared loss of such data overflows: "
+                          "rescale it, e.g. wdlib.arrays.standardize")
+
+
 def check_arrays(X: Any, y: Any, x_label: str, y_label: str) -> tuple[np.ndarray, np.ndarray]:
     """:func:`check_data` with the names its errors give X and y (e.g. ``"--data d.npz [X]"``)."""
     (Xa, x_sum, x_dtype), (ya, y_sum, y_dtype) = _float_array(X, x_label), _float_array(y, y_label)
@@ -111,6 +122,8 @@ def check_arrays(X: Any, y: Any, x_label: str, y_label: str) -> tuple[np.ndarray
                           f"{x_label} has {Xa.shape[0]} rows and {y_label} {ya.shape[0]}")
     _check_finite(Xa, x_label, x_sum)
     _check_finite(ya, y_label, y_sum)
+    _check_scale(Xa, x_label, x_sum)
+    _check_scale(ya, y_label, y_sum)
     for label, dtype in ((x_label, x_dtype), (y_label, y_dtype)):
         if dtype.kind in "biu":  # warned only once the data are known to be usable
             _warn(f"{label}: {dtype} values converted to float64")

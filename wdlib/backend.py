@@ -22,7 +22,12 @@ import numpy as np
 
 from .config import Config
 from .data import Problem
-from .errors import BackendLoadError, BackendNotInstalledError, ConfigError, UnknownBackendError
+from .errors import (
+    BackendLoadError,
+    BackendNotInstalledError,
+    ConfigError,
+    UnknownBackendError,
+)
 from .model import Array, Objective, Params
 
 if TYPE_CHECKING:  # imported by the fast-path methods when first used, not by `import wdlib`
@@ -185,7 +190,8 @@ class Backend(ABC):
         from . import fastpath, vectorized
 
         with self.context(config.dtype), fastpath.one_blas_thread():
-            return vectorized.single(self.fit_plan(vectorized.make_plan(problem, config)))
+            result = self.fit_plan(vectorized.make_plan(problem, config))
+        return vectorized.single(_checked(self.name, result, problem, config, 1))
 
     def fused_fit_lambdas(
         self, problem: Problem, config: Config, lambdas: Sequence[float]
@@ -194,7 +200,14 @@ class Backend(ABC):
         from . import fastpath, vectorized
 
         with self.context(config.dtype), fastpath.one_blas_thread():
-            return self.fit_plan(vectorized.make_plan(problem, config, lambdas))
+            result = self.fit_plan(vectorized.make_plan(problem, config, lambdas))
+        return _checked(self.name, result, problem, config, len(lambdas))
+
+
+def _checked(name: str, result: Any, problem: Problem, config: Config, k: int) -> vectorized.Result:
+    from .validate import check_result  # validate imports this module
+
+    return check_result(name, result, problem, config, k)
 
 
 @dataclass(frozen=True)
@@ -216,9 +229,23 @@ _loaded: dict[str, Backend] = {}
 _lock = threading.Lock()
 
 
-def register_backend(cls: type[Backend]) -> type[Backend]:
+def register_backend(cls: type[Backend], *, replace: bool = False) -> type[Backend]:
     """Register a backend class at run time (plugins normally use the entry point instead). Also
-    forgets the entry points read so far, so a plugin installed since is found on the next lookup."""
+    forgets the entry points read so far, so a plugin installed since is found on the next lookup.
+
+    A name already taken (a registered class, an installed plugin, a first-party backend such as
+    "numpy", compare's reference) is refused unless ``replace=True``."""
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigError("cls", cls, "a subclass of wdlib.Backend")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{cls.__name__}.name", name, "a non-empty str naming the backend")
+    if not isinstance(replace, bool):
+        raise ConfigError("replace", replace, "True or False")
+    taken = name in _registered or name in KNOWN_PLUGINS or name in _entry_points()
+    if taken and not replace and _registered.get(name) is not cls:
+        raise ConfigError(f"{cls.__name__}.name", name, "a name no other backend has",
+                          "choose another name, or pass replace=True to replace that backend")
     _registered[cls.name] = cls
     _loaded.pop(cls.name, None)
     _forget_entry_points()
@@ -247,13 +274,22 @@ def _forget_entry_points() -> None:
 
 def backend_class(name: str) -> type[Backend]:
     """The class of backend ``name``, without importing its framework."""
+    if not isinstance(name, str):
+        raise ConfigError("backend", name, "a backend name such as 'numpy' (see wdlib.backends())")
     if name in _registered:
         return _registered[name]
     if name in _plugin_classes:
         return _plugin_classes[name]
     found = _entry_points()
     if name in found:
-        cls = _plugin_classes[name] = found[name].load()
+        try:
+            cls = found[name].load()
+        except Exception as err:  # an ImportError, but also whatever the plugin's module raises
+            raise BackendLoadError(f"backend {name!r}: its plugin failed to load "
+                                   f"({type(err).__name__}: {err})") from err
+        if not (isinstance(cls, type) and issubclass(cls, Backend)):
+            raise BackendLoadError(f"backend {name!r}: its entry point gives {cls!r}, not a wdlib.Backend")
+        _plugin_classes[name] = cls
         return cls
     if name in KNOWN_PLUGINS:
         raise BackendNotInstalledError(
@@ -278,6 +314,8 @@ def _installed(cls: type[Backend]) -> str | None:
 
 def get_backend(name: str) -> Backend:
     """The backend ``name``, its framework imported; a clear error if it cannot run here."""
+    if not isinstance(name, str):
+        raise ConfigError("backend", name, "a backend name such as 'numpy' (see wdlib.backends())")
     with _lock:
         if name in _loaded:
             return _loaded[name]
@@ -290,10 +328,10 @@ def get_backend(name: str) -> Backend:
         backend = cls()
         try:
             backend.load()
-        except ImportError as err:
+        except Exception as err:  # ImportError, and RuntimeError, OSError, ... of a broken install
             raise BackendLoadError(
-                f"backend {name!r}: {cls.framework} is installed but failed to import ({err}); "
-                f"reinstall it with: {cls.install}"
+                f"backend {name!r}: {cls.framework} is installed but failed to import "
+                f"({type(err).__name__}: {err}); reinstall it with: {cls.install}"
             ) from err
         _loaded[name] = backend
         return backend
@@ -321,10 +359,11 @@ def installed_backends() -> list[str]:
 
 
 @contextlib.contextmanager
-def temporary_backend(cls: type[Backend]) -> Iterator[type[Backend]]:
-    """Register ``cls`` for the duration of a ``with`` block (for tests and experiments)."""
-    previous = _registered.get(cls.name)
-    register_backend(cls)
+def temporary_backend(cls: type[Backend], *, replace: bool = False) -> Iterator[type[Backend]]:
+    """Register ``cls`` for the duration of a ``with`` block (for tests and experiments); a name
+    already taken is refused unless ``replace=True``, as by :func:`register_backend`."""
+    previous = _registered.get(getattr(cls, "name", None))  # type: ignore[arg-type]
+    register_backend(cls, replace=replace)
     try:
         yield cls
     finally:
@@ -332,4 +371,4 @@ def temporary_backend(cls: type[Backend]) -> Iterator[type[Backend]]:
         _loaded.pop(cls.name, None)
         _forget_entry_points()
         if previous is not None:
-            register_backend(previous)
+            register_backend(previous, replace=True)

@@ -8,7 +8,13 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from .config import MAX_SEED
 from .errors import ConfigError
+from .limits import check_count
+
+#: Fields that have their own option on every command that takes --set.
+OWN_OPTIONS = {"lambd": "--lambd", "backend": "--backend (train) or --backends", "preset": "--preset",
+               "dtype": "--dtype", "lambdas": "--lambd", "backends": "--backends", "seeds": "--seeds"}
 
 
 def parse_lambdas(texts: Sequence[str], option: str = "--lambd") -> list[float]:
@@ -31,6 +37,7 @@ def parse_lambdas(texts: Sequence[str], option: str = "--lambd") -> list[float]:
             if count < 1 or stop < start:
                 raise ConfigError(option, part, accepted,
                                   "count must be >= 1 and start <= stop, e.g. 0:10:41")
+            check_count(option, part, len(values) + count)
             # numpy.linspace, so that the grid (and each run's key in a store) is the same as a
             # Python sweep over numpy.linspace(start, stop, count): stored runs are found either way.
             import numpy as np
@@ -53,9 +60,10 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
             lo, hi = int(first), int(last) if dash else int(first)
         except ValueError:
             raise ConfigError(option, part, accepted) from None
-        if lo < 0 or hi < lo:
-            raise ConfigError(option, part, accepted,
+        if lo < 0 or hi < lo or hi > MAX_SEED:
+            raise ConfigError(option, part, accepted + f" (at most {MAX_SEED})",
                               f"write the smaller seed first: {hi}-{lo}" if hi < lo else "")
+        check_count(option, part, len(seeds) + hi - lo + 1)
         seeds.extend(range(lo, hi + 1))
     if not seeds:
         raise ConfigError(option, text, accepted)
@@ -93,6 +101,9 @@ def parse_sets(texts: Sequence[str], *, lists: bool = False) -> dict[str, Any]:
         name = name.strip().replace("-", "_")
         if not eq or not name:
             raise ConfigError("--set", text, "FIELD=VALUE, e.g. --set num_epochs=20")
+        if name in OWN_OPTIONS:
+            raise ConfigError("--set", text, "a Config field without an option of its own",
+                              f"use {OWN_OPTIONS[name]} {raw or '...'}")
         kind = types.get(name, str)  # an unknown field is reported by make_config, with a suggestion
         parts = raw.split(",") if lists else [raw]
         values = [_typed(name, kind, part.strip()) for part in parts]

@@ -18,6 +18,7 @@ import numpy as np
 from .backend import backend_class
 from .config import Config, make_config, shared_settings
 from .errors import ConfigError
+from .limits import check_runs
 from .model import weight_names
 from .semantics import core_config
 from .table import Table
@@ -193,14 +194,14 @@ def compare(
     if data is not None:
         from .data import data_config
 
-        data_config(data, test, preset, **_penalty(concise, lambdas[0]), **base)  # validated once
+        first = data_config(data, test, preset, **_penalty(concise, lambdas[0]), **base)[0]  # validated once
         base = {**base, "data": data, "test": test}
     elif test is not None:
         raise ConfigError("test", "a test set", "None unless data=(X, y) is given")
     else:
-        for lam in lambdas:
-            make_config(preset, **_penalty(concise, lam), **base)
+        first, *_ = [make_config(preset, **_penalty(concise, lam), **base) for lam in lambdas]
     names = check_backends(backends)
+    check_runs([first], (len(names) + 1) * len(lambdas) * len(seed_values), "lambd", lambd)  # kept together
 
     # In concise mode each framework trains on its own loss (torch's MSELoss is twice the books'), with
     # its own optimizer: the reference is the NumPy float64 core chain that equals it step for step.

@@ -14,6 +14,7 @@ from typing import Any
 from .errors import ConfigError
 from .field_checks import (
     backend_name,
+    check_scale,
     choice,
     finite,
     flag,
@@ -85,9 +86,30 @@ class Config:
     #: Share of the examples held out as the test set when the data come without one.
     test_fraction: float = 0.25
 
+    def __post_init__(self) -> None:
+        """A Config built directly (``Config(lr=-1.0)``, ``dataclasses.replace``) is checked as
+        :func:`make_config` checks it, with the same field checks; make_config itself builds its
+        already-checked Config without passing here again (:func:`_trusted`)."""
+        values = {f.name: getattr(self, f.name) for f in _FIELDS}
+        given = {k: v for k, v in values.items() if v != _DEFAULT_VALUES.get(k, v)}
+        for name, value in _checked(values, given).items():
+            object.__setattr__(self, name, value)
+
     def replace(self, **changes: Any) -> Config:
         """A validated copy with some fields changed."""
         return make_config(**{**dataclasses.asdict(self), **changes})
+
+
+_FIELDS = dataclasses.fields(Config)
+_DEFAULT_VALUES: dict[str, Any] = {}
+
+
+def _trusted(values: dict[str, Any]) -> Config:
+    """A Config of ``values`` already checked (by :func:`_checked`), without checking them again."""
+    config = object.__new__(Config)
+    for name, value in values.items():
+        object.__setattr__(config, name, value)
+    return config
 
 
 #: The two books' settings. gluonbook's code uses noise 0.01 (its text says 0.1) and 10 epochs of batch 1.
@@ -139,6 +161,11 @@ FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
+_DEFAULT_VALUES.update({f.name: f.default for f in _FIELDS})
+#: The defaults of every field (the dataclass's own, not checked again at each use).
+DEFAULTS = _trusted(dict(_DEFAULT_VALUES))
+
+
 #: Names users reach for, and the field that means it.
 ALIASES = {"weight_decay": "wd", "lambda_": "lambd", "lam": "lambd", "epochs": "num_epochs",
            "learning_rate": "lr", "lambdas": "lambd", "hidden_sizes": "hidden"}
@@ -155,10 +182,16 @@ def make_config(preset: str = "d2l", **overrides: Any) -> Config:
             unknown[0], overrides[unknown[0]], "a field of wdlib.Config: " + ", ".join(FIELD_CHECKS),
             f"did you mean {close[0]!r}?" if close else "",
         )
-    values = {**dataclasses.asdict(Config()), **PRESETS[preset], **overrides, "preset": preset}
+    values = {**_DEFAULT_VALUES, **PRESETS[preset], **overrides, "preset": preset}
+    return _trusted(_checked(values, overrides))
+
+
+def _checked(values: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """Every field of ``values`` checked and normalized, and their combination checked; ``given``
+    are the fields the user set (those derived from a bundled data set must agree with it)."""
     checked = {name: FIELD_CHECKS[name](name, value) for name, value in values.items()}
     if checked["dataset"] == "diabetes":
-        _derive(checked, overrides, _bundled_fields(checked))
+        _derive(checked, given, _bundled_fields(checked))
     if checked["model"] == "mlp" and not checked["hidden"]:
         checked["hidden"] = (256,)  # d2l's num_hiddens
     if checked["batch_size"] > checked["n_train"]:
@@ -166,7 +199,7 @@ def make_config(preset: str = "d2l", **overrides: Any) -> Config:
             "batch_size", checked["batch_size"], f"an integer from 1 to n_train={checked['n_train']}"
         )
     _check_combination(checked)
-    return Config(**checked)
+    return checked
 
 
 def _derive(checked: dict[str, Any], given: dict[str, Any], derived: dict[str, Any]) -> None:
@@ -205,7 +238,7 @@ def parameter_names(c: Config | dict[str, Any]) -> list[str]:
 
 def _check_combination(c: dict[str, Any]) -> None:
     """Options that are each valid but do not go together."""
-    defaults = Config()
+    defaults = DEFAULTS
 
     def refuse_unless(name: str, condition: bool, accepted: str, hint: str = "") -> None:
         if not condition:
@@ -218,6 +251,15 @@ def _check_combination(c: dict[str, Any]) -> None:
                           f"{getattr(defaults, name)!r} with rng='native' (the books' own recipe)")
     if c["model"] == "linear":
         refuse_unless("hidden", not c["hidden"], "() with model='linear'", "use model='mlp'")
+    if c["engine"] == "fused":
+        from types import SimpleNamespace
+
+        from .vectorized import supports
+
+        refuse_unless("engine", supports(SimpleNamespace(**c)), "'auto' or 'eager': no fused path for "
+                      "this configuration (it runs only model='linear', penalty='l2', optimizer='sgd' "
+                      "without wd, mode='scratch', rng='numpy', no penalize=...)")
+    check_scale(c)
     args = dict(c["optimizer_args"])
     accepted = OPTIMIZER_ARGS[c["optimizer"]]
     for key, value in args.items():

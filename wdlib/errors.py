@@ -44,3 +44,20 @@ class DivergenceError(WdlibError, ArithmeticError):
 
 def _divergence_error(message: str, epoch: int, last_loss: float) -> DivergenceError:
     return DivergenceError(message, epoch=epoch, last_loss=last_loss)
+
+
+class ResourceError(WdlibError, MemoryError):
+    """A run, a grid or a sweep plan would need more memory than the machine has (estimated before
+    anything is allocated), or a worker ran out of memory."""
+
+
+class BackendResultError(WdlibError, RuntimeError):
+    """A backend returned results of the wrong shape or type (checked before anything is stored)."""
+
+
+class ExecutorFailedError(WdlibError, RuntimeError):
+    """The executor of a sweep broke or was shut down; the runs finished before are stored."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """The loss stayed finite but grew by many orders of magnitude: the run is diverging."""

@@ -132,3 +132,22 @@ def text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(name, value, "a str")
     return value
+
+
+def check_scale(c: dict[str, Any]) -> None:
+    """Refuse synthetic data whose squared loss overflows the run's dtype (``noise=1e308``): the run
+    would diverge at once, and the learning rate would be blamed."""
+    if c["dataset"] != "synthetic":
+        return
+    big = float(np.finfo(c["dtype"]).max)
+    n = max(c["n_train"], c["n_test"])
+    # |y| stays below |b| + 10 std(X w + noise) (X ~ N(0, 1)); the loss sums n squares of it.
+    parts = {"true_b": abs(c["true_b"]), "true_w": 10 * abs(c["true_w"]) * math.sqrt(c["num_inputs"]),
+             "noise": 10 * c["noise"]}
+    if math.fsum(parts.values()) <= math.sqrt(big / n) / 2:
+        return
+    name = max(parts, key=lambda k: parts[k])
+    limit = math.sqrt(big / n) / 20 / (math.sqrt(c["num_inputs"]) if name == "true_w" else 1)
+    raise ConfigError(name, c[name], f"a value whose data fit in {c['dtype']} (|{name}| below about "
+                      f"{limit:.2g} here): the squared loss of the data it gives overflows",
+                      "rescale the data, or use dtype='float64'" if c["dtype"] == "float32" else "")

@@ -21,24 +21,25 @@ missing runs: a restarted sweep stores exactly the bits of an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
+import math
 import os
-import sys
-import threading
-import time
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import vectorized
 from .config import Config, make_config
 from .errors import ConfigError, WdlibError
+from .limits import check_count, check_run, run_bytes
 from .model import BUILTIN_PENALTIES, PENALTIES, register_penalty
 from .store import Store, check_store_path, config_key, result_record
+from .sweep_exec import ExecutorError as ExecutorError  # re-exported: wdlib.ExecutorError
+from .sweep_exec import check_executor, progress_bar, translated
+from .sweep_exec import default_executor as default_executor  # re-exported: wdlib.mainguard uses it
 from .sweep_table import SweepTable
-from .validate import as_list, check_backends, lambda_list, seed_list
+from .validate import as_list, check_backends, check_supported, lambda_list, seed_list
 
 if TYPE_CHECKING:  # imported where used: concurrent.futures and multiprocessing cost ~7 ms of `import wdlib`
     import concurrent.futures as cf
@@ -46,10 +47,6 @@ if TYPE_CHECKING:  # imported where used: concurrent.futures and multiprocessing
 #: The most λ one batched task trains. Fixed (not derived from the number of workers) because a
 #: column's bits depend on its chunk: the same grid must give the same chunks on any executor.
 MAX_CHUNK = 64
-
-
-class ExecutorError(WdlibError, TypeError):
-    """The ``executor`` given to a sweep is not a ``concurrent.futures.Executor``."""
 
 
 class RunFailedError(WdlibError, RuntimeError):
@@ -74,9 +71,9 @@ def sweep_configs(
     if "on_divergence" in fields:
         raise ConfigError("on_divergence", fields["on_divergence"], "not set in a sweep",
                           "a sweep always records diverged runs (run.diverged) instead of stopping")
-    for name in ("lambd", "seed", "backend"):
+    for name, plural in (("lambd", "lambdas"), ("seed", "seeds"), ("backend", "backends")):
         if name in fields:
-            raise ConfigError(name, fields[name], "not a sweep() keyword", f"use {name}s=... (plural)")
+            raise ConfigError(name, fields[name], "not a sweep() keyword", f"use {plural}=... (plural)")
     axes: dict[str, list[Any]] = {
         "backend": check_backends(backends),
         "preset": as_list(preset),
@@ -87,12 +84,17 @@ def sweep_configs(
     for name, values in axes.items():
         if not values:
             raise ConfigError(name, values, "at least one value", f"give {name} one value or a list")
+    check_count("the sweep grid", " x ".join(f"{len(v)} {k}" for k, v in axes.items()),
+                math.prod(len(v) for v in axes.values()))
     configs: dict[str, Config] = {}
     for combo in itertools.product(*axes.values()):
         chosen = dict(zip(axes, combo, strict=True))
         config = make_config(chosen.pop("preset"), on_divergence="record", **chosen)
         configs.setdefault(config_key(config), config)
-    return list(configs.values())
+    grid = list(configs.values())
+    check_supported(grid)  # before any worker starts
+    check_run(max(grid, key=lambda c: run_bytes(c)[0]), min(MAX_CHUNK, len(axes["lambd"])))
+    return grid
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -156,80 +158,6 @@ def run_lambdas(fields: dict[str, Any], lambdas: list[float],
                              f"seed={fields['seed']!r} failed: {err}") from None
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: end this worker when the driver dies, even by SIGKILL, instead of
-    leaving it orphaned (a pool worker otherwise waits forever on its task queue)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def default_executor(workers: int | None = None) -> cf.ProcessPoolExecutor:
-    """A process pool of ``workers`` (default: one per CPU), started with the "spawn" method.
-
-    Why spawn: torch and JAX are not fork-safe once imported (their thread pools and locks do not
-    survive ``fork``), and the driver may have imported them (``compare`` or a notebook). A spawned
-    worker is a fresh interpreter that imports only what its runs need. "forkserver" is safe too,
-    but it preloads the main module into its server, which then may import a framework before forking;
-    and it does not exist on Windows. Measured here: 8 d2l runs on 2 workers take 1.53 s with spawn
-    and 1.49 s with forkserver (start-up is paid once per worker), so safety costs nothing.
-    """
-    import concurrent.futures as cf
-    import multiprocessing
-
-    workers = workers or os.cpu_count() or 1
-    return cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_exit_with_parent, initargs=(os.getpid(),),
-    )
-
-
-def _check_executor(executor: Any, workers: Any) -> None:
-    import concurrent.futures as cf
-
-    if executor is not None and not isinstance(executor, cf.Executor):
-        raise ExecutorError(
-            f"executor={executor!r} is not a concurrent.futures.Executor; pass e.g. "
-            "concurrent.futures.ProcessPoolExecutor(), distributed.Client(...).get_executor(), "
-            "or None for a local process pool"
-        )
-    if workers is not None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ConfigError("workers", workers, "an integer >= 1, or None for one per CPU")
-        if executor is not None:
-            raise ConfigError("workers", workers, "None when an executor is given",
-                              "size the executor you pass instead")
-
-
-@contextlib.contextmanager
-def _progress(total: int, enabled: bool | None) -> Iterator[Callable[[], None]]:
-    """A ``tqdm.auto`` bar: a widget in a notebook, a text bar on a terminal's stderr; by default
-    (``enabled=None``) shown only there, silent when nobody is watching (a pipe, a log, CI)."""
-    if enabled is None:
-        enabled = _interactive()
-    if not enabled or total == 0:
-        yield lambda: None
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc="sweep", unit="run", file=sys.stderr) as bar:
-        yield lambda: bar.update(1)
-
-
-def _interactive() -> bool:
-    """True on a terminal (stderr is a tty) and in a Jupyter kernel (IPython with a kernel)."""
-    stderr = sys.stderr
-    if stderr is not None and hasattr(stderr, "isatty") and stderr.isatty():
-        return True
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    return getattr(shell, "kernel", None) is not None
-
-
 def sweep(
     lambdas: Any,
     seeds: Any = (0,),
@@ -259,7 +187,7 @@ def sweep(
     cross-backend tolerance (float64 1e-12 relative on w and the test loss, float32 1e-4), not
     bitwise; the chunks are fixed by the whole grid, so rerunning or resuming the same sweep stores
     the same bits. ``vectorize=False`` runs every configuration alone, each row then bitwise equal to
-    :func:`wdlib.train` of its configuration.
+    :func:`wdlib.train` of its configuration; it refuses a store holding vectorized rows of the grid.
 
     ``data=(X, y)`` (and ``test=(X_test, y_test)``) sweeps your own arrays, validated once here; every
     run's store key includes their fingerprint.
@@ -268,7 +196,9 @@ def sweep(
     >>> table.plot("sweep.png")  # doctest: +SKIP
     """
     # Everything is checked before a framework is imported, data generated or the store touched.
-    _check_executor(executor, workers)
+    check_executor(executor, workers)
+    if not isinstance(store, (str, os.PathLike)):
+        raise ConfigError("store", store, "a file path (a str or os.PathLike), e.g. 'runs.sqlite'")
     if not isinstance(vectorize, bool):
         raise ConfigError("vectorize", vectorize, "True or False")
     arrays = None
@@ -284,12 +214,25 @@ def sweep(
     configs = sweep_configs(lambdas, seeds, backends, preset=preset, **fields)
     check_store_path(store)
     with Store(store) as db:
+        if not vectorize:
+            _refuse_vectorized_rows(db, configs, store)
         tasks = plan_tasks(configs, db.keys(config_key(c) for c in configs), vectorize=vectorize)
         computed = sum(len(missing) for _, missing in tasks)
         if tasks:
             _execute(tasks, db, executor, workers, progress, arrays)
         rows = list(db.records(config_key(c) for c in configs))
     return SweepTable(rows, computed=computed, skipped=len(configs) - computed, store=Path(store))
+
+
+def _refuse_vectorized_rows(db: Store, configs: Sequence[Config], store: Any) -> None:
+    """``vectorize=False`` promises rows bitwise equal to wdlib.train; a store keeps one row per
+    configuration, so one that holds batched rows of this grid cannot keep that promise."""
+    batched = [r for r in db.records(config_key(c) for c in configs) if r["engine_used"] == "vectorized"]
+    if batched:
+        raise ConfigError("vectorize", False, f"True with store={str(store)!r}: it holds {len(batched)} runs "
+                          "of this grid trained vectorized (engine_used='vectorized'), which vectorize=False "
+                          "would return instead of runs bitwise equal to wdlib.train",
+                          "sweep into another store, or keep vectorize=True")
 
 
 #: One task of a sweep: the configurations it trains (one, or a chunk differing only in lambd,
@@ -368,13 +311,17 @@ def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers
     futures: dict[cf.Future[Any], Task] = {}
     failure: BaseException | None = None
     try:
-        futures = {_submit(pool, unit, arrays): (unit, missing) for unit, missing in tasks}
-        with _progress(sum(len(missing) for _, missing in tasks), progress) as advance:
+        try:
+            futures = {_submit(pool, unit, arrays): (unit, missing) for unit, missing in tasks}
+        except (RuntimeError, MemoryError) as err:  # a shut-down or broken executor refuses new tasks
+            failure = translated(err, "could not take the sweep's tasks")
+            raise failure from err
+        with progress_bar(sum(len(missing) for _, missing in tasks), progress) as advance:
             for future in cf.as_completed(futures):
                 if future.cancelled():
                     continue
                 if future.exception() is not None:
-                    failure = failure or future.exception()
+                    failure = failure or translated(future.exception(), "failed while running the sweep")
                     for pending in futures:
                         pending.cancel()
                     continue
@@ -395,3 +342,4 @@ def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers
     finally:
         if own:
             pool.shutdown(wait=True, cancel_futures=True)
+

@@ -17,6 +17,7 @@ from .backend import Backend, backend_class, get_backend, installed_backends
 from .config import Config, make_config, parameter_names
 from .data import Problem, data_config, make_problem
 from .errors import ConfigError, DivergenceError
+from .limits import check_run, check_runs
 from .model import (
     Array,
     Objective,
@@ -30,6 +31,7 @@ from .model import (
     sgd_step,
     weight_names,
 )
+from .validate import check_problem, check_supported, divergence_cause, lambda_values, warn_if_growing
 
 
 @dataclass(eq=False)
@@ -180,6 +182,7 @@ def fit(backend: Backend | str, problem: Problem, config: Config | None = None, 
         raise ConfigError("problem", type(problem).__name__, "a wdlib.Problem",
                           "make one with wdlib.Problem.from_arrays(X, y) or wdlib.make_problem(config)")
     config = _config_of(impl, problem, config, fields)
+    check_problem(problem, config)
     return _fit(impl, problem, config)
 
 
@@ -274,11 +277,11 @@ def _record(
         if config.on_divergence == "raise":
             raise DivergenceError(
                 f"the run diverged by epoch {(diverged_at + 1) * problem.eval_every}: the loss became "
-                f"{train_loss[diverged_at]} (last finite test loss: {last:.6g}); lr={config.lr} is "
-                "probably too large for the data's scale: lower it, or pass on_divergence='record'",
+                f"{train_loss[diverged_at]} (last finite test loss: {last:.6g}); {divergence_cause(config)}",
                 epoch=(diverged_at + 1) * problem.eval_every, last_loss=float(last),
             )
         train_loss, test_loss = train_loss[: diverged_at + 1], test_loss[: diverged_at + 1]
+    warn_if_growing(train_loss, config)
     meta = {
         "engine": engine,
         "w_norm_text": backend.norm_text(params["w"]) if config.model == "linear" else None,
@@ -332,6 +335,8 @@ _SHARED_FIELDS = ("backend", "preset", "n_train", "n_test", "num_inputs", "true_
 def prepare_backend(configs: Sequence[Config]) -> Backend:
     """Check that the backend can run ``configs`` (before its framework is imported or data drawn),
     then load it."""
+    check_runs(configs)
+    check_supported(configs)  # what the backend's class offers, before its framework is imported
     first = configs[0]
     if first.rng == "native":
         for config in configs[1:]:
@@ -373,7 +378,7 @@ def train_lambdas(
     the runs go one at a time. Every λ is validated before anything runs; divergence is handled per run
     as ``on_divergence`` says.
     """
-    arrays = None
+    arrays, lambdas = None, lambda_values(lambdas)
     if data is not None:
         config, arrays = data_config(data, test, preset, backend=backend, seed=seed, **fields)
         configs = [config.replace(lambd=float(lam)) for lam in lambdas]
@@ -383,6 +388,7 @@ def train_lambdas(
     if not configs:
         return []
     impl = prepare_backend(configs[:1])
+    check_run(configs[0], len(configs))
     base = configs[0]
     if configs[0].rng == "native":
         return [train_sequence([c])[0] for c in configs]

@@ -7,11 +7,17 @@ import numbers
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .backend import backends as backend_infos
-from .config import FIELD_CHECKS
-from .errors import BackendNotInstalledError, ConfigError, UnknownBackendError
+from .config import FIELD_CHECKS, Config
+from .data import Problem
+from .errors import BackendNotInstalledError, BackendResultError, ConfigError, UnknownBackendError
+
+if TYPE_CHECKING:
+    from . import vectorized
 
 
 def as_list(value: Any) -> list[Any]:
@@ -39,6 +45,12 @@ def lambda_list(value: Any, name: str = "lambdas") -> list[float]:
     """A non-empty list of finite numbers >= 0 (NumPy scalars and arrays accepted)."""
     return _each(value, name, FIELD_CHECKS["lambd"], "numbers >= 0",
                  "e.g. numpy.linspace(0, 10, 41), or on the command line --lambd 0:10:41")
+
+
+def lambda_values(value: Any, name: str = "lambdas") -> list[float]:
+    """:func:`lambda_list`, but an empty list is accepted (train_lambdas of no λ returns no runs)."""
+    items = as_list(value)
+    return lambda_list(items, name) if items else []
 
 
 def seed_list(value: Any, name: str = "seeds") -> list[int]:
@@ -87,3 +99,117 @@ def check_output(path: str | os.PathLike[str] | None, what: str, suffixes: Seque
     if path.is_dir():
         raise ConfigError(what, str(path), "a file path, not a folder")
     return path
+
+
+def check_result(name: str, result: Any, problem: Problem, config: Config, k: int) -> vectorized.Result:
+    """``result`` of backend ``name``'s fit_plan, refused (BackendResultError) unless it has the shapes
+    and real floating types of :data:`wdlib.vectorized.Result` for ``k`` λ: checked before it is kept."""
+    evals = config.num_epochs // problem.eval_every
+    expected = {"train_loss": (k, evals), "test_loss": (k, evals), "w": (k, problem.num_inputs, 1),
+                "b": (k, 1)}
+
+    def refuse(what: str) -> BackendResultError:
+        return BackendResultError(f"backend {name!r} returned a wrong fit_plan result: {what}; expected "
+                                  "(train_loss, test_loss, {'w': ..., 'b': ...}) of shapes "
+                                  + ", ".join(f"{key} {shape}" for key, shape in expected.items()))
+
+    if not isinstance(result, (tuple, list)) or len(result) != 3 or not isinstance(result[2], dict):
+        raise refuse(f"a {type(result).__name__}")
+    arrays = {"train_loss": result[0], "test_loss": result[1], **result[2]}
+    if sorted(arrays) != sorted(expected):
+        raise refuse(f"params named {sorted(result[2])}")
+    for key, shape in expected.items():
+        value = arrays[key]
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.shape != shape:
+            got = (f"shape {value.shape}, dtype {value.dtype}" if isinstance(value, np.ndarray)
+                   else type(value).__name__)
+            raise refuse(f"{key} of {got}")
+    return result[0], result[1], result[2]
+
+
+def check_problem(problem: Problem, config: Config) -> None:
+    """A Problem built by hand (``wdlib.fit``) checked before training: array types and shapes that
+    agree, finite values, a batch order of valid row indices; and the run's memory estimate."""
+    from .limits import check_run
+
+    n, p = problem.n_train, problem.num_inputs
+    m = len(problem.X_test)
+    shapes = {"X_train": (n, p), "y_train": (n, 1), "X_test": (m, p), "y_test": (m, 1)}
+    for name, shape in shapes.items():
+        arr = getattr(problem, name)
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f" or arr.shape != shape:
+            got = (f"shape {arr.shape}, dtype {arr.dtype}" if isinstance(arr, np.ndarray)
+                   else type(arr).__name__)
+            raise ConfigError(f"problem.{name}", got, f"a float array of shape {shape}",
+                              "make the problem with wdlib.Problem.from_arrays(X, y)")
+    for name, arr in [*((k, getattr(problem, k)) for k in shapes), *problem.init.items()]:
+        if not np.all(np.isfinite(arr)):
+            raise ConfigError(f"problem.{name}", "an array with NaN or infinite values", "finite numbers",
+                              "drop or impute them before training")
+    order = problem.batch_order
+    if (not isinstance(order, np.ndarray) or order.dtype.kind not in "iu" or order.ndim != 2
+            or order.shape[1] != n or (order.size and (order.min() < 0 or order.max() >= n))):
+        raise ConfigError("problem.batch_order", getattr(order, "shape", type(order).__name__),
+                          f"integer row indices from 0 to {n - 1}, one row per epoch, {n} per row")
+    check_run(config)
+
+
+#: A finite training loss this many times the first one recorded flags the run as diverging.
+GROWTH_WARNING = 1e6
+
+
+def warn_if_growing(train_loss: np.ndarray, config: Config) -> None:
+    """Warn (:class:`wdlib.errors.DivergenceWarning`) when the training loss stayed finite but ended
+    :data:`GROWTH_WARNING` times above its first value: the run diverges without having overflowed
+    yet (e.g. lr too large for fewer epochs than overflow takes). One rule for every backend and engine."""
+    finite = train_loss[np.isfinite(train_loss)]
+    first = max(float(finite[0]), np.finfo(np.float64).tiny) if len(finite) else 0.0
+    if len(finite) == len(train_loss) and len(finite) > 1 and finite[-1] > GROWTH_WARNING * first:
+        import warnings
+
+        from .errors import DivergenceWarning
+
+        warnings.warn(DivergenceWarning(
+            f"the training loss grew from {finite[0]:.3g} to {finite[-1]:.3g} over the run "
+            f"(backend={config.backend!r}, lambd={config.lambd}, lr={config.lr}): it is diverging; "
+            "lower lr"), stacklevel=4)
+
+
+def check_supported(configs: Sequence[Config]) -> None:
+    """What each config asks of its backend's class (a native recipe for ``rng="native"``, a concise
+    mode, a fast path for ``engine="fused"``), checked before a framework is imported or a worker
+    started: the rules :func:`wdlib.training.prepare_backend` applies, read from the classes only."""
+    from .backend import Backend, backend_class
+
+    seen: set[tuple[str, str, str, str]] = set()
+    for config in configs:
+        ask = (config.backend, config.rng, config.mode, config.engine)
+        if ask in seen:
+            continue
+        seen.add(ask)
+        cls = backend_class(config.backend)
+        if config.rng == "native" and config.preset not in cls.native_presets:
+            recipes = [f"{name}+{p}" for name in _installed() for p in backend_class(name).native_presets]
+            raise ConfigError("rng", "native", f"'numpy': backend {config.backend!r} has no native "
+                              f"recipe for preset {config.preset!r} (native recipes: "
+                              f"{', '.join(recipes) or 'none'})")
+        if config.mode == "concise" and cls.concise_step is Backend.concise_step:
+            raise ConfigError("mode", "concise", f"'scratch': backend {config.backend!r} has no concise mode")
+        if config.engine == "fused" and cls.fit_plan is Backend.fit_plan:
+            raise ConfigError("engine", "fused", f"'auto' or 'eager': backend {config.backend!r} has no "
+                              "fused path")
+
+
+def _installed() -> list[str]:
+    return [info.name for info in backend_infos() if info.installed]
+
+
+def divergence_cause(config: Config) -> str:
+    """What a DivergenceError says caused it: the data and the configuration's scales are checked
+    before training (wdlib.config, wdlib.arrays), so what is left is the step size: the penalty's step
+    alone when lr * lambd > 2 (each step multiplies w by 1 - lr * lambd), else the learning rate."""
+    if config.mode == "scratch" and config.penalty == "l2" and config.lr * config.lambd > 2:
+        return (f"lr * lambd = {config.lr * config.lambd:.3g} > 2, so the penalty's step alone makes w grow: "
+                "lower lambd or lr, or pass on_divergence='record'")
+    return (f"lr={config.lr} is probably too large for the data's scale: lower it, or pass "
+            "on_divergence='record'")
