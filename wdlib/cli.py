@@ -61,7 +61,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import make_config, shared_settings
+    from .captions import shared_settings
+    from .config import make_config
     from .outputs import check_output
     from .validate import check_backends
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .backend import backend_class
-from .config import Config, make_config, shared_settings
+from .captions import shared_settings
+from .config import Config, make_config
 from .errors import ConfigError
 from .limits import check_runs
 from .model import weight_names

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, make_config, shared_settings
+from .captions import shared_settings
+from .config import Config, make_config
 from .data import make_problem
 from .errors import ConfigError
 from .store import Store
