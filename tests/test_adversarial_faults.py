@@ -113,6 +113,12 @@ FAULTS: list[tuple[str, list[str], Callable[[pytest.MonkeyPatch], None], int, st
     ("diverged-is-the-users", [*TRAIN], _raise_in_train(wdlib.DivergenceError("the loss is inf at epoch 2",
      epoch=2, last_loss=1e30)), 2, "the run diverged by epoch 2", False),
     ("interrupted", [*TRAIN], _raise_in_train(KeyboardInterrupt()), 130, "wdlib: interrupted", False),
+    ("executor-broke", [*TRAIN], _raise_in_train(wdlib.errors.ExecutorFailedError("the executor broke")), 1,
+     "the executor broke", False),
+    ("backend-bug", [*TRAIN], _raise_in_train(wdlib.errors.BackendResultError("x: wrong shape")), 1,
+     "x: wrong shape", False),
+    ("estimate-refused", [*TRAIN], _raise_in_train(wdlib.errors.ResourceError("needs 9 TB")), 2, "needs 9 TB",
+     False),
 ]
 
 

@@ -54,9 +54,13 @@ class ResourceError(WdlibError, MemoryError):
 class BackendResultError(WdlibError, RuntimeError):
     """A backend returned results of the wrong shape or type (checked before anything is stored)."""
 
+    exit_code = 1  # a fault of the backend's code, not of the user's input
+
 
 class ExecutorFailedError(WdlibError, RuntimeError):
     """The executor of a sweep broke or was shut down; the runs finished before are stored."""
+
+    exit_code = 1
 
 
 class DivergenceWarning(RuntimeWarning):

@@ -102,8 +102,10 @@ def translated(err: BaseException | None, what: str) -> BaseException | None:
 
     kept = "the runs that finished are stored; rerun the sweep to compute the rest"
     if isinstance(err, MemoryError) and not isinstance(err, WdlibError):
-        return ResourceError(f"a sweep worker ran out of memory ({str(err) or type(err).__name__}): "
-                             f"{kept}, with fewer workers or a smaller grid")
+        error = ResourceError(f"a sweep worker ran out of memory ({str(err) or type(err).__name__}): "
+                              f"{kept}, with fewer workers or a smaller grid")
+        error.exit_code = 1  # the machine ran out, not an estimate refused up front
+        return error
     if isinstance(err, (cf.BrokenExecutor, RuntimeError)) and not isinstance(err, WdlibError):
         cause = f"{type(err).__name__}: {str(err) or 'a worker died'}"
         return ExecutorFailedError(f"the executor {what} ({cause}): {kept} (a worker killed by the system "
