@@ -99,7 +99,7 @@ CASES: list[tuple[str, Any, type[BaseException]]] = [
     ("cfg-concise-lambd", lambda t: wdlib.Config(mode="concise", lambd=1.0), C),
     ("cfg-native-f64", lambda t: wdlib.Config(rng="native", dtype="float64"), C),
     ("cfg-l1-ratio-l2", lambda t: wdlib.Config(l1_ratio=0.3), C),
-    ("cfg-decay-no-wd", lambda t: wdlib.Config(decay="decoupled"), C),
+    ("cfg-decay-unknown", lambda t: wdlib.Config(decay="sideways", wd=1.0), C),
     ("cfg-opt-args", lambda t: wdlib.Config(optimizer="momentum", optimizer_args=(("beta", 2.0),)), C),
     ("cfg-arrays-no-data", lambda t: wdlib.Config(dataset="arrays"), C),
     ("cfg-fingerprint-synth", lambda t: wdlib.Config(data_fingerprint="abc"), C),

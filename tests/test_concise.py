@@ -50,8 +50,7 @@ def test_concise_weight_decay_shrinks_w(backend: str) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"decay": "decoupled"}, "decay"),
-     ({"mode": "concise", "wd": 3, "optimizer": "momentum", "decay": "decoupled", "backend": "torch"},
+    [({"mode": "concise", "wd": 3, "optimizer": "momentum", "decay": "decoupled", "backend": "torch"},
       "decay"),
      ({"mode": "concise", "lambd": 3}, "lambd"),
      ({"mode": "concise", "penalty": "l1"}, "penalty"), ({"mode": "brief"}, "mode")],

@@ -41,7 +41,7 @@ BAD = [
     ({"noise": math.nan}, "noise", "finite"),
     ({"n_test": 1.5}, "n_test", "integer"),
     ({"seed": 1.0}, "seed", "integer"),
-    ({"decay": "decoupled"}, "decay", "when wd=0"),
+    ({"decay": "sideways", "wd": 1.0}, "decay", "'coupled'"),
     ({"mode": "concise", "lambd": 3}, "lambd", "use wd"),
     ({"rng": "native"}, "rng", "no native recipe"),
     ({"rng": "native", "dtype": "float64"}, "dtype", "'float32' with rng='native'"),

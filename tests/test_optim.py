@@ -118,7 +118,6 @@ def test_decay_mask_leaves_the_bias_alone() -> None:
     ({"optimizer": "adam", "optimizer_args": {"eps": 0}}, "optimizer_args['eps']"),
     ({"optimizer": "momentum", "optimizer_args": {"nesterov": 1.0}}, "optimizer_args['nesterov']"),
     ({"optimizer": "momentum", "optimizer_args": "fast"}, "optimizer_args"),
-    ({"decay": "decoupled"}, "decay"),
     ({"decay": "sideways", "wd": 1.0}, "decay"),
     ({"weight_decay": 3}, "weight_decay"),
 ])
@@ -137,3 +136,13 @@ def test_optimizer_args_are_hashable_and_sorted() -> None:
     a = wdlib.make_config(optimizer="adam", optimizer_args={"b2": 0.99, "b1": 0.8})
     b = wdlib.make_config(optimizer="adam", optimizer_args=[("b1", 0.8), ("b2", 0.99)])
     assert a == b and hash(a) == hash(b) and a.optimizer_args == (("b1", 0.8), ("b2", 0.99))
+
+
+@pytest.mark.parametrize("decay", ["decoupled", "independent"])
+def test_a_decay_with_wd_zero_is_the_plain_optimizer(decay: str) -> None:
+    """wd=0 is a grid's natural first point (wdlib.sweep([0, 1e-3, ...], decay="decoupled")): accepted,
+    and the same run as no decay at all, bit for bit."""
+    plain = wdlib.train("numpy", optimizer="adam", lr=0.01, num_epochs=10)
+    zero = wdlib.train("numpy", optimizer="adam", lr=0.01, num_epochs=10, decay=decay, wd=0)
+    assert np.array_equal(plain.params["w"], zero.params["w"])
+    assert np.array_equal(plain.test_loss, zero.test_loss)

@@ -358,3 +358,15 @@ def test_native_rng_runs_draw_their_own_inputs(tmp_path: Path) -> None:
         row = next(r for r in table.rows if r["lambd"] == lam)
         run = wdlib.train("torch", lambd=lam, rng="native", num_epochs=10)
         assert row["test_loss"] == run.test_loss[-1]
+
+
+def test_a_concise_sweep_grids_the_frameworks_weight_decay(tmp_path: Path) -> None:
+    """In mode="concise" the λ grid is wd (as in compare): each row is wdlib.train(mode="concise", wd=λ)."""
+    table = wdlib.sweep([0, 3], backends=["numpy"], mode="concise", store=tmp_path / "c.sqlite",
+                        num_epochs=10)
+    assert [(row["mode"], row["lambd"], row["wd"]) for row in table.rows] == [
+        ("concise", 0.0, 0.0), ("concise", 0.0, 3.0)]
+    alone = wdlib.train("numpy", mode="concise", wd=3, num_epochs=10)
+    assert table.rows[1]["test_loss"] == alone.test_loss[-1]
+    with pytest.raises(wdlib.ConfigError, match=r"^wd=.*the λ grid .* is the weight decay wd"):
+        wdlib.sweep([0, 3], backends=["numpy"], mode="concise", wd=1, store=tmp_path / "c.sqlite")

@@ -272,8 +272,6 @@ def _check_combination(c: dict[str, Any]) -> None:
         if not isinstance(value, bool) and not (low_ok and (key == "eps" or value < 1 or key == "dampening")):
             raise ConfigError(f"optimizer_args[{key!r}]", value,
                               "a number > 0" if key == "eps" else "a number from 0 to 1 (1 excluded)")
-    refuse_unless("decay", c["decay"] == "coupled" or c["wd"] != 0, "'coupled' (the default) when wd=0",
-                  "set wd=... for the optimizer's weight decay")
     refuse_unless("l1_ratio", c["penalty"] == "elastic_net" or c["l1_ratio"] == defaults.l1_ratio,
                   f"{defaults.l1_ratio} unless penalty='elastic_net'")
     if c["penalize"]:

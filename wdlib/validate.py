@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
-import os
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -84,21 +82,6 @@ def check_backends(names: Any, name: str = "backends") -> list[str]:
                 f"backend {item!r} is not installed here; install it with: {infos[item].install}"
             )
     return list(dict.fromkeys(items))
-
-
-def check_output(path: str | os.PathLike[str] | None, what: str, suffixes: Sequence[str] = ()) -> Path | None:
-    """An output file path whose folder exists (checked before the work, not after)."""
-    if path is None:
-        return None
-    path = Path(path)
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise ConfigError(what, str(path), "a file name ending in " + " or ".join(suffixes))
-    if not path.parent.is_dir():
-        raise ConfigError(what, str(path), "a path in an existing folder",
-                          f"create the folder first: mkdir -p {path.parent}")
-    if path.is_dir():
-        raise ConfigError(what, str(path), "a file path, not a folder")
-    return path
 
 
 def check_result(name: str, result: Any, problem: Problem, config: Config, k: int) -> vectorized.Result:
