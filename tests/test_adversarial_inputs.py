@@ -28,7 +28,7 @@ from adversarial_helpers import (
 )
 
 import wdlib
-from wdlib import backend as registry
+from wdlib import registry
 from wdlib.errors import BackendResultError, ExecutorFailedError, ResourceError
 from wdlib.sweep import ExecutorError, RunFailedError
 

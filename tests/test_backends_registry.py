@@ -118,7 +118,7 @@ def test_entry_points_are_read_once_until_a_backend_is_registered(monkeypatch: p
     fused run of the chapter on every call); registering a backend makes the next lookup read it again."""
     from importlib import metadata
 
-    from wdlib import backend as registry
+    from wdlib import registry
 
     reads = []
     real = metadata.entry_points
@@ -150,7 +150,7 @@ def test_entry_points_are_read_once_until_a_backend_is_registered(monkeypatch: p
 def test_first_party_install_hints_work_from_any_folder() -> None:
     """The hint names the checkout's plugin folder by absolute path (it used to be relative to the
     checkout's root, so it failed from anywhere else)."""
-    from wdlib.backend import KNOWN_PLUGINS
+    from wdlib.registry import KNOWN_PLUGINS
 
     for name, hint in KNOWN_PLUGINS.items():
         target = hint.split("-e ", 1)[1].split()[0]

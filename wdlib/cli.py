@@ -31,7 +31,7 @@ from .errors import ConfigError, DivergenceError
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    from .backend import backends
+    from .registry import backends
 
     infos = backends()
     for info in infos:

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .backend import backend_class
 from .captions import shared_settings
 from .config import Config, make_config
 from .errors import ConfigError
 from .limits import check_runs
 from .model import weight_names
+from .registry import backend_class
 from .semantics import core_config
 from .table import Table
 from .timing import warm_train

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backend import backends as backend_infos
 from .config import FIELD_CHECKS, Config
 from .data import Problem
 from .errors import BackendNotInstalledError, BackendResultError, ConfigError, UnknownBackendError
+from .registry import backends as backend_infos
 
 if TYPE_CHECKING:
     from . import vectorized
@@ -162,7 +162,8 @@ def check_supported(configs: Sequence[Config]) -> None:
     """What each config asks of its backend's class (a native recipe for ``rng="native"``, a concise
     mode, a fast path for ``engine="fused"``), checked before a framework is imported or a worker
     started: the rules :func:`wdlib.training.prepare_backend` applies, read from the classes only."""
-    from .backend import Backend, backend_class
+    from .backend import Backend
+    from .registry import backend_class
 
     seen: set[tuple[str, str, str, str]] = set()
     for config in configs:
