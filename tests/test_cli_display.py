@@ -76,3 +76,29 @@ def test_a_warning_is_one_line_and_the_users_filters_are_kept(monkeypatch: pytes
     code, _, err = run_cli(["train", "--quiet", "--set", "num_epochs=5"], capsys)
     assert code == 0 and err == "wdlib: warning: 2 damaged rows skipped; see the store\n"
     assert warnings.showwarning is before
+
+
+def test_a_field_given_by_set_and_by_its_option_is_refused(capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run_cli(["train", "--mode", "concise", "--set", "wd=3", "--wd", "1"], capsys)
+    assert code == 2 and out == "" and err.startswith("wdlib: error: --set='wd=3.0'") and "--wd" in err
+
+
+def test_options_are_never_abbreviated(capsys: pytest.CaptureFixture) -> None:
+    """--mod must not silently become --model (argparse's default); sweep has --mode of its own."""
+    code, _, err = run_cli(["train", "--mod", "mlp"], capsys)
+    assert code == 2 and "unrecognized arguments: --mod" in err
+
+
+def test_python_m_wdlib_sweeps_in_worker_processes(tmp_path: Path) -> None:
+    """`python -m wdlib sweep` is guarded: no 'running in this process' fallback, and a concise sweep
+    grids wd over --lambd."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "s.sqlite"
+    done = subprocess.run([sys.executable, "-m", "wdlib", "sweep", "--mode", "concise", "--lambd", "0,3",
+                           "--backends", "numpy", "--store", str(store), "--set", "num_epochs=5",
+                           "--workers", "2", "--no-vectorize", "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith("2 runs (2 computed") and "mode='concise'" in done.stdout

@@ -2,6 +2,7 @@
 
 import sys
 
-from .cli import main
+from wdlib.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a sweep's worker processes re-import this module: they must not rerun it
+    sys.exit(main())

@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from .cli_args import (
+    command_fields,
     data_options,
-    model_fields,
     parse_lambdas,
     parse_names,
     parse_seeds,
-    parse_sets,
 )
 from .cli_errors import one_line, report
 from .cli_parser import build_parser
@@ -49,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .validate import check_backends
 
     options = {"dtype": args.dtype, "seed": args.seed, "num_epochs": args.num_epochs}
-    fields = {**parse_sets(args.set), **model_fields(args),
+    fields = {**command_fields(args),
               **{k: v for k, v in options.items() if v is not None}}
     data = data_options(args)
     if data:
@@ -115,7 +114,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                "json": check_output(args.json, "--json", "json", inputs={"--data": args.data})}
     from .compare import compare
 
-    fields = {**parse_sets(args.set), **model_fields(args)}
+    fields = command_fields(args)
     result = compare(parse_names(args.backends), lambdas, args.preset, seeds, args.dtype,
                      fields.pop("mode", "scratch"), **data_options(args), **fields)
     if not args.quiet:
@@ -154,7 +153,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         lambdas = parse_lambdas(args.lambd)
         seeds = parse_seeds(args.seeds)
-        fields = {**parse_sets(args.set, lists=True), **model_fields(args)}
+        fields = command_fields(args, lists=True)
+        if "mode" in fields:
+            fields["mode"] = _split(fields["mode"])
         fields.update({k: v for k, v in (("dtype", _split(args.dtype)),) if v is not None})
         data = data_options(args)
         from .sweep import sweep, sweep_configs

@@ -124,6 +124,17 @@ def _typed(name: str, kind: type, raw: str) -> Any:
         raise ConfigError(name, raw, f"a value of type {kind.__name__}") from None
 
 
+def command_fields(args: argparse.Namespace, *, lists: bool = False) -> dict[str, Any]:
+    """The Config fields of ``--set`` and of the model, optimizer and decay options together; a field
+    given both ways (``--set wd=3 --wd 1``) is refused rather than one silently winning."""
+    sets, options = parse_sets(args.set, lists=lists), model_fields(args)
+    for name in sets.keys() & options.keys():
+        flag = "--opt" if name == "optimizer_args" else f"--{name}"
+        raise ConfigError("--set", f"{name}={sets[name]}", f"a field not also given as {flag}",
+                          f"give it once: --set {name}=... or {flag} ...")
+    return {**sets, **options}
+
+
 def model_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The Config fields of the model, optimizer and decay options that were given."""
     options = {"model": args.model, "hidden": args.hidden, "optimizer": args.optimizer, "wd": args.wd,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .cli_errors import add_debug_option
 from .errors import WdlibError
@@ -23,6 +23,12 @@ class UsageError(WdlibError, ValueError):
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistake as a UsageError and no abbreviations (``--mode`` must not become
+    ``--model`` on a command that has only the latter)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
@@ -93,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", help="comma-separated (default: every installed backend)")
     p.add_argument("--preset", default="d2l", help="d2l (default), gluonbook, or both: d2l,gluonbook")
     p.add_argument("--dtype", default=None, help="float32 (default), float64, or both: float32,float64")
+    p.add_argument("--mode", help="scratch (default), concise (the λ grid is then the framework's weight "
+                   "decay wd), or both: scratch,concise")
     p.add_argument("--set", **{**common["set"], "help": "other Config fields; comma lists sweep them, "
                                                         "e.g. --set num_epochs=50,100"})
     p.add_argument("--store", default="runs.sqlite", help="SQLite results file (default runs.sqlite)")
