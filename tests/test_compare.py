@@ -122,6 +122,8 @@ def test_overlay_figure_has_one_panel_per_lambda_and_a_line_per_backend(
     ({"dtype": "float16"}, wdlib.ConfigError, "dtype='float16'"),
     ({"mode": "fast"}, wdlib.ConfigError, "mode='fast'"),
     ({"backend": "torch"}, wdlib.ConfigError, "use backends="),
+    ({"seed": 1}, wdlib.ConfigError, "use seeds="),  # it was silently replaced by seeds' default 0
+    ({"mode": "concise", "wd": [0, 3]}, wdlib.ConfigError, "lambd=... is the weight decay wd"),
 ])
 def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match) as err:

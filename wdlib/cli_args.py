@@ -14,7 +14,8 @@ from .limits import check_count
 
 #: Fields that have their own option on every command that takes --set.
 OWN_OPTIONS = {"lambd": "--lambd", "backend": "--backend (train) or --backends", "preset": "--preset",
-               "dtype": "--dtype", "lambdas": "--lambd", "backends": "--backends", "seeds": "--seeds"}
+               "dtype": "--dtype", "lambdas": "--lambd", "backends": "--backends", "seeds": "--seeds",
+               "seed": "--seed (train) or --seeds"}
 
 
 def parse_lambdas(texts: Sequence[str], option: str = "--lambd") -> list[float]:

@@ -185,11 +185,15 @@ def compare(
     """
     lambdas = lambda_list(lambd, "lambd")
     seed_values = seed_list(seeds)
-    for banned in ("backend", "on_divergence", "rng"):
+    hints = {"backend": "use backends=... to choose backends", "seed": "use seeds=... (one or several)"}
+    for banned in ("backend", "seed", "on_divergence", "rng"):
         if banned in fields:
             raise ConfigError(banned, fields[banned], f"not set here: compare() chooses {banned}",
-                              "use backends=... to choose backends" if banned == "backend" else "")
+                              hints.get(banned, ""))
     concise = mode == "concise"
+    if concise and "wd" in fields:
+        raise ConfigError("wd", fields["wd"], "not set with mode='concise' in compare()",
+                          "lambd=... is the weight decay wd in concise mode (one value or several)")
     # Every configuration is validated before any framework is imported or any data generated.
     base = {"dtype": dtype, "mode": mode, "on_divergence": "record", **fields}
     if data is not None:
