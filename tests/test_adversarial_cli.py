@@ -68,7 +68,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("sweep-fused-l1", [*SWEEP, "--lambd", "5", "--set", "engine=fused", "--penalty", "l1"],
      "engine='fused'"),
     ("sweep-set-lambd", [*SWEEP, "--lambd", "5", "--set", "lambd=2"], "--lambd"),
-    ("sweep-set-seed", [*SWEEP, "--lambd", "5", "--set", "seed=2"], "seeds="),
+    ("sweep-set-seed", [*SWEEP, "--lambd", "5", "--set", "seed=2"], "use --seed (train) or --seeds 2"),
     ("sweep-no-vectorize", [*SWEEP, "--lambd", "0,1", "--no-vectorize"], "vectorize=False"),
     ("sweep-workers", [*SWEEP, "--lambd", "5", "--workers", "0"], "workers=0"),
     ("sweep-run-huge", [*SWEEP, "--lambd", "5", "--set", "num_inputs=1000000000"], "is too large"),

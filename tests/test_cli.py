@@ -122,7 +122,7 @@ def test_backends(capsys: pytest.CaptureFixture) -> None:
 
 def test_train_writes_json_and_figure(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run_cli(["train", "--backend", "numpy", "--lambd", "3", "--dtype", "float64",
-                            "--num-epochs", "7", "--set", "seed=2", "--plot", f"{tmp_path}/r.png",
+                            "--num-epochs", "7", "--seed", "2", "--plot", f"{tmp_path}/r.png",
                             "--json", f"{tmp_path}/r.json"], capsys)
     assert code == 0
     run = wdlib.train("numpy", lambd=3, dtype="float64", num_epochs=7, seed=2)
