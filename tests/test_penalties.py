@@ -124,3 +124,29 @@ def test_user_penalty_reaches_spawned_sweep_workers(tmp_path) -> None:
     alone = wdlib.train("numpy", penalty=QUARTIC, lambd=0.5, num_epochs=5, dtype="float64")
     assert table.computed == 1
     assert table.rows[0]["test_loss"] == float(alone.test_loss[-1])
+
+
+class Scaled:
+    """A penalty with a setting: runs are stored under its name, so each setting needs its own name."""
+
+    name = "scaled"
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def __call__(self, ops, w):
+        return self.factor * (w * w).sum() / 2
+
+    def grad(self, ops, w):
+        return self.factor * w
+
+
+def test_a_name_names_one_penalty(tmp_path) -> None:
+    """A second object under a taken name with other settings is refused (a sweep would otherwise
+    return the first one's stored runs); the same settings again (a notebook cell rerun) are fine."""
+    first = wdlib.train("numpy", penalty=Scaled(1.0), lambd=1, num_epochs=5)
+    again = wdlib.train("numpy", penalty=Scaled(1.0), lambd=1, num_epochs=5)
+    assert np.array_equal(first.params["w"], again.params["w"])
+    with pytest.raises(wdlib.ConfigError, match="a name other than 'scaled'"):
+        wdlib.sweep([1.0], backends=["numpy"], penalty=Scaled(10.0), store=tmp_path / "p.sqlite")
+    assert not (tmp_path / "p.sqlite").exists()
