@@ -220,3 +220,10 @@ def test_ridge_reprs_are_short() -> None:
     path = wdlib.ridge_path(config, np.linspace(0, 10, 101))
     text = repr(path)
     assert text.startswith("RidgePath(101 λ from 0 to 10; lowest test_loss") and len(text) < 150
+
+
+def test_a_plain_table_has_a_short_repr_and_says_it_has_no_figure() -> None:
+    table = wdlib.decay_semantics()
+    assert repr(table).startswith(f"<Table: {len(table)} rows; columns key, framework")
+    with pytest.raises(TypeError, match="has no figure: Comparison and SweepTable have one"):
+        table.plot()

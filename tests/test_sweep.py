@@ -368,5 +368,8 @@ def test_a_concise_sweep_grids_the_frameworks_weight_decay(tmp_path: Path) -> No
         ("concise", 0.0, 0.0), ("concise", 0.0, 3.0)]
     alone = wdlib.train("numpy", mode="concise", wd=3, num_epochs=10)
     assert table.rows[1]["test_loss"] == alone.test_loss[-1]
-    with pytest.raises(wdlib.ConfigError, match=r"^wd=.*the λ grid .* is the weight decay wd"):
+    same = wdlib.sweep([0], backends=["numpy"], mode="concise", wd=[0, 3], store=tmp_path / "c.sqlite",
+                       num_epochs=10)  # the grid given as wd=: the same runs, found in the store
+    assert same.computed == 0 and [row["key"] for row in same.rows] == [row["key"] for row in table.rows]
+    with pytest.raises(wdlib.ConfigError, match=r"^lambdas=.*give the weight-decay grid once"):
         wdlib.sweep([0, 3], backends=["numpy"], mode="concise", wd=1, store=tmp_path / "c.sqlite")

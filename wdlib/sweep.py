@@ -67,8 +67,8 @@ def sweep_configs(
 
     ``lambdas``, ``seeds``, ``backends``, ``preset`` and any other Config field may each be one value
     or a list. In ``mode="concise"`` the λ grid is the framework's weight decay ``wd`` (as in
-    :func:`~wdlib.compare`). Imports no framework: backends are checked against the installed
-    packages' metadata.
+    :func:`~wdlib.compare`), unless ``wd=`` gives that grid (``lambdas`` then ``[0]``). Imports no
+    framework: backends are checked against the installed packages' metadata.
     """
     if "on_divergence" in fields:
         raise ConfigError("on_divergence", fields["on_divergence"], "not set in a sweep",
@@ -91,11 +91,11 @@ def sweep_configs(
     configs: dict[str, Config] = {}
     for combo in itertools.product(*axes.values()):
         chosen = dict(zip(axes, combo, strict=True))
-        if chosen.get("mode") == "concise":
-            if "wd" in fields:
-                raise ConfigError("wd", fields["wd"], "not set with mode='concise' in a sweep",
-                                  "the λ grid (lambdas=...) is the weight decay wd in concise mode")
+        if chosen.get("mode") == "concise" and "wd" not in fields:
             chosen["wd"], chosen["lambd"] = chosen["lambd"], 0.0
+        elif chosen.get("mode") == "concise" and chosen["lambd"]:
+            raise ConfigError("lambdas", axes["lambd"], "[0] with mode='concise' and wd=... given",
+                              "give the weight-decay grid once: lambdas=... (it is wd in concise mode)")
         config = make_config(chosen.pop("preset"), on_divergence="record", **chosen)
         configs.setdefault(config_key(config), config)
     grid = list(configs.values())

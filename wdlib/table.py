@@ -119,6 +119,9 @@ class Table:
     def _repr_html_(self) -> str:
         return html_table(self.shown, self._cells(), self.caption())
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.caption()}; columns {', '.join(self.shown)}>"
+
     def records(self) -> list[dict[str, Any]]:
         """The scalar columns of every row, as plain dicts."""
         return [{c: jsonable(row.get(c)) for c in self.columns} for row in self.rows]
@@ -136,7 +139,8 @@ class Table:
 
     def figure(self, ax: Any = None) -> Any:
         """The table's figure (a subclass draws it); :meth:`plot` writes or shows it."""
-        raise NotImplementedError(f"{type(self).__name__} has no figure")
+        raise TypeError(f"a {type(self).__name__} of {', '.join(self.columns[:3])}, ... has no figure: "
+                        "Comparison and SweepTable have one; print() or to_pandas() this one")
 
     def plot(self, path: Any = None, *, ax: Any = None, format: str | None = None) -> Any:
         """:meth:`figure`, written to ``path`` (.png, .svg, .pdf or a binary file object) if given;
