@@ -63,6 +63,7 @@ def test_concise_conflicts_are_clear(kwargs: dict, field: str) -> None:
 def test_compare_checks_concise_runs_against_their_scratch_equivalent() -> None:
     table = wdlib.compare(lambd=3, mode="concise", dtype="float64", num_epochs=10)
     assert {row["status"] for row in table.rows} == {"ok"}, str(table)
+    assert "frameworks may differ from one another (torch's MSELoss has no 1/2)" in str(table)
 
 
 @pytest.mark.parametrize(("optimizer", "decay"), [("momentum", "coupled"), ("adam", "coupled"),

@@ -101,8 +101,13 @@ class Comparison(Table):
         tol = ", ".join(f"{TOLERANCE[d]:g} ({d})" for d in dtypes)
         settings = shared_settings([row["_run"].config for row in self.rows if "_run" in row],
                                    (*self.columns, "backend", "mode", "wd", "on_divergence"))
+        concise = ("\nconcise runs train each framework's own loss and optimizer, so frameworks may "
+                   "differ from one another (torch's MSELoss has no 1/2): each is checked against the "
+                   "NumPy float64 chain equal to it (wdlib.semantics.core_config)"
+                   if any(row["mode"] == "concise" for row in self.rows) else "")
         return (f"max_abs_dw, max_abs_dtest: largest |difference| from the NumPy float64 run; "
-                f"status DIFFERS beyond relative {tol}" + (f"\nevery run: {settings}" if settings else ""))
+                f"status DIFFERS beyond relative {tol}" + (f"\nevery run: {settings}" if settings else "")
+                + concise)
 
     def __str__(self) -> str:
         return f"{super().__str__()}\n{self.caption()}"
