@@ -102,3 +102,8 @@ def test_python_m_wdlib_sweeps_in_worker_processes(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert done.stdout.startswith("2 runs (2 computed") and "mode='concise'" in done.stdout
+
+
+def test_train_takes_one_lambda_and_says_where_several_go(capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run_cli(["train", "--lambd", "0,3"], capsys)
+    assert code == 2 and "train runs one λ; compare and sweep take several" in err

@@ -33,6 +33,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
+def _one_lambda(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        hint = ": train runs one λ; compare and sweep take several" if ("," in text or ":" in text) else ""
+        raise argparse.ArgumentTypeError(f"expected one number, got {text!r}{hint}") from None
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """The data, model, penalty and optimizer options shared by train, compare and sweep."""
     g = p.add_argument_group("data, model and optimizer")
@@ -63,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="one run on one backend")
     p.add_argument("--backend", default="numpy", help="numpy (default), torch, mxnet, jax")
-    p.add_argument("--lambd", type=float, default=0.0, help="weight decay λ (default 0)")
+    p.add_argument("--lambd", type=_one_lambda, default=0.0, help="weight decay λ (default 0)")
     p.add_argument("--preset", **common["preset"])
     p.add_argument("--dtype", help="float32 (default) or float64")
     p.add_argument("--seed", type=int, help="default 0")
