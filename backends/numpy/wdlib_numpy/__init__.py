@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from wdlib import Backend, Config, Objective
-from wdlib.model import Params, decay_mask, make_model, squared_loss
+from wdlib.model import Linear, Params, decay_mask, make_model, squared_loss
 from wdlib.optim import OPTIMIZER_ARGS
 
 
@@ -48,6 +48,36 @@ class NumpyBackend(Backend):
 
     def grad(self, objective: Objective, params: Params, X: np.ndarray, y: np.ndarray) -> Params:
         return objective.gradient(self, params, X, y)
+
+    def make_grad(self, objective: Objective) -> Callable[[Params, np.ndarray, np.ndarray], Params]:
+        """:meth:`Objective.gradient`, the same operations in the same order, with what does not change
+        within a run (the penalized names, the bound methods) looked up once: the eager loop calls it
+        every minibatch, and NumPy's own work there is a few microseconds."""
+        if type(objective) is not Objective:
+            return super().make_grad(objective)
+        model, lambd, penalty_grad = objective.model, objective.lambd, objective.penalty.grad
+        linear = type(model) is Linear
+        apply, backward = model.apply, model.backward
+        penalized: list[str] | None = None
+
+        def grad(params: Params, X: np.ndarray, y: np.ndarray) -> Params:
+            nonlocal penalized
+            if penalized is None:  # the parameter names are the run's, the same at every step
+                penalized = objective._penalized(params)
+            if linear:  # Linear.apply and Linear.backward, inline
+                residual = X @ params["w"] + params["b"]
+                residual = residual - (y if y.shape == residual.shape else y.reshape(residual.shape))
+                grads = {"w": X.T @ residual, "b": residual.sum(axis=0)}
+            else:
+                y_hat = apply(self, params, X)
+                residual = y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))
+                grads = backward(self, params, X, residual)
+            n = len(residual)
+            for k in penalized:
+                grads[k] = grads[k] + n * lambd * penalty_grad(self, params[k])
+            return grads
+
+        return grad
 
     #: mode="concise" trains on the mean of (y_hat - y)^2 / 2: concise(wd, lr) = scratch(wd, lr).
     concise_loss_scale = 1.0
