@@ -100,6 +100,9 @@ def make_step(backend: Backend, config: Config, params: Params) -> Callable[[Par
     (:mod:`wdlib.optim`), or the framework's own optimizer with weight decay (``mode="concise"``)."""
     if config.mode == "concise":
         return backend.concise_step(config, params)
+    compiled = getattr(backend, "optimizer_step", None)  # a backend may compile the whole step
+    if compiled is not None:
+        return compiled(config, params)
     grad = backend.make_grad(objective_for(config))
     lr, batch_size = config.lr, config.batch_size
     if config.optimizer == "sgd" and not config.wd:
@@ -142,6 +145,15 @@ def make_evaluate(
     ``evaluate_loss`` with the loss the run trains on.
     """
     model = make_model(config.model, config.hidden)
+    compiled = getattr(backend, "mean_loss_function", None)  # a backend may compile the evaluation
+    if problem.eval_orders is None and compiled is not None:
+        mean = compiled(model)
+
+        def whole_compiled(params: Params, k: int) -> tuple[float, float]:
+            return (backend.to_numpy(mean(params, X, y)).item(),
+                    backend.to_numpy(mean(params, X_test, y_test)).item())
+
+        return whole_compiled
     if problem.eval_orders is None:
         def whole(params: Params, k: int) -> tuple[float, float]:
             return (backend.to_numpy(mean_loss(backend, params, X, y, model)).item(),

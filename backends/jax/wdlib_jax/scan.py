@@ -231,3 +231,45 @@ def _compiled(ops: Any, key: tuple[Any, ...], bs: int, eval_every: int) -> Calla
         return kept, jnp.concatenate([first_losses[None], later])
 
     return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=32)
+def step_functions(ops: Any, key: tuple[Any, ...], bs: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The eager loop's minibatch step of the config ``key`` describes, jit-compiled once per
+    structure (as :func:`_compiled`): ``first(params, X, y, hyper) -> (params, state)`` makes the
+    optimizer's state and takes the first step (Python int counts, traced once), ``later(params, state,
+    X, y, hyper) -> (params, state)`` every other one (counts as :class:`Count`)."""
+    fields = dict(key)
+
+    def update_of(params: Params, hyper: tuple[Any, ...]) -> tuple[Any, Callable[..., Any]]:
+        values = {name: Hyper(v, fields[name]) for name, v in zip(HYPER, hyper, strict=True)}
+        return make_update(ops, types.SimpleNamespace(**{**fields, **values, "batch_size": bs}), params)
+
+    def first(params: Params, X: Any, y: Any, hyper: tuple[Any, ...]) -> tuple[Params, Any]:
+        state, update = update_of(params, hyper)
+        params, state = update(params, state, X, y)
+        return params, _counts(state)
+
+    def later(params: Params, state: Any, X: Any, y: Any, hyper: tuple[Any, ...]) -> tuple[Params, Any]:
+        return update_of(params, hyper)[1](params, state, X, y)
+
+    return jax.jit(first), jax.jit(later)
+
+
+def make_step(ops: Any, config: Config) -> Callable[[Params, Any, Any], Params]:
+    """``step(params, X, y) -> params``: the eager loop's step of the core optimizer, compiled (one
+    call per minibatch instead of one per operation of the optimizer's update)."""
+    first, later = step_functions(ops, _key(config), config.batch_size)
+    dt = np.dtype(config.dtype)
+    hyper = tuple(np.asarray(getattr(config, name), dt) for name in HYPER)
+    state = None
+
+    def step(params: Params, X: Any, y: Any) -> Params:
+        nonlocal state
+        if state is None:
+            params, state = first(params, X, y, hyper)
+        else:
+            params, state = later(params, state, X, y, hyper)
+        return params
+
+    return step
