@@ -61,11 +61,12 @@ if TYPE_CHECKING:  # the same names for type checkers and editors, which do not 
     )
     from .plot import plot
     from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
+    from .run import Run
     from .semantics import convert, decay_semantics
     from .store import Store, StoreError
     from .sweep import ExecutorError, sweep
     from .sweep_table import SweepTable, load_sweep
-    from .training import Run, fit, train, train_lambdas, train_sequence
+    from .training import fit, train, train_lambdas, train_sequence
 
 __version__ = "0.1.0"
 
@@ -94,7 +95,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "store": ("Store", "StoreError"),
     "sweep": ("ExecutorError", "sweep"),
     "sweep_table": ("SweepTable", "load_sweep"),
-    "training": ("Run", "fit", "train", "train_lambdas", "train_sequence"),
+    "run": ("Run",),
+    "training": ("fit", "train", "train_lambdas", "train_sequence"),
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
