@@ -31,9 +31,10 @@ def make_step(backend: Backend, config: Config, params: Params) -> Callable[[Par
     (:mod:`wdlib.optim`), or the framework's own optimizer with weight decay (``mode="concise"``)."""
     if config.mode == "concise":
         return backend.concise_step(config, params)
-    compiled = getattr(backend, "optimizer_step", None)  # a backend may compile the whole step
-    if compiled is not None:
-        return compiled(config, params)
+    own = getattr(backend, "optimizer_step", None)  # a backend may supply (compile) the whole step
+    step = None if own is None else own(config, params)
+    if step is not None:
+        return step
     grad = backend.make_grad(objective_for(config))
     lr, batch_size = config.lr, config.batch_size
     if config.optimizer == "sgd" and not config.wd:
