@@ -83,7 +83,8 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     lines += ["", "Book-style baselines: " + "; ".join(f"{k}: {v}" for k, v in BOOK.items() if k in by)
               + ". JAX's 'hand' column: the same loop with an unjitted `jax.grad` (gluonbook only). "
               "fused: `wdlib.fit` on the fast path (plan, loop, record); whole `wdlib.train`: the public "
-              "call with its config and data.", ""]
+              "call with its config and data (repeated calls find the data in make_problem's cache of small "
+              "synthetic problems, as a loop over λ does).", ""]
 
     def med(name: str, key: str) -> float:
         return by[name]["runs"][key]["median"]

@@ -89,7 +89,7 @@ def optimizer_cases(backend: str, impl: Any, repeats: int) -> tuple[dict[str, An
         if backend == "jax":
             auto = config.replace(engine="auto")
             cases[f"{name}/compiled"] = functools.partial(wdlib.fit, impl, problem, auto)
-    return measure(cases, max(3, repeats // 2)), checks
+    return measure(cases, repeats), checks
 
 
 def worker(backend: str, repeats: int, quick: bool) -> dict[str, Any]:
