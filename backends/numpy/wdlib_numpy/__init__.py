@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from wdlib import Backend, Config, Objective
-from wdlib.model import Linear, Params, decay_mask, make_model, squared_loss
+from wdlib.model import MLP, Linear, Params, decay_mask, make_model, squared_loss
 from wdlib.optim import OPTIMIZER_ARGS
 
 
@@ -86,7 +86,8 @@ class NumpyBackend(Backend):
         if type(objective) is not Objective:
             return super().make_grad(objective)
         model, lambd, penalty_grad = objective.model, objective.lambd, objective.penalty.grad
-        linear = type(model) is Linear
+        linear, mlp = type(model) is Linear, type(model) is MLP
+        layers = len(model.hidden) + 1 if mlp else 0
         apply, backward = model.apply, model.backward
         penalized: list[str] | None = None
 
@@ -98,6 +99,17 @@ class NumpyBackend(Backend):
                 residual = X @ params["w"] + params["b"]
                 residual = residual - (y if y.shape == residual.shape else y.reshape(residual.shape))
                 grads = {"w": X.T @ residual, "b": residual.sum(axis=0)}
+            elif mlp:  # MLP.backward with the forward pass of MLP.apply, computed once, not twice
+                y_hat, inputs, pre = model._forward(self, params, X)
+                residual = y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))
+                grads = {}
+                g = residual
+                for i in range(layers, 0, -1):
+                    grads[f"W{i}"] = inputs[i - 1].T @ g
+                    grads[f"b{i}"] = g.sum(axis=0)
+                    if i > 1:
+                        g = (g @ params[f"W{i}"].T) * (pre[i - 2] > 0)
+                grads = {k: grads[k] for k in params}
             else:
                 y_hat = apply(self, params, X)
                 residual = y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))
