@@ -26,17 +26,12 @@ and ``benchmarks/results.md`` (the table the README shows; written by benchmarks
 from __future__ import annotations
 
 import argparse
-import ctypes
 import functools
-import gc
 import json
 import os
 import platform
-import resource
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,100 +44,12 @@ from wdlib.io import write_text
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from report import summarize  # noqa: E402  (benchmarks/report.py, beside this file)
+from large_run import large  # noqa: E402  (benchmarks/*.py, beside this file)
+from measure import c_reference, measure  # noqa: E402
+from report import summarize  # noqa: E402
+from startup import import_share, import_time  # noqa: E402
 
 BACKENDS = ("numpy", "torch", "jax", "mxnet")
-
-
-#: A sample is at least this long: a faster case is timed over that many calls in a row (as timeit's
-#: autorange), so its time is not that of one call run right after another case, caches cold.
-SAMPLE_SECONDS = 0.02
-
-
-def measure(cases: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
-    """Median, quartiles and min of each case's wall time per call in seconds, rounds interleaved."""
-    calls = {}
-    for name, f in cases.items():  # warm-up: imports, compilation, caches; then the calls per sample
-        f()
-        start = time.perf_counter()
-        f()
-        calls[name] = int(min(100, max(1, SAMPLE_SECONDS // max(time.perf_counter() - start, 1e-6))))
-    names = list(cases)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    gc.disable()  # as timeit does: no collection inside a timed call (one after each round instead;
-    try:  # a collection before every call left JAX's next call ~0.5 ms slower, its caches cold)
-        for r in range(repeats):
-            for name in names[r % len(names):] + names[: r % len(names)]:
-                f, n = cases[name], calls[name]
-                start = time.perf_counter()
-                for _ in range(n):
-                    f()
-                times[name].append((time.perf_counter() - start) / n)
-            gc.collect()
-    finally:
-        gc.enable()
-    out = {}
-    for name, ts in times.items():
-        q = np.quantile(ts, [0.25, 0.5, 0.75])
-        out[name] = {"median": float(q[1]), "q1": float(q[0]), "q3": float(q[2]), "min": min(ts),
-                     "n": len(ts), "calls_per_sample": calls[name], "times": ts}
-    return out
-
-
-#: -ffast-math's vectorizing parts without -ffast-math itself: with it, GCC links crtfastmath.o into the
-#: library, whose loading switches the whole process to flush-to-zero and so changes what the other
-#: cases in the process compute (NumPy then warns that float32's smallest subnormal is zero).
-C_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
-           "-fno-signed-zeros", "-freciprocal-math"]
-
-
-@functools.cache
-def ref_library() -> Any:
-    """benchmarks/ref.c compiled and loaded through ctypes (None without a C compiler)."""
-    lib_path = Path(tempfile.mkdtemp()) / "wdlib_ref.so"
-    try:
-        subprocess.run(["cc", *C_FLAGS, "-fopenmp", "-shared", "-fPIC",
-                        str(HERE / "ref.c"), "-o", str(lib_path)], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    lib = ctypes.CDLL(str(lib_path))
-    f32p = np.ctypeslib.ndpointer(np.float32, flags="C")
-    f64p = np.ctypeslib.ndpointer(np.float64, flags="C")
-    i64p = np.ctypeslib.ndpointer(np.int64, flags="C")
-    lib.run_f32.argtypes = [ctypes.c_int] * 5 + [ctypes.c_float] * 2 + [f32p] * 4 + [
-        i64p, f32p, f32p, f32p, f32p, f64p, f64p]
-    lib.epochs_f32.argtypes = [ctypes.c_int] * 4 + [ctypes.c_float] * 2 + [f32p, f32p, i64p, f32p, f32p, f32p]
-    lib.epochs2_f32.argtypes = lib.epochs_f32.argtypes
-    lib.sum_f32.argtypes = [ctypes.c_longlong, f32p]
-    lib.sum_f32.restype = ctypes.c_double
-    return lib
-
-
-def c_reference() -> Callable[[Any, Any], Callable[[], Any]] | None:
-    """``make(problem, config)``: a zero-argument call of the C loop on those inputs (None if no cc)."""
-    lib = ref_library()
-    if lib is None:
-        return None
-
-    def make(problem: Any, config: Any) -> Callable[[], Any]:
-        X, y = (np.ascontiguousarray(a, np.float32) for a in (problem.X_train, problem.y_train))
-        Xt, yt = (np.ascontiguousarray(a, np.float32) for a in (problem.X_test, problem.y_test))
-        order = np.ascontiguousarray(problem.batch_order, np.int64)
-        n, p = X.shape
-        E = config.num_epochs
-
-        def run() -> tuple:
-            w = problem.w0.astype(np.float32).ravel()
-            b = np.zeros(1, np.float32)
-            g, r = np.empty(p, np.float32), np.empty(config.batch_size, np.float32)
-            train, test = np.empty(E), np.empty(E)
-            lib.run_f32(n, p, len(Xt), E, config.batch_size, config.lr, config.lambd, X, y.ravel(), Xt,
-                        yt.ravel(), order, w, b, g, r, train, test)
-            return train, test, w
-
-        return run
-
-    return make
 
 
 def book_loop(backend: str, problem: Any, config: Any, variant: str = "book") -> Callable[[], Any]:
@@ -156,6 +63,33 @@ def book_loop(backend: str, problem: Any, config: Any, variant: str = "book") ->
     if backend == "mxnet":
         return lambda: book.mxnet_gluonbook(*args, loader=variant == "book")
     return lambda: book.jax_grad_loop(*args, jit=variant == "book")
+
+
+def optimizer_cases(backend: str, impl: Any, repeats: int) -> tuple[dict[str, Any], dict[str, float]]:
+    """The new optimizers and the MLP (benchmarks/idiomatic.py's settings, d2l, float32): wdlib's
+    eager run next to the same training hand-written in the framework's idiom, and (JAX) the
+    compiled whole run (``engine="auto"``); with the largest relative difference of their test losses."""
+    import idiomatic
+
+    import wdlib
+
+    cases: dict[str, Callable[[], Any]] = {}
+    checks = {}
+    for name, (fields, spec) in idiomatic.SPECS.items():
+        config = wdlib.make_config("d2l", backend=backend, engine="eager", **fields)
+        problem = wdlib.make_problem(config)
+        hand = functools.partial(idiomatic.LOOPS[backend], problem, spec, config.num_epochs, config.dtype)
+        got = hand()
+        if got is None:  # no such optimizer in the framework
+            continue
+        ref = wdlib.fit(impl, problem, config).test_loss
+        checks[name] = float(np.max(np.abs(got[1] - ref) / np.abs(ref)))
+        cases[f"{name}/eager"] = functools.partial(wdlib.fit, impl, problem, config)
+        cases[f"{name}/hand"] = hand
+        if backend == "jax":
+            auto = config.replace(engine="auto")
+            cases[f"{name}/compiled"] = functools.partial(wdlib.fit, impl, problem, auto)
+    return measure(cases, repeats), checks
 
 
 def worker(backend: str, repeats: int, quick: bool) -> dict[str, Any]:
@@ -204,6 +138,8 @@ def worker(backend: str, repeats: int, quick: bool) -> dict[str, Any]:
     }
     res["sweep64"] = measure(sweep, max(3, repeats // 2))
 
+    res["optimizers"], res["optimizer_checks"] = optimizer_cases(backend, impl, repeats)
+
     # scaling of the fast path in n and p (batch 5, 5 epochs)
     grid = [(20, 200), (200, 200), (2000, 200), (20, 2000), (20, 20000)]
     if quick:
@@ -215,131 +151,6 @@ def worker(backend: str, repeats: int, quick: bool) -> dict[str, Any]:
         scaling[f"n={n},p={p}"] = lambda c=c, pr=pr: impl.fused_fit(pr, c)
     res["scaling"] = measure(scaling, max(3, repeats // 2))
     return res
-
-
-def large(backend: str, n: int, p: int, repeats: int = 3) -> dict[str, Any]:
-    """The large problem through the public API (make_problem, fit with the fast path), float32,
-    batch 256: seconds per epoch and GB/s of X, against a C loop on the same data in the same process
-    (benchmarks/ref.c: the SGD epoch reading X once, and a sequential read of X), and peak RSS / X.
-
-    Per epoch: the difference of a 3-epoch and a 1-epoch run, halved (every run ends with one
-    evaluation pass of the final weights; the other epochs' training losses come with the next
-    epoch's pass). The whole run's time per epoch is reported too."""
-    import dataclasses
-
-    import wdlib
-    from wdlib import fastpath, vectorized
-
-    name, backend = backend, backend.removesuffix("-blas")  # numpy-blas: NumPy as if without numba
-    impl = wdlib.get_backend(backend)
-    config = wdlib.make_config(backend=backend, n_train=n, num_inputs=p, batch_size=256, lambd=1.0,
-                               num_epochs=3, lr=1e-5, dtype="float32", engine="fused")
-    start = time.perf_counter()
-    problem = wdlib.make_problem(config)
-    X = problem.X_train
-    seconds_make_problem = time.perf_counter() - start
-    path = "torch ops" if backend == "torch" else "BLAS blocks"
-    if backend == "numpy":
-        from wdlib_numpy import fused
-
-        # numpy: its default for long runs, the kernel where numba is installed, for the 1-epoch run
-        # too (whatever --large-n); numpy-blas: as without numba
-        fastpath.OPTIONS = fastpath.OPTIONS.replace(
-            kernel_min_bytes=float("inf") if name.endswith("-blas") else 0)
-        if fused.large_ops(vectorized.make_plan(problem, config)) is not None:
-            path = "compiled kernel (numba)"
-    out: dict[str, Any] = {"backend": name, "path": path, "n": n, "p": p, "X_bytes": X.nbytes,
-                           "seconds_make_problem": seconds_make_problem}
-    one = dataclasses.replace(problem, batch_order=problem.batch_order[:1])
-    runs = {"1": lambda: wdlib.fit(impl, one, config.replace(num_epochs=1)),
-            "3": lambda: wdlib.fit(impl, problem, config)}
-    lib = ref_library()
-    if lib is not None:
-        y = problem.y_train.ravel()
-
-        def c_epoch(threads: int) -> None:
-            w, b, g = problem.w0.ravel().copy(), np.zeros(1, np.float32), np.empty(2 * p, np.float32)
-            epochs = lib.epochs_f32 if threads == 1 else lib.epochs2_f32
-            epochs(n, p, 1, 256, config.lr, config.lambd, X, y, problem.batch_order, w, b, g)
-
-        runs["C epoch"] = lambda: c_epoch(1)
-        runs["C epoch, 2 threads"] = lambda: c_epoch(2)
-        runs["C sequential read"] = lambda: lib.sum_f32(X.size, X.reshape(-1))
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(repeats):
-        for case, f in runs.items():
-            start = time.perf_counter()
-            result = f()
-            times[case].append(time.perf_counter() - start)
-            if case == "3":
-                assert result.engine == "fused" and np.all(np.isfinite(result.train_loss))
-    best = {k: min(ts) for k, ts in times.items()}  # the least disturbed of the repeats
-    per_epoch = (best["3"] - best["1"]) / 2
-    gb = X.nbytes / 1e9
-    out.update(seconds_per_epoch=per_epoch, gb_per_s=gb / per_epoch, seconds_3_epoch_run=best["3"],
-               run_gb_per_s=3 * gb / best["3"], repeats=repeats)
-    if lib is not None:
-        out.update(c_epoch_gb_per_s=gb / best["C epoch"],
-                   c_epoch_2_threads_gb_per_s=gb / best["C epoch, 2 threads"],
-                   sequential_read_gb_per_s=gb / best["C sequential read"])
-        out["fraction_of_c"] = out["gb_per_s"] / out["c_epoch_2_threads_gb_per_s"]
-        out["fraction_of_sequential_read"] = out["gb_per_s"] / out["sequential_read_gb_per_s"]
-    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    out["peak_rss_over_X"] = out["peak_rss_bytes"] / X.nbytes
-    return out
-
-
-def import_time(repeats: int) -> dict[str, Any]:
-    """``import wdlib`` in fresh interpreters (interpreter start-up excluded), with bytecode caches
-    as an installed package has them (written once to a temporary PYTHONPYCACHEPREFIX first), and
-    without (PYTHONDONTWRITEBYTECODE, as in some CI and sandbox environments: every module compiled)."""
-    code = ("import time, sys; t = time.perf_counter(); import wdlib; t = time.perf_counter() - t; "
-            "print(t, sorted({'torch', 'jax', 'jaxlib', 'mxnet'} & set(sys.modules)))")
-    cached = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    cached["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="wdlib-pycache-")
-    uncached = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    uncached.pop("PYTHONPYCACHEPREFIX", None)
-    subprocess.run([sys.executable, "-c", "import wdlib"], env=cached, check=True)  # write the caches
-    ts: dict[str, list[float]] = {"cached": [], "uncached": []}
-    frameworks: set[str] = set()
-    for _ in range(repeats):
-        for name, env in (("cached", cached), ("uncached", uncached)):
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                 env=env)
-            t, mods = out.stdout.split(maxsplit=1)
-            ts[name].append(float(t))
-            frameworks |= set(eval(mods))
-    return {"median": statistics.median(ts["cached"]), "min": min(ts["cached"]),
-            "median_without_bytecode_cache": statistics.median(ts["uncached"]), "n": repeats,
-            "frameworks_imported": sorted(frameworks)}
-
-
-def import_share(repeats: int) -> dict[str, Any]:
-    """wdlib's own share of ``import wdlib`` as ``python -X importtime`` reports it: the cumulative
-    time of ``wdlib`` minus that of ``numpy`` (imported by it), in fresh interpreters with bytecode
-    caches; and the whole ``wdlib train`` CLI process (NumPy backend, the chapter's d2l run) against
-    an interpreter that only starts and exits."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="wdlib-pycache-")
-    cli = [sys.executable, "-m", "wdlib", "train", "--backend", "numpy", "--lambd", "3"]
-    subprocess.run(cli, env=env, check=True, capture_output=True)  # write the caches
-    own, numpy, process, bare = [], [], [], []
-    for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import wdlib"], env=env,
-                             capture_output=True, text=True, check=True).stderr
-        cumulative = {}
-        for line in out.splitlines()[1:]:
-            _, cum, name = line.split("|")
-            cumulative.setdefault(name.strip(), int(cum) / 1e6)  # the first (outermost) import
-        own.append(cumulative["wdlib"] - cumulative["numpy"])
-        numpy.append(cumulative["numpy"])
-        for argv, ts in ((cli, process), ([sys.executable, "-c", "pass"], bare)):
-            start = time.perf_counter()
-            subprocess.run(argv, env=env, check=True, capture_output=True)
-            ts.append(time.perf_counter() - start)
-    return {"own_median": statistics.median(own), "numpy_median": statistics.median(numpy),
-            "cli_train_process": statistics.median(process), "bare_interpreter": statistics.median(bare),
-            "n": repeats}
 
 
 def available_memory() -> float | None:

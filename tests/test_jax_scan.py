@@ -50,3 +50,46 @@ def test_compiled_run_records_every_eval_every_epochs() -> None:
     assert train_loss.shape == (2,)
     np.testing.assert_allclose(test_loss, eager5.test_loss, rtol=1e-9)
     np.testing.assert_allclose(params["w"], eager5.params["w"], rtol=1e-9, atol=1e-12)
+
+
+def test_a_diverging_run_ends_with_the_parameters_where_the_eager_loop_stops() -> None:
+    kw = {"num_epochs": 30, "dtype": "float64", "lambd": 1.0, "lr": 10.0, "on_divergence": "record"}
+    eager = wdlib.train("jax", engine="eager", **kw)
+    assert eager.diverged and eager.meta["diverged_at_epoch"] < 30
+    compiled = wdlib.train("jax", engine="auto", model="mlp", hidden=(4,), **kw)  # eager and compiled: MLP
+    eager_mlp = wdlib.train("jax", engine="eager", model="mlp", hidden=(4,), **kw)
+    assert compiled.engine == "compiled"
+    for a, b in ((wdlib.get_backend("jax").fit_compiled(eager.problem, eager.config), eager),
+                 ((compiled.train_loss, compiled.test_loss, compiled.params), eager_mlp)):
+        train_loss, _, params = a
+        stop = b.meta["diverged_at_epoch"]
+        assert stop is not None and not np.isfinite(train_loss[stop - 1])
+        for k, p in b.params.items():  # the eager loop's last parameters: NaN/inf where they are
+            np.testing.assert_array_equal(np.isfinite(params[k]), np.isfinite(p), err_msg=k)
+            finite = np.isfinite(p)
+            np.testing.assert_allclose(params[k][finite], p[finite], rtol=1e-6, err_msg=k)
+
+
+def test_the_compiled_run_is_compiled_once_for_a_sweep_of_lr_lambd_and_wd() -> None:
+    from wdlib_jax import scan
+
+    base = {"model": "mlp", "hidden": (8,), "optimizer": "adam", "num_epochs": 4, "dtype": "float64"}
+    wdlib.train("jax", lambd=0.5, wd=0.1, lr=0.01, **base)
+    before = scan._compiled.cache_info()
+    traces = []
+    original = scan.make_update
+
+    def counted(*args: object, **kwargs: object) -> object:
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    scan.make_update = counted
+    try:
+        runs = [wdlib.train("jax", lambd=lam, wd=wd, lr=lr, **base)
+                for lam, wd, lr in ((1.0, 0.1, 0.01), (2.0, 0.2, 0.02), (3.0, 0.3, 0.005))]
+    finally:
+        scan.make_update = original
+    assert all(r.engine == "compiled" for r in runs)
+    assert traces == [] and scan._compiled.cache_info().hits == before.hits + 3
+    eager = wdlib.train("jax", lambd=3.0, wd=0.3, lr=0.005, engine="eager", **base)
+    np.testing.assert_allclose(runs[-1].test_loss, eager.test_loss, rtol=1e-9)

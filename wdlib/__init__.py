@@ -5,57 +5,128 @@
 >>> run.w_norm < 1
 True
 
-Importing wdlib imports no deep learning framework; a backend imports its own on first use.
+Importing wdlib imports no deep learning framework; a backend imports its own on first use. The
+names below are loaded on first access (PEP 562): ``import wdlib`` reads only this file, and
+``wdlib.train`` imports what a run needs the first time it is used.
 """
 
-from . import optim
-from .backend import (
-    Backend,
-    BackendInfo,
-    backend_class,
-    backends,
-    get_backend,
-    installed_backends,
-    register_backend,
-    temporary_backend,
-)
-from .books import BOOKS, printed_line, reproduce
-from .compare import Comparison, compare
-from .config import PRESETS, Config, make_config
-from .data import Problem, make_problem, synthetic_data
-from .errors import (
-    BackendLoadError,
-    BackendNotInstalledError,
-    ConfigError,
-    DivergenceError,
-    UnknownBackendError,
-    WdlibError,
-)
-from .model import (
-    MLP,
-    PENALTIES,
-    ElasticNet,
-    Linear,
-    Model,
-    Objective,
-    Penalty,
-    l1_penalty,
-    l2_penalty,
-    linreg,
-    mean_loss,
-    register_penalty,
-    sgd_step,
-    squared_loss,
-)
-from .plot import plot
-from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
-from .semantics import convert, decay_semantics
-from .store import Store, StoreError
-from .sweep import ExecutorError, sweep
-from .sweep_table import SweepTable, load_sweep
-from .training import Run, fit, train, train_lambdas, train_sequence
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+import numpy  # noqa: F401  (every call works in NumPy arrays; its import time is NumPy's, not wdlib's)
+
+if TYPE_CHECKING:  # the same names for type checkers and editors, which do not run __getattr__
+    from . import optim
+    from .backend import (
+        Backend,
+        BackendInfo,
+        backend_class,
+        backends,
+        get_backend,
+        installed_backends,
+        register_backend,
+        temporary_backend,
+    )
+    from .books import BOOKS, printed_line, reproduce
+    from .compare import Comparison, compare
+    from .config import PRESETS, Config, make_config
+    from .data import Problem, make_problem, synthetic_data
+    from .errors import (
+        BackendLoadError,
+        BackendNotInstalledError,
+        ConfigError,
+        DivergenceError,
+        UnknownBackendError,
+        WdlibError,
+    )
+    from .model import (
+        MLP,
+        PENALTIES,
+        ElasticNet,
+        Linear,
+        Model,
+        Objective,
+        Penalty,
+        l1_penalty,
+        l2_penalty,
+        linreg,
+        mean_loss,
+        register_penalty,
+        sgd_step,
+        squared_loss,
+    )
+    from .plot import plot
+    from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
+    from .run import Run
+    from .semantics import convert, decay_semantics
+    from .store import Store, StoreError
+    from .sweep import ExecutorError, sweep
+    from .sweep_table import SweepTable, load_sweep
+    from .training import fit, train, train_lambdas, train_sequence
 
 __version__ = "0.1.0"
+
+#: The public names of each submodule: ``wdlib.NAME`` imports ``wdlib.MODULE`` on first access.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "optim": ("optim",),
+    "backend": (
+        "Backend", "BackendInfo", "backend_class", "backends", "get_backend", "installed_backends",
+        "register_backend", "temporary_backend",
+    ),
+    "books": ("BOOKS", "printed_line", "reproduce"),
+    "compare": ("Comparison", "compare"),
+    "config": ("PRESETS", "Config", "make_config"),
+    "data": ("Problem", "make_problem", "synthetic_data"),
+    "errors": (
+        "BackendLoadError", "BackendNotInstalledError", "ConfigError", "DivergenceError",
+        "UnknownBackendError", "WdlibError",
+    ),
+    "model": (
+        "MLP", "PENALTIES", "ElasticNet", "Linear", "Model", "Objective", "Penalty", "l1_penalty",
+        "l2_penalty", "linreg", "mean_loss", "register_penalty", "sgd_step", "squared_loss",
+    ),
+    "plot": ("plot",),
+    "ridge": ("RidgePath", "RidgeSolution", "ridge", "ridge_path"),
+    "semantics": ("convert", "decay_semantics"),
+    "store": ("Store", "StoreError"),
+    "sweep": ("ExecutorError", "sweep"),
+    "sweep_table": ("SweepTable", "load_sweep"),
+    "run": ("Run",),
+    "training": ("fit", "train", "train_lambdas", "train_sequence"),
+}
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first access and kept here after."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    loaded = importlib.import_module(f"{__name__}.{module}")
+    value = loaded if name == "optim" else getattr(loaded, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+class _Package(types.ModuleType):
+    """wdlib's module type: importing a submodule whose name is also a public function (plot,
+    compare, sweep, ridge) binds the function here, not the module, whichever is imported first."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name and name != "optim":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "BOOKS",

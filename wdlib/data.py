@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +114,17 @@ def synthetic_data(
     return X, y.astype(dtype, copy=False)
 
 
+#: The Config fields that :func:`make_problem` reads for synthetic data (the key of its cache).
+_PROBLEM_FIELDS = ("seed", "num_inputs", "true_w", "true_b", "n_train", "n_test", "noise", "dtype",
+                   "num_epochs", "model", "hidden", "batch_size")
+#: Synthetic problems of at most this many bytes are remembered (the last few), so repeated calls
+#: with the same data fields (a loop over λ, a benchmark) skip the draws; each call gets copies.
+CACHE_MAX_BYTES = 4 * 2**20
+CACHE_ENTRIES = 8
+_cache: OrderedDict[tuple[Any, ...], Problem] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def make_problem(config: Config, arrays: tuple[np.ndarray, ...] | None = None) -> Problem:
     """Data, initial parameters and batch order for ``config``, all from ``config.seed``.
 
@@ -119,7 +132,45 @@ def make_problem(config: Config, arrays: tuple[np.ndarray, ...] | None = None) -
     training data and the initial weights unchanged, and every lambda of a seed sees the same inputs.
     ``arrays`` are the data of ``dataset="arrays"`` (as :func:`data_config` returns them: a training
     and a test set, or one set to split with child stream 4); the bundled data sets load their own.
+
+    Small synthetic problems are drawn once and remembered (:data:`CACHE_ENTRIES` of at most
+    :data:`CACHE_MAX_BYTES`); every call returns its own copies of the arrays, the same bits as a draw.
     """
+    if config.dataset != "synthetic" or arrays is not None:
+        return _draw_problem(config, arrays)
+    key = (*(getattr(config, name) for name in _PROBLEM_FIELDS), DRAW_BLOCK_BYTES)  # y's rounding
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+    if cached is None:
+        cached = _draw_problem(config, None)
+        if _problem_bytes(cached) > CACHE_MAX_BYTES:
+            return cached
+        with _cache_lock:
+            _cache[key] = cached
+            while len(_cache) > CACHE_ENTRIES:
+                _cache.popitem(last=False)
+    return _copy(cached)
+
+
+def _problem_bytes(problem: Problem) -> int:
+    arrays = (problem.X_train, problem.y_train, problem.X_test, problem.y_test, problem.batch_order)
+    return sum(a.nbytes for a in arrays) + sum(v.nbytes for v in problem.init.values())
+
+
+def _copy(problem: Problem) -> Problem:
+    """The problem with its own copies of every array (the cached one is never handed out)."""
+    return Problem(
+        X_train=problem.X_train.copy(), y_train=problem.y_train.copy(), X_test=problem.X_test.copy(),
+        y_test=problem.y_test.copy(), init={k: v.copy() for k, v in problem.init.items()},
+        batch_order=problem.batch_order.copy(), batch_size=problem.batch_size,
+        data_fingerprint=problem.data_fingerprint,
+    )
+
+
+def _draw_problem(config: Config, arrays: tuple[np.ndarray, ...] | None) -> Problem:
+    """:func:`make_problem` without its cache: every array drawn (or read) anew."""
     train_rng, test_rng, init_rng, order_rng, split_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(5)
     )
@@ -130,7 +181,9 @@ def make_problem(config: Config, arrays: tuple[np.ndarray, ...] | None = None) -
         X_test, y_test = synthetic_data(test_rng, true_w, config.true_b, config.n_test, config.noise, dt)
     else:
         X_train, y_train, X_test, y_test = (a.astype(dt) for a in _real_data(config, arrays, split_rng))
-    order = np.stack([order_rng.permutation(config.n_train) for _ in range(config.num_epochs)])
+    # one call shuffling each row in turn: the same draws, row by row, as a permutation per epoch
+    order = order_rng.permuted(np.tile(np.arange(config.n_train, dtype=np.int64), (config.num_epochs, 1)),
+                               axis=1)
     init = make_model(config.model, config.hidden).init(init_rng, config.num_inputs)
     return Problem(
         X_train=X_train,
@@ -138,7 +191,7 @@ def make_problem(config: Config, arrays: tuple[np.ndarray, ...] | None = None) -
         X_test=X_test,
         y_test=y_test,
         init={k: v.astype(dt, copy=False) for k, v in init.items()},
-        batch_order=order.astype(np.int64),
+        batch_order=order,
         batch_size=config.batch_size,
         data_fingerprint=config.data_fingerprint,
     )

@@ -1,170 +1,23 @@
-"""The one training loop, and the record of a run."""
+"""The one training loop and the public training calls (the record of a run: :mod:`wdlib.run`; the
+pieces of a step and of an evaluation: :mod:`wdlib.steps`)."""
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from . import optim
 from .backend import Backend, backend_class, get_backend, installed_backends
 from .config import Config, make_config, parameter_names
 from .data import Problem, data_config, make_problem
-from .errors import ConfigError, DivergenceError
+from .errors import ConfigError
 from .limits import check_run, check_runs
-from .model import (
-    Array,
-    Objective,
-    Params,
-    decay_mask,
-    evaluate_loss,
-    example_loss,
-    make_model,
-    make_penalty,
-    mean_loss,
-    sgd_step,
-    weight_names,
-)
-from .validate import check_problem, check_supported, divergence_cause, lambda_values, warn_if_growing
-
-
-@dataclass(eq=False)
-class Run:
-    """The result of one training run, as NumPy arrays."""
-
-    config: Config
-    problem: Problem
-    train_loss: np.ndarray  # (num_epochs,), mean squared loss / 2 on the whole training set
-    test_loss: np.ndarray  # (num_epochs,)
-    params: dict[str, np.ndarray]  # "w": (num_inputs, 1), "b": (1,)
-    backend_version: str
-    seconds: float  # wall time of the training loop
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def diverged(self) -> bool:
-        """True when the loss became NaN or infinite (recorded with ``on_divergence="record"``)."""
-        return self.meta.get("diverged_at_epoch") is not None
-
-    @property
-    def epochs(self) -> np.ndarray:
-        """The epoch (1-based) of each recorded loss: every epoch, or every 5 as d2l records them."""
-        return self.problem.eval_every * np.arange(1, len(self.train_loss) + 1)
-
-    @property
-    def engine(self) -> str:
-        return self.meta.get("engine", "eager")
-
-    @property
-    def printed(self) -> str:
-        """The line the book prints after training, e.g. ``w的L2范数是： 14.119074821472168``."""
-        from .books import printed_line
-
-        return printed_line(self)
-
-    def plot(self, path: str | os.PathLike[str]) -> Path:
-        """Write the book's semilogy figure of this run to ``path`` (.png or .svg)."""
-        from .plot import plot
-
-        return plot([self], path)
-
-    @property
-    def w_norm(self) -> float:
-        """The L2 norm of the final weights: ||w||_2 of the linear model, of every weight matrix
-        together for the MLP (inf for a diverged run, without NumPy's overflow warning)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            weights = [self.params[k].astype(np.float64).ravel() for k in weight_names(self.params)]
-            return float(np.linalg.norm(np.concatenate(weights)))
-
-    def __repr__(self) -> str:
-        c, defaults = self.config, Config()
-        shown = [f"backend={c.backend!r}"]
-        shown += [f"{k}={getattr(c, k)!r}" for k in ("preset", "model", "optimizer", "dataset")
-                  if getattr(c, k) != getattr(defaults, k) or k == "preset"]
-        shown.append(f"wd={c.wd}" if c.mode == "concise" or c.wd else f"lambd={c.lambd}")
-        shown += [f"seed={c.seed}", f"dtype={c.dtype!r}"]
-        if len(self.train_loss):
-            shown += [f"train_loss={self.train_loss[-1]:.4g}", f"test_loss={self.test_loss[-1]:.4g}"]
-        shown.append(f"w_norm={self.w_norm:.4g}")
-        if self.diverged:
-            shown.append(f"diverged_at_epoch={self.meta['diverged_at_epoch']}")
-        return f"Run({', '.join(shown)})"
-
-
-def make_step(backend: Backend, config: Config, params: Params) -> Callable[[Params, Array, Array], Params]:
-    """The update of one minibatch: the from-scratch objective (model, penalty) and the core optimizer
-    (:mod:`wdlib.optim`), or the framework's own optimizer with weight decay (``mode="concise"``)."""
-    if config.mode == "concise":
-        return backend.concise_step(config, params)
-    grad = backend.make_grad(objective_for(config))
-    lr, batch_size = config.lr, config.batch_size
-    if config.optimizer == "sgd" and not config.wd:
-        def sgd(params: Params, X: Array, y: Array) -> Params:  # optim.sgd, bit for bit, but one call
-            return sgd_step(params, grad(params, X, y), lr, batch_size)
-
-        return sgd
-    optimizer = optimizer_for(backend, config, params)
-    state = optimizer.init(params)
-
-    def step(params: Params, X: Array, y: Array) -> Params:
-        nonlocal state
-        updates, state = optimizer.update(grad(params, X, y), state, params)
-        return optim.apply_updates(params, updates)
-
-    return step
-
-
-def objective_for(config: Config) -> Objective:
-    """The from-scratch objective of ``config``: its model's squared loss plus ``lambd`` x penalty."""
-    return Objective(config.lambd, make_penalty(config.penalty, config.l1_ratio), config.decay_bias,
-                     make_model(config.model, config.hidden), config.penalize)
-
-
-def optimizer_for(ops: Any, config: Config, params: Params) -> optim.Transform:
-    """The core optimizer of ``config`` (on summed minibatch gradients), its decay on the same
-    parameters as the penalty."""
-    return optim.make_optimizer(
-        ops, config.optimizer, config.lr, config.batch_size, dict(config.optimizer_args),
-        wd=config.wd, decay=config.decay, mask=decay_mask(params, config.decay_bias, config.penalize),
-    )
-
-
-def make_evaluate(
-    backend: Backend, problem: Problem, config: Config, X: Array, y: Array, X_test: Array, y_test: Array
-) -> Callable[[Params, int], tuple[float, float]]:
-    """``evaluate(params, k)``: train and test loss at the k-th evaluation.
-
-    Whole-set means of the squared loss, or (when the problem carries the book's loader orders) d2l's
-    ``evaluate_loss`` with the loss the run trains on.
-    """
-    model = make_model(config.model, config.hidden)
-    if problem.eval_orders is None:
-        def whole(params: Params, k: int) -> tuple[float, float]:
-            return (backend.to_numpy(mean_loss(backend, params, X, y, model)).item(),
-                    backend.to_numpy(mean_loss(backend, params, X_test, y_test, model)).item())
-
-        return whole
-
-    if config.mode == "concise":
-        loss = backend.concise_loss
-    else:
-        def loss(params: Params, Xb: Array, yb: Array) -> Array:
-            return example_loss(backend, params, Xb, yb, model)
-
-    eval_orders = backend.index(problem.eval_orders)
-    test_order = backend.index(np.arange(len(problem.X_test)))
-
-    def batched(params: Params, k: int) -> tuple[float, float]:
-        return (evaluate_loss(backend, loss, params, X, y, eval_orders[k], config.batch_size),
-                evaluate_loss(backend, loss, params, X_test, y_test, test_order, config.batch_size))
-
-    return batched
+from .run import Run, record
+from .steps import make_evaluate, make_step, objective_for, optimizer_for  # noqa: F401 (also from here)
+from .validate import check_problem, check_supported, lambda_values
 
 
 def fit(backend: Backend | str, problem: Problem, config: Config | None = None, **fields: Any) -> Run:
@@ -219,13 +72,13 @@ def _fit(backend: Backend, problem: Problem, config: Config) -> Run:
     if config.engine != "eager" and backend.supports_fused(config):
         start = time.perf_counter()
         train_loss, test_loss, final = backend.fused_fit(problem, config)
-        return _record(backend, problem, config, train_loss, test_loss, final,
+        return record(backend, problem, config, train_loss, test_loss, final,
                        time.perf_counter() - start, "fused")
     _check_engine(backend, config)
     if config.engine == "auto" and backend.supports_compiled(problem, config):
         start = time.perf_counter()
         train_loss, test_loss, final = backend.fit_compiled(problem, config)
-        return _record(backend, problem, config, train_loss, test_loss, final,
+        return record(backend, problem, config, train_loss, test_loss, final,
                        time.perf_counter() - start, "compiled")
     num_evals = config.num_epochs // problem.eval_every
     train_loss = np.full(num_evals, np.nan)
@@ -256,38 +109,13 @@ def _fit(backend: Backend, problem: Problem, config: Config) -> Run:
                 break
         seconds = time.perf_counter() - start
         final = {k: backend.to_numpy(p).copy() for k, p in params.items()}
-    return _record(backend, problem, config, train_loss, test_loss, final, seconds, "eager")
+    return record(backend, problem, config, train_loss, test_loss, final, seconds, "eager")
 
 
 def _check_engine(backend: Backend, config: Config) -> None:
     if config.engine == "fused" and not backend.supports_fused(config):
         raise ConfigError("engine", "fused", f"'auto' or 'eager': backend {backend.name!r} has no "
                           "fused path for this configuration")
-
-
-def _record(
-    backend: Backend, problem: Problem, config: Config, train_loss: np.ndarray, test_loss: np.ndarray,
-    params: dict[str, np.ndarray], seconds: float, engine: str,
-) -> Run:
-    """The Run, cut at the first epoch whose loss is NaN or infinite (raised unless asked to record)."""
-    bad = np.flatnonzero(~(np.isfinite(train_loss) & np.isfinite(test_loss)))
-    diverged_at = int(bad[0]) if len(bad) else None  # index of the evaluation
-    if diverged_at is not None:
-        last = test_loss[diverged_at - 1] if diverged_at else float("nan")
-        if config.on_divergence == "raise":
-            raise DivergenceError(
-                f"the run diverged by epoch {(diverged_at + 1) * problem.eval_every}: the loss became "
-                f"{train_loss[diverged_at]} (last finite test loss: {last:.6g}); {divergence_cause(config)}",
-                epoch=(diverged_at + 1) * problem.eval_every, last_loss=float(last),
-            )
-        train_loss, test_loss = train_loss[: diverged_at + 1], test_loss[: diverged_at + 1]
-    warn_if_growing(train_loss, config)
-    meta = {
-        "engine": engine,
-        "w_norm_text": backend.norm_text(params["w"]) if config.model == "linear" else None,
-        "diverged_at_epoch": None if diverged_at is None else (diverged_at + 1) * problem.eval_every,
-    }
-    return Run(config, problem, train_loss, test_loss, params, backend.version(), seconds, meta)
 
 
 def train(
@@ -401,7 +229,7 @@ def train_lambdas(
     runs = []
     for j, config in enumerate(configs):
         final = {"w": params["w"][j], "b": params["b"][j]}
-        run = _record(impl, problem, config, train_loss[j], test_loss[j], final, seconds, "vectorized")
+        run = record(impl, problem, config, train_loss[j], test_loss[j], final, seconds, "vectorized")
         run.meta["vectorized_k"] = len(configs)
         runs.append(run)
     return runs

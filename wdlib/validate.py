@@ -60,8 +60,11 @@ def seed_list(value: Any, name: str = "seeds") -> list[int]:
 def check_backends(names: Any, name: str = "backends") -> list[str]:
     """The requested backend names, each known and installed (default: every installed one).
 
-    Reads only package metadata: imports no framework.
+    Reads only package metadata: imports no framework. Names that are installed are checked one by
+    one (the other plugins are not loaded); the whole listing is read only for an error's message.
     """
+    if names is not None and as_list(names) and all(_is_installed(n) for n in as_list(names)):
+        return list(dict.fromkeys(as_list(names)))
     infos = {info.name: info for info in backend_infos()}
     installed = [n for n, info in infos.items() if info.installed]
     if names is None:
@@ -82,6 +85,19 @@ def check_backends(names: Any, name: str = "backends") -> list[str]:
                 f"backend {item!r} is not installed here; install it with: {infos[item].install}"
             )
     return list(dict.fromkeys(items))
+
+
+def _is_installed(name: Any) -> bool:
+    """Whether ``name`` is a backend whose framework is installed (False for anything else)."""
+    from .errors import WdlibError
+    from .registry import _installed, backend_class
+
+    if not isinstance(name, str):
+        return False
+    try:
+        return _installed(backend_class(name)) is not None
+    except WdlibError:
+        return False
 
 
 def check_result(name: str, result: Any, problem: Problem, config: Config, k: int) -> vectorized.Result:

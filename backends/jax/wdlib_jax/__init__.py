@@ -48,7 +48,22 @@ class JaxBackend(Backend):
         return np.asarray(x)
 
     def take(self, x: Any, idx: np.ndarray) -> Any:
-        return x[idx]
+        return _take()(x, idx)  # x[idx], compiled: indexing goes through Python in jax.numpy
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - one compiled loss per model, kept for reuse
+    def mean_loss_function(self, model: Any) -> Callable[[Params, Any, Any], Any]:
+        """The eager loop's per-epoch loss (:func:`wdlib.model.mean_loss` of ``model``), compiled."""
+        from wdlib.model import mean_loss
+
+        return jax.jit(lambda params, X, y: mean_loss(self, params, X, y, model))
+
+    def optimizer_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params]:
+        """The eager loop's from-scratch step (the objective's gradient, the core optimizer of
+        :mod:`wdlib.optim`, the update), jit-compiled as a whole, once per config structure
+        (wdlib_jax.scan.make_step): one call per minibatch instead of one per operation."""
+        from .scan import make_step
+
+        return make_step(self, config)
 
     def dot(self, a: Any, b: Any) -> Any:
         return jnp.dot(a, b)
@@ -134,6 +149,12 @@ class JaxBackend(Backend):
         from .fused import fit_plan
 
         return fit_plan(plan)
+
+
+@functools.cache
+def _take() -> Any:
+    """``take(x, idx) = x[idx]`` (rows), jit-compiled once per process."""
+    return jax.jit(lambda x, idx: x[idx])
 
 
 def native_optimizer(config: Config, mask: dict[str, bool]) -> Any:

@@ -1,21 +1,33 @@
 """The whole run as one jit-compiled ``lax.scan``, for any model, penalty and optimizer (the core chain
 of :mod:`wdlib.optim`, or optax's in ``mode="concise"``): the eager loop's updates, compiled.
 
-Layout: the first epoch runs eagerly (the core optimizers branch in Python on their step count, e.g.
-``trace``'s first step, which a traced count cannot do); then one ``lax.scan`` over the other epochs,
-each an inner ``lax.scan`` over its full minibatches plus the short last one, if any, as one more step
-(divided by ``batch_size`` like the books). Counts in the core optimizers' state are carried as
-:class:`Count`, a traced integer known to be >= 1, so ``count == 0`` is False, ``count + 1`` and
-``b ** count`` stay traced. The train and test losses are computed after every epoch and the evaluated
-epochs picked afterwards (one forward pass per epoch more than the eager loop).
+Layout, all in one compiled function: the first minibatch step is traced with the optimizer state's
+Python int counts (the core optimizers branch in Python on their step count, e.g. ``trace``'s first
+step, which a traced count cannot do); then ``lax.scan`` over the rest of the first epoch, and one
+``lax.scan`` over the other epochs, each an inner ``lax.scan`` over its full minibatches plus the short
+last one, if any, as one more step (divided by ``batch_size`` like the books). Counts in the core
+optimizers' state are carried as :class:`Count`, a traced integer known to be >= 1, so ``count == 0``
+is False, ``count + 1`` and ``b ** count`` stay traced. The train and test losses are computed after
+every epoch and the evaluated epochs picked afterwards (one forward pass per epoch more than the eager
+loop). The parameters kept are those of the first evaluated epoch whose loss is NaN or infinite (where
+the eager loop stops), else the last epoch's.
+
+Compiled once per structure: the function is cached on the config's non-numeric fields, which of
+``lr``, ``lambd`` and ``wd`` are zero, and the other optimizer arguments; the data, the batch order and
+``lr``, ``lambd`` and ``wd`` are its arguments (jax.jit's own cache adds the shapes and dtypes), so a
+sweep over λ or the learning rate compiles once. The three are passed as arrays of the run's dtype,
+so an expression of them (``lr * wd``, ``n * lambd``) is rounded in that dtype, where the eager loop
+rounds the Python float once: the same up to rounding.
 
 Equal to the eager loop up to XLA's fusion of the arithmetic (tests/test_jax_scan.py: float64 1e-9,
-float32 1e-4). Not for problems with the book's batched evaluation orders (``rng="native"``), and a
-diverging run ends with the last epoch's (non-finite) parameters, not those where the loop stopped.
+float32 1e-4). Not for problems with the book's batched evaluation orders (``rng="native"``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -71,9 +83,56 @@ def _counts(state: Any) -> Any:
     return state
 
 
-def make_update(ops: Any, config: Config, params: Params) -> tuple[Any, Callable[..., tuple[Params, Any]]]:
+#: The numeric fields passed to the compiled run as arguments (the rest of the config is its key).
+HYPER = ("lr", "lambd", "wd")
+
+
+class Hyper:
+    """A hyperparameter traced inside the compiled run, whose truth value is known: the core's
+    ``if wd:`` and ``if not lambd:`` choose the same pieces as for the float, and arithmetic is that of
+    the traced value."""
+
+    def __init__(self, value: Any, nonzero: bool) -> None:
+        self.value, self.nonzero = value, nonzero
+
+    def __bool__(self) -> bool:
+        return self.nonzero
+
+    def __neg__(self) -> Any:
+        return -self.value
+
+    def __mul__(self, other: Any) -> Any:
+        return self.value * _raw(other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return _raw(other) * self.value
+
+    def __add__(self, other: Any) -> Any:
+        return self.value + _raw(other)
+
+    def __radd__(self, other: Any) -> Any:
+        return _raw(other) + self.value
+
+    def __sub__(self, other: Any) -> Any:
+        return self.value - _raw(other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return _raw(other) - self.value
+
+    def __truediv__(self, other: Any) -> Any:
+        return self.value / _raw(other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return _raw(other) / self.value
+
+
+def _raw(x: Any) -> Any:
+    return x.value if isinstance(x, Hyper) else x
+
+
+def make_update(ops: Any, config: Any, params: Params) -> tuple[Any, Callable[..., tuple[Params, Any]]]:
     """``(state, update)``: ``update(params, state, X, y) -> (params, state)`` is one minibatch step of
-    ``config`` (the same pieces the eager loop uses)."""
+    ``config`` (the same pieces the eager loop uses; ``config`` may hold :class:`Hyper` values)."""
     from wdlib import optim
     from wdlib.training import objective_for, optimizer_for
 
@@ -87,62 +146,130 @@ def make_update(ops: Any, config: Config, params: Params) -> tuple[Any, Callable
             return squared_loss(model.apply(ops, p, X), y).mean()  # optax.l2_loss, mean
 
         grad = jax.grad(loss)
-        apply = optim.apply_updates
     else:
         objective = objective_for(config)
         optimizer = optimizer_for(ops, config, params)
         grad = jax.grad(lambda p, X, y: objective(ops, p, X, y).sum())
-        apply = optim.apply_updates
 
     def update(p: Params, state: Any, X: Any, y: Any) -> tuple[Params, Any]:
         updates, state = optimizer.update(grad(p, X, y), state, p)
-        return apply(p, updates), state
+        return optim.apply_updates(p, updates), state
 
     return optimizer.init(params), update
 
 
 def fit_compiled(ops: Any, problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, dict]:
     """``(train_loss, test_loss, final params)`` of the run, as the eager loop records them."""
-    dtype = config.dtype
-    X, y, X_test, y_test = (jnp.asarray(a, dtype) for a in
-                            (problem.X_train, problem.y_train, problem.X_test, problem.y_test))
-    params = {k: jnp.asarray(v, dtype) for k, v in problem.init.items()}
-    state, update = make_update(ops, config, params)
-    model = make_model(config.model, config.hidden)
-    order = problem.batch_order
-    bs, n = problem.batch_size, order.shape[1]
-    full = n // bs
-
-    def losses(p: Params) -> Any:
-        return jnp.stack([mean_loss(ops, p, X, y, model), mean_loss(ops, p, X_test, y_test, model)])
-
-    for first in range(0, n, bs):  # epoch 1, eagerly
-        idx = order[0, first : first + bs]
-        params, state = update(params, state, X[idx], y[idx])
-    first_losses = losses(params)
-    if config.num_epochs > 1:
-        params, later = _scan(update, losses, params, _counts(state), X, y, order[1:], bs, full)
-        curve = np.concatenate([np.asarray(first_losses)[None], np.asarray(later)])
-    else:
-        curve = np.asarray(first_losses)[None]
-    picked = curve[problem.eval_every - 1 :: problem.eval_every]
-    return picked[:, 0].copy(), picked[:, 1].copy(), {k: np.asarray(v).copy() for k, v in params.items()}
+    dt = np.dtype(config.dtype)
+    arrays = tuple(np.asarray(a, dt) for a in (problem.X_train, problem.y_train, problem.X_test,
+                                                problem.y_test))
+    params = {k: np.asarray(v, dt) for k, v in problem.init.items()}
+    hyper = tuple(np.asarray(getattr(config, name), dt) for name in HYPER)
+    run = _compiled(ops, _key(config), problem.batch_size, problem.eval_every)
+    final, curve = run(params, *arrays, problem.batch_order, hyper)
+    picked = np.asarray(curve)[problem.eval_every - 1 :: problem.eval_every]
+    return picked[:, 0].copy(), picked[:, 1].copy(), {k: np.asarray(v).copy() for k, v in final.items()}
 
 
-def _scan(update: Callable, losses: Callable, params: Params, state: Any, X: Any, y: Any,
-          order: np.ndarray, bs: int, full: int) -> tuple[Params, Any]:
-    """Epochs 2.. as one compiled scan: ``(final params, per-epoch losses)``."""
-    order = jnp.asarray(order)
+def _key(config: Config) -> tuple[Any, ...]:
+    """What the compiled run depends on besides its arguments: every field that shapes the
+    computation, and of ``lr``, ``lambd`` and ``wd`` only whether each is zero."""
+    skip = {"backend", "engine", "seed", "n_train", "n_test", "num_inputs", "num_epochs", "true_w",
+            "true_b", "noise", "data_fingerprint", "on_divergence", "preset"}
+    fields = [(f.name, getattr(config, f.name)) for f in dataclasses.fields(config) if f.name not in skip]
+    return tuple((name, bool(value)) if name in HYPER else (name, value) for name, value in fields)
 
-    def epoch(carry: tuple[Params, Any], rows: Any) -> tuple[tuple[Params, Any], Any]:
-        def batch(c: tuple[Params, Any], idx: Any) -> tuple[tuple[Params, Any], None]:
-            return update(c[0], c[1], X[idx], y[idx]), None
 
-        carry, _ = jax.lax.scan(batch, carry, rows[: full * bs].reshape(full, bs))
-        if rows.shape[0] > full * bs:
-            tail = rows[full * bs :]
-            carry = update(carry[0], carry[1], X[tail], y[tail])
-        return carry, losses(carry[0])
+@functools.lru_cache(maxsize=32)
+def _compiled(ops: Any, key: tuple[Any, ...], bs: int, eval_every: int) -> Callable[..., Any]:
+    """The whole run of the config ``key`` describes, jit-compiled: ``run(params, X, y, X_test, y_test,
+    order, (lr, lambd, wd)) -> (final params, per-epoch losses (E, 2))``."""
+    fields = dict(key)
+    model = make_model(fields["model"], fields["hidden"])
 
-    (params, _), curve = jax.jit(lambda c, o: jax.lax.scan(epoch, c, o))((params, state), order)
-    return params, curve
+    def run(params: Params, X: Any, y: Any, X_test: Any, y_test: Any, order: Any,
+            hyper: tuple[Any, ...]) -> tuple[Params, Any]:
+        values = {name: Hyper(v, fields[name]) for name, v in zip(HYPER, hyper, strict=True)}
+        if fields["mode"] == "concise":  # optax takes the traced values as they are
+            values = {name: h.value for name, h in values.items()}
+        config = types.SimpleNamespace(**{**fields, **values, "batch_size": bs})
+        state, update = make_update(ops, config, params)
+
+        def losses(p: Params) -> Any:
+            return jnp.stack([mean_loss(ops, p, X, y, model), mean_loss(ops, p, X_test, y_test, model)])
+
+        def steps(carry: tuple[Params, Any], rows: Any) -> tuple[Params, Any]:
+            """The minibatches of ``rows`` (full ones, then a short one, if any), from ``carry``."""
+            m = rows.shape[0] // bs
+            if m:
+                carry, _ = jax.lax.scan(lambda c, idx: (update(c[0], c[1], X[idx], y[idx]), None), carry,
+                                        rows[: m * bs].reshape(m, bs))
+            if rows.shape[0] > m * bs:
+                tail = rows[m * bs :]
+                carry = update(carry[0], carry[1], X[tail], y[tail])
+            return carry
+
+        first = order[0, :bs]  # batch_size <= n_train: the first minibatch is a full one
+        params, state = update(params, state, X[first], y[first])
+        params, state = steps((params, _counts(state)), order[0, bs:])
+        first_losses = losses(params)
+        done = (eval_every == 1) & ~jnp.all(jnp.isfinite(first_losses))
+
+        def epoch(carry: tuple[Any, ...], xs: tuple[Any, Any]) -> tuple[tuple[Any, ...], Any]:
+            p, s, kept, done = carry
+            rows, e = xs  # e: the epoch's number, 2, 3, ...
+            p, s = steps((p, s), rows)
+            out = losses(p)
+            kept = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), kept, p)
+            bad = (e % eval_every == 0) & ~jnp.all(jnp.isfinite(out))
+            return (p, s, kept, done | bad), out
+
+        if order.shape[0] == 1:
+            return params, first_losses[None]
+        epochs = jnp.arange(2, order.shape[0] + 1)
+        (_, _, kept, _), later = jax.lax.scan(epoch, (params, state, params, done), (order[1:], epochs))
+        return kept, jnp.concatenate([first_losses[None], later])
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=32)
+def step_functions(ops: Any, key: tuple[Any, ...], bs: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The eager loop's minibatch step of the config ``key`` describes, jit-compiled once per
+    structure (as :func:`_compiled`): ``first(params, X, y, hyper) -> (params, state)`` makes the
+    optimizer's state and takes the first step (Python int counts, traced once), ``later(params, state,
+    X, y, hyper) -> (params, state)`` every other one (counts as :class:`Count`)."""
+    fields = dict(key)
+
+    def update_of(params: Params, hyper: tuple[Any, ...]) -> tuple[Any, Callable[..., Any]]:
+        values = {name: Hyper(v, fields[name]) for name, v in zip(HYPER, hyper, strict=True)}
+        return make_update(ops, types.SimpleNamespace(**{**fields, **values, "batch_size": bs}), params)
+
+    def first(params: Params, X: Any, y: Any, hyper: tuple[Any, ...]) -> tuple[Params, Any]:
+        state, update = update_of(params, hyper)
+        params, state = update(params, state, X, y)
+        return params, _counts(state)
+
+    def later(params: Params, state: Any, X: Any, y: Any, hyper: tuple[Any, ...]) -> tuple[Params, Any]:
+        return update_of(params, hyper)[1](params, state, X, y)
+
+    return jax.jit(first), jax.jit(later)
+
+
+def make_step(ops: Any, config: Config) -> Callable[[Params, Any, Any], Params]:
+    """``step(params, X, y) -> params``: the eager loop's step of the core optimizer, compiled (one
+    call per minibatch instead of one per operation of the optimizer's update)."""
+    first, later = step_functions(ops, _key(config), config.batch_size)
+    dt = np.dtype(config.dtype)
+    hyper = tuple(np.asarray(getattr(config, name), dt) for name in HYPER)
+    state = None
+
+    def step(params: Params, X: Any, y: Any) -> Params:
+        nonlocal state
+        if state is None:
+            params, state = first(params, X, y, hyper)
+        else:
+            params, state = later(params, state, X, y, hyper)
+        return params
+
+    return step

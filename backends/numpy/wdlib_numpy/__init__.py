@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from wdlib import Backend, Config, Objective
-from wdlib.model import Params, decay_mask, make_model, squared_loss
+from wdlib.model import MLP, Linear, Params, decay_mask, make_model, squared_loss
 from wdlib.optim import OPTIMIZER_ARGS
 
 
@@ -29,8 +30,9 @@ class NumpyBackend(Backend):
     def asarray(self, x: np.ndarray, dtype: str) -> np.ndarray:
         return np.array(x, dtype=dtype)
 
-    def take(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        return x.take(idx, 0)  # x[idx], in half the time of fancy indexing for a minibatch's rows
+    #: x[idx] as ``x.take(idx, axis=0)``, in half the time of fancy indexing for a minibatch's rows,
+    #: called through a C partial (no Python frame per call).
+    take = staticmethod(functools.partial(np.ndarray.take, axis=0))
 
     # np.asarray and a @ b as the C functions themselves: the eager loop calls them every minibatch, and
     # a Python method around each would add a frame to NumPy calls of about a microsecond.
@@ -48,6 +50,76 @@ class NumpyBackend(Backend):
 
     def grad(self, objective: Objective, params: Params, X: np.ndarray, y: np.ndarray) -> Params:
         return objective.gradient(self, params, X, y)
+
+    def optimizer_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params] | None:
+        """The books' step (plain SGD, no ``wd``) of the linear model as one function: the gradient of
+        :meth:`make_grad` and :func:`wdlib.model.sgd_step`'s update, the same operations in the same
+        order; None (the core's step) for every other setting."""
+        if config.optimizer != "sgd" or config.wd or config.model != "linear":
+            return None
+        from wdlib.steps import objective_for
+
+        objective = objective_for(config)
+        lambd, penalty_grad = objective.lambd, objective.penalty.grad
+        penalized = objective._penalized(params)
+        lr, bs = config.lr, config.batch_size
+
+        def step(params: Params, X: np.ndarray, y: np.ndarray) -> Params:
+            w, b = params["w"], params["b"]
+            residual = X @ w + b
+            residual = residual - (y if y.shape == residual.shape else y.reshape(residual.shape))
+            grads = {"w": X.T @ residual, "b": residual.sum(axis=0)}
+            n = len(residual)
+            for k in penalized:
+                grads[k] = grads[k] + n * lambd * penalty_grad(self, params[k])
+            new = {}
+            for k, p in params.items():
+                new[k] = p - lr * grads[k] / bs
+            return new
+
+        return step
+
+    def make_grad(self, objective: Objective) -> Callable[[Params, np.ndarray, np.ndarray], Params]:
+        """:meth:`Objective.gradient`, the same operations in the same order, with what does not change
+        within a run (the penalized names, the bound methods) looked up once: the eager loop calls it
+        every minibatch, and NumPy's own work there is a few microseconds."""
+        if type(objective) is not Objective:
+            return super().make_grad(objective)
+        model, lambd, penalty_grad = objective.model, objective.lambd, objective.penalty.grad
+        linear, mlp = type(model) is Linear, type(model) is MLP
+        layers = len(model.hidden) + 1 if mlp else 0
+        apply, backward = model.apply, model.backward
+        penalized: list[str] | None = None
+
+        def grad(params: Params, X: np.ndarray, y: np.ndarray) -> Params:
+            nonlocal penalized
+            if penalized is None:  # the parameter names are the run's, the same at every step
+                penalized = objective._penalized(params)
+            if linear:  # Linear.apply and Linear.backward, inline
+                residual = X @ params["w"] + params["b"]
+                residual = residual - (y if y.shape == residual.shape else y.reshape(residual.shape))
+                grads = {"w": X.T @ residual, "b": residual.sum(axis=0)}
+            elif mlp:  # MLP.backward with the forward pass of MLP.apply, computed once, not twice
+                y_hat, inputs, pre = model._forward(self, params, X)
+                residual = y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))
+                grads = {}
+                g = residual
+                for i in range(layers, 0, -1):
+                    grads[f"W{i}"] = inputs[i - 1].T @ g
+                    grads[f"b{i}"] = g.sum(axis=0)
+                    if i > 1:
+                        g = (g @ params[f"W{i}"].T) * (pre[i - 2] > 0)
+                grads = {k: grads[k] for k in params}
+            else:
+                y_hat = apply(self, params, X)
+                residual = y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))
+                grads = backward(self, params, X, residual)
+            n = len(residual)
+            for k in penalized:
+                grads[k] = grads[k] + n * lambd * penalty_grad(self, params[k])
+            return grads
+
+        return grad
 
     #: mode="concise" trains on the mean of (y_hat - y)^2 / 2: concise(wd, lr) = scratch(wd, lr).
     concise_loss_scale = 1.0
