@@ -56,7 +56,7 @@ ERRORS = [
     (["train", "--backend", "jaxx"], "backend='jaxx' is not a known backend"),
     (["train", "--lambd", "-1"], "lambd=-1.0 is not valid"),
     (["train", "--dtype", "float16"], "dtype='float16'"),
-    (["train", "--lambd", "x"], "invalid float value: 'x'"),
+    (["train", "--lambd", "x"], "expected one number, got 'x'"),
     (["train", "--set", "lambda=3"], "did you mean 'lambd'"),
     (["train", "--json", _in_a_file], "is a file, not a folder"),  # a missing folder is created
     (["compare", "--backends", "numpy,jaxx"], "did you mean 'jax'"),
