@@ -93,3 +93,22 @@ def test_the_compiled_run_is_compiled_once_for_a_sweep_of_lr_lambd_and_wd() -> N
     assert traces == [] and scan._compiled.cache_info().hits == before.hits + 3
     eager = wdlib.train("jax", lambd=3.0, wd=0.3, lr=0.005, engine="eager", **base)
     np.testing.assert_allclose(runs[-1].test_loss, eager.test_loss, rtol=1e-9)
+
+
+def test_a_malformed_compiled_result_is_refused_before_it_is_kept(monkeypatch) -> None:
+    import numpy as np
+
+    from wdlib.errors import BackendResultError
+
+    jax_backend = wdlib.get_backend("jax")
+    monkeypatch.setattr(jax_backend, "fit_compiled", lambda problem, config: (np.zeros(2), np.zeros(2), {}))
+    with pytest.raises(BackendResultError, match="wrong fit_compiled result"):
+        wdlib.train("jax", optimizer="adam", lr=0.01, num_epochs=5)
+
+
+def test_make_problem_estimates_before_it_allocates() -> None:
+    from wdlib.data import make_problem
+    from wdlib.errors import ResourceError
+
+    with pytest.raises(ResourceError, match="n_train=1000000000000 is too large"):
+        make_problem(wdlib.Config(n_train=10**12, batch_size=1))

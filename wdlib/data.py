@@ -136,6 +136,9 @@ def make_problem(config: Config, arrays: tuple[np.ndarray, ...] | None = None) -
     Small synthetic problems are drawn once and remembered (:data:`CACHE_ENTRIES` of at most
     :data:`CACHE_MAX_BYTES`); every call returns its own copies of the arrays, the same bits as a draw.
     """
+    from .limits import check_run
+
+    check_run(config)  # refused before anything is allocated, also when called directly
     if config.dataset != "synthetic" or arrays is not None:
         return _draw_problem(config, arrays)
     key = (*(getattr(config, name) for name in _PROBLEM_FIELDS), DRAW_BLOCK_BYTES)  # y's rounding

@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .limits import check_run, check_runs
 from .run import Run, record
 from .steps import make_evaluate, make_step, objective_for, optimizer_for  # noqa: F401 (also from here)
-from .validate import check_problem, check_supported, lambda_values
+from .validate import check_compiled, check_problem, check_supported, lambda_values
 
 
 def fit(backend: Backend | str, problem: Problem, config: Config | None = None, **fields: Any) -> Run:
@@ -77,7 +77,8 @@ def _fit(backend: Backend, problem: Problem, config: Config) -> Run:
     _check_engine(backend, config)
     if config.engine == "auto" and backend.supports_compiled(problem, config):
         start = time.perf_counter()
-        train_loss, test_loss, final = backend.fit_compiled(problem, config)
+        train_loss, test_loss, final = check_compiled(backend.name, backend.fit_compiled(problem, config),
+                                                      problem, config)
         return record(backend, problem, config, train_loss, test_loss, final,
                        time.perf_counter() - start, "compiled")
     num_evals = config.num_epochs // problem.eval_every

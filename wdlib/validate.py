@@ -126,6 +126,21 @@ def check_result(name: str, result: Any, problem: Problem, config: Config, k: in
     return result[0], result[1], result[2]
 
 
+def check_compiled(name: str, result: Any, problem: Problem, config: Config) -> tuple[Any, Any, Any]:
+    """``result`` of backend ``name``'s fit_compiled, refused (BackendResultError) unless it is
+    (train_loss, test_loss, params) with one loss per evaluation and the model's parameter names."""
+    from .config import parameter_names
+
+    evals = config.num_epochs // problem.eval_every
+    ok = isinstance(result, (tuple, list)) and len(result) == 3 and isinstance(result[2], dict)
+    ok = ok and all(isinstance(a, np.ndarray) and a.shape == (evals,) for a in result[:2])
+    if not ok or sorted(result[2]) != sorted(parameter_names(config)):
+        raise BackendResultError(f"backend {name!r} returned a wrong fit_compiled result: expected "
+                                 f"(train_loss ({evals},), test_loss ({evals},), params named "
+                                 f"{parameter_names(config)})")
+    return result[0], result[1], result[2]
+
+
 def check_problem(problem: Problem, config: Config) -> None:
     """A Problem built by hand (``wdlib.fit``) checked before training: array types and shapes that
     agree, finite values, a batch order of valid row indices; and the run's memory estimate."""
