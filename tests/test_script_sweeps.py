@@ -74,7 +74,7 @@ def test_the_local_executor_is_the_process_pool_unless_unguarded() -> None:
 def test_progress_is_tqdm_auto_and_silent_without_a_viewer(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    sweep_module = importlib.import_module("wdlib.sweep")  # wdlib.sweep is the function
+    sweep_module = importlib.import_module("wdlib.sweep_exec")  # the sweep's executor and progress bar
 
     assert sweep_module._interactive() is False  # pytest captures stderr: nobody watches
     import tqdm.auto
@@ -87,11 +87,11 @@ def test_progress_is_tqdm_auto_and_silent_without_a_viewer(monkeypatch: pytest.M
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Spy)
-    with sweep_module._progress(3, True) as advance:
+    with sweep_module.progress_bar(3, True) as advance:
         advance()
     assert made and made[0]["total"] == 3 and made[0]["desc"] == "sweep"
     monkeypatch.setattr(sweep_module, "_interactive", lambda: True)
-    with sweep_module._progress(2, None) as advance:
+    with sweep_module.progress_bar(2, None) as advance:
         advance()
     assert len(made) == 2
 

@@ -55,7 +55,8 @@ class NumpyBackend(Backend):
         """The books' step (plain SGD, no ``wd``) of the linear model as one function: the gradient of
         :meth:`make_grad` and :func:`wdlib.model.sgd_step`'s update, the same operations in the same
         order; None (the core's step) for every other setting."""
-        if config.optimizer != "sgd" or config.wd or config.model != "linear":
+        if (config.optimizer != "sgd" or config.wd or config.model != "linear"
+                or type(self).grad is not NumpyBackend.grad):  # a subclass's own gradient is used as is
             return None
         from wdlib.steps import objective_for
 
@@ -83,7 +84,7 @@ class NumpyBackend(Backend):
         """:meth:`Objective.gradient`, the same operations in the same order, with what does not change
         within a run (the penalized names, the bound methods) looked up once: the eager loop calls it
         every minibatch, and NumPy's own work there is a few microseconds."""
-        if type(objective) is not Objective:
+        if type(objective) is not Objective or type(self).grad is not NumpyBackend.grad:
             return super().make_grad(objective)
         model, lambd, penalty_grad = objective.model, objective.lambd, objective.penalty.grad
         linear, mlp = type(model) is Linear, type(model) is MLP
