@@ -163,3 +163,9 @@ def test_a_finite_loss_that_grows_by_orders_of_magnitude_warns_on_every_engine()
         with pytest.warns(wdlib.errors.DivergenceWarning, match="grew from"):
             run = wdlib.train("numpy", lr=0.05, num_epochs=40, engine=engine)
         assert not run.diverged and run.train_loss[-1] > 1e6 * run.train_loss[0]
+
+
+def test_a_subnormal_number_is_refused_with_the_reason() -> None:
+    with pytest.raises(wdlib.ConfigError, match=r"^lambd=5e-324 is not valid: expected 0 or a number >= 2.2"):
+        wdlib.make_config(lambd=5e-324)
+    assert wdlib.make_config(lambd=1e-300).lambd == 1e-300

@@ -26,7 +26,7 @@ def valid_configs(draw: st.DrawFn) -> dict:
         "batch_size": draw(st.integers(1, n_train)),
         "num_epochs": draw(st.integers(1, 3)),
         "lr": draw(st.floats(1e-4, 0.05)),
-        "noise": draw(st.floats(0, 1)),
+        "noise": draw(st.floats(0, 1, allow_subnormal=False)),
         "true_w": draw(st.floats(-1, 1)),
         "true_b": draw(st.floats(-1, 1)),
         "dtype": "float64",
@@ -39,11 +39,12 @@ def valid_configs(draw: st.DrawFn) -> dict:
         divisors = [d for d in range(1, n_train + 1) if n_train % d == 0]
         fields |= {
             "mode": "concise",
-            "wd": draw(st.floats(0, 5)),
+            "wd": draw(st.floats(0, 5, allow_subnormal=False)),
             "batch_size": draw(st.sampled_from(divisors)),
         }
     else:
-        fields |= {"lambd": draw(st.floats(0, 5)), "penalty": draw(st.sampled_from(["l1", "l2"]))}
+        fields |= {"lambd": draw(st.floats(0, 5, allow_subnormal=False)),
+                   "penalty": draw(st.sampled_from(["l1", "l2"]))}
     return fields
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,9 @@ def real(*, positive: bool = False) -> Callable[[str, Any], float]:
         value = float(value) + 0.0  # -0.0 is 0.0: one run, one key
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
             raise ConfigError(name, value, what)
+        if 0 < value < sys.float_info.min:
+            raise ConfigError(name, value, f"0 or a number >= {sys.float_info.min:.3g}",
+                              "a subnormal number is refused: MXNet's operators cannot take it")
         return value
 
     return check
