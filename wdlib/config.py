@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,8 +107,7 @@ _DEFAULT_VALUES: dict[str, Any] = {}
 def _trusted(values: dict[str, Any]) -> Config:
     """A Config of ``values`` already checked (by :func:`_checked`), without checking them again."""
     config = object.__new__(Config)
-    for name, value in values.items():
-        object.__setattr__(config, name, value)
+    config.__dict__.update(values)  # frozen: no __setattr__, but the instance dict is there
     return config
 
 
@@ -236,6 +235,25 @@ def parameter_names(c: Config | dict[str, Any]) -> list[str]:
     return [f"{kind}{i}" for i in range(1, len(get("hidden")) + 2) for kind in "Wb"]
 
 
+def with_lambdas(config: Config, lambdas: Iterable[float]) -> list[Config]:
+    """``config.replace(lambd=λ)`` for each λ of ``lambdas``, checking only what λ takes part in
+    (its own value, and the combinations it enters): the other fields are ``config``'s, already
+    checked. A grid of 64 λ builds 64 Configs in the time of about one full check."""
+    values = {f.name: getattr(config, f.name) for f in _FIELDS}
+    configs = []
+    for lam in lambdas:
+        checked = {**values, "lambd": FIELD_CHECKS["lambd"]("lambd", lam)}
+        _check_lambd(checked)
+        configs.append(_trusted(checked))
+    return configs
+
+
+def _check_lambd(c: dict[str, Any]) -> None:
+    """The combinations λ takes part in."""
+    if c["mode"] == "concise" and c["lambd"] != 0:
+        raise ConfigError("lambd", c["lambd"], "0 with mode='concise'", "use wd=... for weight decay")
+
+
 def _check_combination(c: dict[str, Any]) -> None:
     """Options that are each valid but do not go together."""
     defaults = DEFAULTS
@@ -287,8 +305,8 @@ def _check_combination(c: dict[str, Any]) -> None:
                       "pass your arrays as wdlib.train(..., data=(X, y))")
     else:
         refuse_unless("data_fingerprint", not c["data_fingerprint"], "'' with dataset='synthetic'")
+    _check_lambd(c)
     if c["mode"] == "concise":
-        refuse_unless("lambd", c["lambd"] == 0, "0 with mode='concise'", "use wd=... for weight decay")
         refuse_unless("penalty", c["penalty"] == "l2", "'l2' with mode='concise' (optimizer weight decay)")
         # Each framework's own optimizers (wdlib.semantics.SPELLINGS); another backend's: SGD only.
         from .semantics import SPELLINGS, check_concise

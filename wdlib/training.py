@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, backend_class, get_backend, installed_backends
-from .config import Config, make_config, parameter_names
+from .config import Config, make_config, parameter_names, with_lambdas
 from .data import Problem, data_config, make_problem
 from .errors import ConfigError
 from .limits import check_run, check_runs
@@ -208,12 +208,13 @@ def train_lambdas(
     as ``on_divergence`` says.
     """
     arrays, lambdas = None, lambda_values(lambdas)
+    first = lambdas[0] if lambdas else 0.0  # the fields are checked even for no λ
     if data is not None:
         config, arrays = data_config(data, test, preset, backend=backend, seed=seed, **fields)
-        configs = [config.replace(lambd=float(lam)) for lam in lambdas]
+        config = config.replace(lambd=first)
     else:
-        configs = [make_config(preset, backend=backend, lambd=float(lam), seed=seed, **fields)
-                   for lam in lambdas]
+        config = make_config(preset, backend=backend, lambd=first, seed=seed, **fields)
+    configs = with_lambdas(config, lambdas)
     if not configs:
         return []
     impl = prepare_backend(configs[:1])

@@ -172,12 +172,15 @@ def check_problem(problem: Problem, config: Config) -> None:
 GROWTH_WARNING = 1e6
 
 
+_TINY = float(np.finfo(np.float64).tiny)
+
+
 def warn_if_growing(train_loss: np.ndarray, config: Config) -> None:
     """Warn (:class:`wdlib.errors.DivergenceWarning`) when the training loss stayed finite but ended
     :data:`GROWTH_WARNING` times above its first value: the run diverges without having overflowed
     yet (e.g. lr too large for fewer epochs than overflow takes). One rule for every backend and engine."""
     finite = train_loss[np.isfinite(train_loss)]
-    first = max(float(finite[0]), np.finfo(np.float64).tiny) if len(finite) else 0.0
+    first = max(float(finite[0]), _TINY) if len(finite) else 0.0
     if len(finite) == len(train_loss) and len(finite) > 1 and finite[-1] > GROWTH_WARNING * first:
         import warnings
 
