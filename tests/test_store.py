@@ -52,6 +52,31 @@ def test_round_trip_is_exact_and_put_is_idempotent(tmp_path: Path, run: wdlib.Ru
     assert row["key"] == config_key(run.config)
 
 
+def test_put_many_stores_a_tasks_runs_together_all_or_none(tmp_path: Path) -> None:
+    runs = wdlib.train_lambdas("numpy", [0, 1, 2], num_epochs=5)
+    pairs = [(r.config, result_record(r)) for r in runs]
+    with wdlib.Store(tmp_path / "s.sqlite") as store:
+        with pytest.raises(Exception):  # noqa: B017 - any error: the point is that nothing was stored
+            store.put_many([pairs[0], (runs[1].config, {})])
+        assert len(store) == 0
+        assert store.put_many(pairs[:2]) == 2
+        assert store.put_many(pairs) == 1  # the first two were stored already: kept as they are
+        assert sorted(r["lambd"] for r in store.records()) == [0.0, 1.0, 2.0]
+
+
+def test_a_configs_kept_key_is_its_fields_key(tmp_path: Path) -> None:
+    """config_key keeps the key on the (frozen) instance: copies, pickles and equal configs agree."""
+    import copy
+    import pickle
+
+    config = wdlib.make_config(lambd=2.5, seed=3)
+    key = config_key(config)
+    for other in (copy.copy(config), pickle.loads(pickle.dumps(config)), wdlib.make_config(lambd=2.5, seed=3),
+                  config.replace(seed=3)):
+        assert config_key(other) == key and other == config
+    assert config_key(config.replace(seed=4)) != key
+
+
 def _fake_mlp_run() -> SimpleNamespace:
     """A Run-like result of a two-layer model (the attributes result_record reads)."""
     rng = np.random.default_rng(0)

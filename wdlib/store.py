@@ -29,7 +29,6 @@ file alone then may miss the runs still in ``runs.sqlite-wal``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sqlite3
 import time
@@ -60,7 +59,7 @@ from .store_format import (
     SCHEMA_VERSION,
     DamagedRow,
     config_key,
-    config_text,
+    config_text_of,
     decode_row,
     result_record,
     row_values,
@@ -213,22 +212,31 @@ class Store:
         A damaged row under the same key (see :meth:`records`) is replaced. ``record`` is a
         :func:`result_record`, or a record read from a store.
         """
+        return self.put_many([(config, record)]) == 1
+
+    def put_many(self, runs: Iterable[tuple[Config, Mapping[str, Any]]]) -> int:
+        """Store several runs (as :meth:`put` does each) in one transaction: all of them or none.
+        Returns how many were new. A sweep stores a task's runs together (one commit, not one per λ)."""
         if self.readonly:
             raise StoreError(f"store={str(self.path)!r} was opened with readonly=True: it cannot store runs")
-        text = config_text(dataclasses.asdict(config), type(config))
-        values = row_values(text, record, time.time())
+        now = time.time()
+        rows = [row_values(config_text_of(config), record, now) for config, record in runs]
         insert = f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        select = f"SELECT {', '.join(COLUMNS)} FROM runs WHERE key=?"
+        added = 0
         with self._say.translated("store a run"), transaction(self._connection):
             db = self._connection
-            found = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE key=?", (values[0],)).fetchone()
-            if found is not None:
-                try:
-                    decode_row(dict(zip(COLUMNS, found, strict=True)))
-                    return False
-                except DamagedRow:
-                    db.execute("DELETE FROM runs WHERE key=?", (values[0],))
-            db.execute(insert, values)
-            return True
+            for values in rows:
+                found = db.execute(select, (values[0],)).fetchone()
+                if found is not None:
+                    try:
+                        decode_row(dict(zip(COLUMNS, found, strict=True)))
+                        continue
+                    except DamagedRow:
+                        db.execute("DELETE FROM runs WHERE key=?", (values[0],))
+                db.execute(insert, values)
+                added += 1
+        return added
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -132,8 +132,23 @@ def key_of_text(text: str) -> str:
 
 def config_key(config: Config) -> str:
     """The key of ``config``: the sha256 hex of :func:`config_text`. Equal configurations give equal
-    keys in any process; so do ``-0.0`` and ``0.0``; defaults added to Config later change no key."""
-    return key_of_text(config_text(dataclasses.asdict(config), type(config)))
+    keys in any process; so do ``-0.0`` and ``0.0``; defaults added to Config later change no key.
+    A Config is frozen, so its key is computed once and kept on the instance (a sweep asks for the
+    keys of its grid several times)."""
+    key = config.__dict__.get(_KEY)
+    if key is None:
+        key = key_of_text(config_text_of(config))
+        config.__dict__[_KEY] = key
+    return key
+
+
+_KEY = "_wdlib_store_key"
+
+
+def config_text_of(config: Config) -> str:
+    """:func:`config_text` of a Config's fields (read directly: they are plain values already, so
+    ``dataclasses.asdict``'s deep copy would only cost time)."""
+    return config_text({f.name: getattr(config, f.name) for f in dataclasses.fields(config)}, type(config))
 
 
 def config_fields(text: str) -> dict[str, Any]:

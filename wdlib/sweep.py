@@ -303,8 +303,8 @@ def _submit(pool: cf.Executor, unit: list[Config], arrays: tuple[Any, ...] | Non
 
 def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers: int | None,
              progress: bool | None, arrays: tuple[Any, ...] | None = None) -> None:
-    """Submit every task; store each missing run's result, in its own transaction, as soon as its
-    task finishes.
+    """Submit every task; store each task's missing runs, in one transaction, as soon as the task
+    finishes.
 
     On the first failed task, the tasks not started are cancelled, those running are still stored,
     and the failure is raised.
@@ -336,10 +336,9 @@ def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers
                 result = future.result()
                 records = result if isinstance(result, list) else [result]
                 wanted = {config_key(c) for c in missing}
-                for config, record in zip(unit, records, strict=True):
-                    if config_key(config) in wanted:
-                        db.put(config, record)
-                        advance()
+                new = [(c, r) for c, r in zip(unit, records, strict=True) if config_key(c) in wanted]
+                db.put_many(new)
+                advance(len(new))
         if failure is not None:
             raise failure
     except BaseException:

@@ -72,18 +72,19 @@ def check_executor(executor: Any, workers: Any) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, enabled: bool | None) -> Iterator[Callable[[], None]]:
+def progress_bar(total: int, enabled: bool | None) -> Iterator[Callable[[int], None]]:
     """A ``tqdm.auto`` bar: a widget in a notebook, a text bar on a terminal's stderr; by default
-    (``enabled=None``) shown only there, silent when nobody is watching (a pipe, a log, CI)."""
+    (``enabled=None``) shown only there, silent when nobody is watching (a pipe, a log, CI).
+    Yields ``advance(runs=1)``."""
     if enabled is None:
         enabled = _interactive()
     if not enabled or total == 0:
-        yield lambda: None
+        yield lambda runs=1: None
         return
     from tqdm.auto import tqdm
 
     with tqdm(total=total, desc="sweep", unit="run", file=sys.stderr) as bar:
-        yield lambda: bar.update(1)
+        yield lambda runs=1: bar.update(runs)
 
 
 def _interactive() -> bool:
