@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, backend_class, get_backend, installed_backends
+from .backend import Backend, get_backend
 from .config import Config, make_config, parameter_names, with_lambdas
 from .data import Problem, data_config, make_problem
 from .errors import ConfigError
@@ -174,16 +174,6 @@ def prepare_backend(configs: Sequence[Config]) -> Backend:
                     raise ConfigError(name, getattr(config, name),
                                       f"{getattr(first, name)!r} like the first run: runs that share "
                                       "native random streams share the data")
-    for name in {c.backend for c in configs}:
-        cls = backend_class(name)
-        for config in (c for c in configs if c.backend == name):
-            if config.rng == "native" and config.preset not in cls.native_presets:
-                classes = map(backend_class, installed_backends())
-                pairs = ", ".join(f"{b.name}+{p}" for b in classes for p in b.native_presets)
-                raise ConfigError("rng", "native", f"'numpy': backend {name!r} has no native recipe for "
-                                  f"preset {config.preset!r} (native recipes: {pairs or 'none installed'})")
-            if config.mode == "concise" and cls.concise_step is Backend.concise_step:
-                raise ConfigError("mode", "concise", f"'scratch': backend {name!r} has no concise mode")
     impl = get_backend(first.backend)
     for config in configs:
         _check_engine(impl, config)
