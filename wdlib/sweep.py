@@ -31,14 +31,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import vectorized
 from .config import Config, make_config
-from .errors import ConfigError, WdlibError
+from .errors import ConfigError
 from .limits import check_count, check_run, run_bytes
-from .model import BUILTIN_PENALTIES, PENALTIES, register_penalty
-from .store import Store, check_store_path, config_key, result_record
+from .model import BUILTIN_PENALTIES, PENALTIES
+from .store import Store, check_store_path, config_key
 from .sweep_exec import ExecutorError as ExecutorError  # re-exported: wdlib.ExecutorError
 from .sweep_exec import check_executor, progress_bar, translated
 from .sweep_exec import default_executor as default_executor  # re-exported: wdlib.mainguard uses it
 from .sweep_table import SweepTable
+from .sweep_worker import RunFailedError as RunFailedError  # re-exported: wdlib.RunFailedError
+from .sweep_worker import run_config, run_lambdas
 from .validate import as_list, check_backends, check_supported, lambda_list, seed_list
 
 if TYPE_CHECKING:  # imported where used: concurrent.futures and multiprocessing cost ~7 ms of `import wdlib`
@@ -47,14 +49,6 @@ if TYPE_CHECKING:  # imported where used: concurrent.futures and multiprocessing
 #: The most λ one batched task trains. Fixed (not derived from the number of workers) because a
 #: column's bits depend on its chunk: the same grid must give the same chunks on any executor.
 MAX_CHUNK = 64
-
-
-class RunFailedError(WdlibError, RuntimeError):
-    """A run of a sweep failed in its worker; the message names the run and the cause.
-
-    A plain one-message exception, so that it survives pickling back from a worker process (an error
-    whose constructor takes several arguments, like ConfigError, does not).
-    """
 
 
 # --- the grid ------------------------------------------------------------------------------------
@@ -102,67 +96,6 @@ def sweep_configs(
     check_supported(grid)  # before any worker starts
     check_run(max(grid, key=lambda c: run_bytes(c)[0]), min(MAX_CHUNK, len(axes["lambd"])))
     return grid
-
-
-# --- running -------------------------------------------------------------------------------------
-
-
-def run_config(fields: dict[str, Any], arrays: tuple[Any, ...] | None = None,
-               penalty: Any = None) -> dict[str, Any]:
-    """Train one configuration (given as a dict of Config fields, with the user's ``arrays`` for
-    ``dataset="arrays"`` and the user's ``penalty`` object for a penalty that is not built in) and
-    return what the store keeps.
-
-    Runs in a worker process (or a Dask worker): plain data in, plain data out, no database access.
-    """
-    from .training import train, train_sequence
-
-    if penalty is not None:  # a fresh worker process knows only the built-in penalties
-        register_penalty(penalty)
-    try:  # train_sequence, not fit(make_problem(...)): rng="native" draws its inputs itself
-        if arrays is not None:
-            return result_record(train(**_data_fields(fields), **_as_data(arrays)))
-        return result_record(train_sequence([make_config(**fields)])[0])
-    except WdlibError as err:
-        run = ", ".join(f"{k}={fields[k]!r}" for k in ("backend", "lambd", "seed"))
-        raise RunFailedError(f"the run {run} failed: {err}") from None
-
-
-def _as_data(arrays: tuple[Any, ...]) -> dict[str, Any]:
-    """``arrays`` (X, y) or (X, y, X_test, y_test) as train()'s ``data=`` and ``test=``."""
-    return {"data": arrays[:2], "test": arrays[2:] if len(arrays) == 4 else None}
-
-
-def _data_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """Config fields without those that train(data=...) derives from the arrays."""
-    derived = ("dataset", "data_fingerprint", "n_train", "n_test", "num_inputs")
-    return {k: v for k, v in fields.items() if k not in derived}
-
-
-def run_lambdas(fields: dict[str, Any], lambdas: list[float],
-                arrays: tuple[Any, ...] | None = None, penalty: Any = None) -> list[dict[str, Any]]:
-    """Train the configuration ``fields`` (a dict of Config fields) at every λ of ``lambdas`` as one
-    batched run (:func:`wdlib.train_lambdas`); return what the store keeps, one record per λ, in order.
-
-    Runs in a worker process, like :func:`run_config`.
-    """
-    from .training import train_lambdas
-
-    if penalty is not None:
-        register_penalty(penalty)
-    rest = {k: v for k, v in fields.items() if k not in ("backend", "preset", "seed", "lambd")}
-    if arrays is not None:
-        rest = {**_data_fields(rest), **_as_data(arrays)}
-    try:
-        runs = train_lambdas(fields["backend"], lambdas, fields["preset"], fields["seed"], **rest)
-        for run, lam in zip(runs, lambdas, strict=True):  # each row is stored under this config's key
-            if run.config != make_config(**{**fields, "lambd": lam}):
-                raise RunFailedError(f"train_lambdas returned the run of {run.config}, not of {fields}")
-        return [result_record(run) for run in runs]
-    except WdlibError as err:
-        listed = ", ".join(f"{lam!r}" for lam in lambdas)
-        raise RunFailedError(f"the runs backend={fields['backend']!r}, lambd in [{listed}], "
-                             f"seed={fields['seed']!r} failed: {err}") from None
 
 
 def sweep(
