@@ -80,7 +80,8 @@ def test_a_warning_is_one_line_and_the_users_filters_are_kept(monkeypatch: pytes
 
 def test_a_field_given_by_set_and_by_its_option_is_refused(capsys: pytest.CaptureFixture) -> None:
     code, out, err = run_cli(["train", "--mode", "concise", "--set", "wd=3", "--wd", "1"], capsys)
-    assert code == 2 and out == "" and err.startswith("wdlib: error: --set='wd=3.0'") and "--wd" in err
+    assert code == 2 and out == "" and "--wd" in err
+    assert err.startswith("wdlib: error: --set wd=3.0 is not valid")
 
 
 def test_options_are_never_abbreviated(capsys: pytest.CaptureFixture) -> None:
@@ -107,3 +108,21 @@ def test_python_m_wdlib_sweeps_in_worker_processes(tmp_path: Path) -> None:
 def test_train_takes_one_lambda_and_says_where_several_go(capsys: pytest.CaptureFixture) -> None:
     code, _, err = run_cli(["train", "--lambd", "0,3"], capsys)
     assert code == 2 and "train runs one λ; compare and sweep take several" in err
+
+
+@pytest.mark.parametrize(("python", "command_line"), [
+    ("expected () with model='linear'; use model='mlp'", "expected () with --model linear; use --model mlp"),
+    ("hidden=(128, 64) is too large", "--hidden 128x64 is too large"),
+    ("lower lr=0.3, or keep it with on_divergence='record'", "lower --set lr=0.3, or keep it with "
+     "--set on_divergence=record"),
+    ("--lambd='0:10:x' is not valid", "--lambd 0:10:x is not valid"),
+    ("use wd=... for weight decay", "use --wd ... for weight decay"),
+    ("already --set lr=0.3", "already --set lr=0.3"),
+    ("pass data=(X, y) or store='a.db'", "pass data=(X, y) or store='a.db'"),  # no such options here
+    ("seed=3 of sweep", "--seeds 3 of sweep"),
+])
+def test_messages_for_python_callers_are_said_in_command_line_words(python: str, command_line: str) -> None:
+    from wdlib.cli_errors import cli_words
+
+    options = {"--model", "--hidden", "--set", "--lambd", "--wd", "--seeds"}
+    assert cli_words(python, options) == command_line

@@ -23,7 +23,7 @@ from .cli_args import (
     parse_seeds,
 )
 from .cli_errors import one_line, report
-from .cli_parser import build_parser
+from .cli_parser import build_parser, command_options
 from .errors import ConfigError, DivergenceError
 
 # --- the subcommands -----------------------------------------------------------------------------
@@ -254,16 +254,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     user mistake, 1 for a fault of the machine or a bug (:mod:`wdlib.cli_errors`), one line on stderr
     and no traceback unless ``--debug`` is given."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = None
+    args, options = None, ()
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        options = command_options(parser, args.command)
         with warnings.catch_warnings():  # a warning is one line too, without Python's file:line
             warnings.showwarning = _one_line_warning
             status = HANDLERS[args.command](args)
         sys.stdout.flush()  # a closed pipe (`wdlib ... | head`) fails here, not at the exit
         return status
     except BaseException as err:  # every exception ends as one line and a status
-        return report(err, debug=getattr(args, "debug", False) if args is not None else "--debug" in argv)
+        return report(err, debug=getattr(args, "debug", False) if args is not None else "--debug" in argv,
+                      options=options)
 
 
 if __name__ == "__main__":

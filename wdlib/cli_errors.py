@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import sys
+from collections.abc import Collection
 
 from .errors import BackendLoadError, WdlibError
 
@@ -92,13 +94,44 @@ def status_and_line(err: BaseException) -> tuple[int, str | None]:
                            + "; rerun with --debug for the traceback, and please report it")
 
 
-def report(err: BaseException, debug: bool) -> int:
-    """Print ``err``'s one line to stderr and return its exit status; with ``debug``, re-raise it."""
+#: ``name='text'``, ``name=number``, ``name=True/False`` or ``name=(8, 4)`` (widths) in a message
+#: written for Python callers (not one already in command-line words: ``--set lr=0.3``).
+_PYTHON_SETTING = re.compile(r"(?<!--set )(?<![\w-])(--)?([a-z][a-z0-9_-]*)="
+                             r"(?:'([^'\s]*)'|(-?\d[\w.+-]*\b|True\b|False\b|\.\.\.)|\((\d+(?:, \d+)*),?\))")
+
+
+def cli_words(text: str, options: Collection[str]) -> str:
+    """A message written for Python callers (``use model='mlp'``), in the words of a command that has
+    ``options``: ``--model mlp``, or ``--set lr=0.3`` for a Config field without an option of its own.
+    Settings the command has no way to give are left as they are."""
+    from .config import FIELD_CHECKS
+
+    def spelled(match: re.Match[str]) -> str:
+        dashes, name, value = match[1], match[2], next(v for v in match.groups()[2:] if v is not None)
+        if match[5] is not None:
+            value = "x".join(value.split(", "))  # --hidden 128x64
+        if dashes:  # already an option's name: --lambd='0:10:x'
+            return f"--{name} {value}"
+        for option in (f"--{name.replace('_', '-')}", f"--{name}s"):
+            if option in options and value not in ("True", "False"):
+                return f"{option} {value}"
+        if name in FIELD_CHECKS and "--set" in options:
+            return f"--set {name}={value}"
+        return match[0]
+
+    return _PYTHON_SETTING.sub(spelled, text)
+
+
+def report(err: BaseException, debug: bool, options: Collection[str] = ()) -> int:
+    """Print ``err``'s one line to stderr and return its exit status; with ``debug``, re-raise it.
+    ``options``: the command's options, to say a WdlibError's settings in them (:func:`cli_words`)."""
     if isinstance(err, SystemExit):  # --help, --version
         return err.code if isinstance(err.code, int) else 0
     if debug:
         raise err
     status, line = status_and_line(err)
+    if line is not None and options and isinstance(err, WdlibError):
+        line = cli_words(line, options)
     if isinstance(err, BrokenPipeError):
         _silence_stdout()
     if line is not None:

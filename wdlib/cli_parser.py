@@ -136,3 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+
+
+def command_options(parser: argparse.ArgumentParser, command: str) -> set[str]:
+    """The option strings (``--model``, ...) of ``parser``'s subcommand ``command``."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        sub = action.choices.get(command) if isinstance(action.choices, dict) else None
+        if sub is not None:
+            return {s for a in sub._actions for s in a.option_strings}
+    return set()
