@@ -126,3 +126,17 @@ def test_messages_for_python_callers_are_said_in_command_line_words(python: str,
 
     options = {"--model", "--hidden", "--set", "--lambd", "--wd", "--seeds"}
     assert cli_words(python, options) == command_line
+
+
+def test_decay_table_fits_a_terminal_and_wide_gives_every_column(capsys: pytest.CaptureFixture) -> None:
+    from wdlib.semantics import decay_semantics
+
+    rows = decay_semantics().rows
+    code, out, _ = run_cli(["decay-table"], capsys)
+    assert code == 0 and max(map(len, out.splitlines())) <= 100
+    blocks = out.strip().split("\n\n")[:-1]  # the last one is the caption
+    assert [b.split()[0] for b in blocks] == [r["key"] for r in rows]
+    assert all(f"= {r['core_chain']}" in " ".join(b.split()) for b, r in zip(blocks, rows, strict=True))
+    code, out, _ = run_cli(["decay-table", "--wide"], capsys)
+    header = out.splitlines()[0].split()
+    assert code == 0 and header == list(decay_semantics().columns) and len(out.splitlines()) == len(rows) + 2

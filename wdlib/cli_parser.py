@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("decay-table", help="what each framework's weight_decay means, and the conversions")
     p.add_argument("--json", metavar="FILE.json", help="write the table as JSON instead of printing it")
+    p.add_argument("--wide", action="store_true", help="one line per spelling, every column (~470 characters "
+                   "wide; default: a short block per spelling)")
 
     p = sub.add_parser("reproduce", help="the book's figures and numbers")
     p.add_argument("book", choices=["gluonbook", "d2l"])
