@@ -97,3 +97,17 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path: Path, capsys: p
     wdlib.sweep([0, 1], store=tmp_path / "b.sqlite", progress=True, **kw)
     err = capsys.readouterr().err
     assert "sweep" in err and "2/2" in err
+
+
+def test_store_none_keeps_the_runs_in_the_table_and_writes_no_file(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    table = wdlib.sweep([0, 3], seeds=[0], backends=["numpy"], num_epochs=5, store=None,
+                        executor=cf.ThreadPoolExecutor(1))
+    assert table.store is None and len(table) == 2 and table.computed == 2
+    assert list(tmp_path.iterdir()) == []  # no runs.sqlite in the working folder
+    filed = wdlib.sweep([0, 3], seeds=[0], backends=["numpy"], num_epochs=5, store=tmp_path / "s.sqlite",
+                        executor=cf.ThreadPoolExecutor(1))
+    for a, b in zip(table.rows, filed.rows, strict=True):
+        assert a["key"] == b["key"] and a["test_loss"] == b["test_loss"]
+    assert "in memory" not in table.caption() and "s.sqlite" in filed.caption()

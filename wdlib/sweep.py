@@ -104,7 +104,7 @@ def sweep(
     backends: Any = None,
     *,
     preset: Any = "d2l",
-    store: str | os.PathLike[str] = "runs.sqlite",
+    store: str | os.PathLike[str] | None = "runs.sqlite",
     executor: cf.Executor | None = None,
     workers: int | None = None,
     progress: bool | None = None,
@@ -114,7 +114,8 @@ def sweep(
     **fields: Any,
 ) -> SweepTable:
     """Run every combination of ``lambdas`` x ``seeds`` x ``backends`` (default: every installed
-    backend) x any other Config field given as a list, storing each run in the SQLite ``store``.
+    backend) x any other Config field given as a list, storing each run in the SQLite ``store``
+    (``store=None``: in a temporary store, removed when the sweep returns; the table keeps the runs).
 
     Runs already in the store are skipped. Runs execute on ``executor`` (any
     ``concurrent.futures.Executor``; default: a process pool of ``workers`` processes, one per CPU).
@@ -137,8 +138,9 @@ def sweep(
     """
     # Everything is checked before a framework is imported, data generated or the store touched.
     check_executor(executor, workers)
-    if not isinstance(store, (str, os.PathLike)):
-        raise ConfigError("store", store, "a file path (a str or os.PathLike), e.g. 'runs.sqlite'")
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        raise ConfigError("store", store, "a file path (a str or os.PathLike), e.g. 'runs.sqlite', or "
+                          "None to keep the runs only in the returned table")
     if not isinstance(vectorize, bool):
         raise ConfigError("vectorize", vectorize, "True or False")
     arrays = None
@@ -152,7 +154,23 @@ def sweep(
     elif test is not None:
         raise ConfigError("test", "a test set", "None unless data=(X, y) is given")
     configs = sweep_configs(lambdas, seeds, backends, preset=preset, **fields)
-    check_store_path(store)
+    if store is None:  # a store of its own, gone when the sweep returns: the table has every row
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="wdlib-sweep-") as folder:
+            rows, computed = _run_grid(Path(folder) / "runs.sqlite", configs, executor, workers, progress,
+                                       vectorize, arrays)
+    else:
+        check_store_path(store)
+        rows, computed = _run_grid(store, configs, executor, workers, progress, vectorize, arrays)
+    return SweepTable(rows, computed=computed, skipped=len(configs) - computed,
+                      store=None if store is None else Path(store))
+
+
+def _run_grid(store: str | os.PathLike[str], configs: list[Config], executor: cf.Executor | None,
+              workers: int | None, progress: bool | None, vectorize: bool,
+              arrays: tuple[Any, ...] | None) -> tuple[list[dict[str, Any]], int]:
+    """Run the configurations ``store`` lacks; (the stored rows of every configuration, how many ran)."""
     with Store(store) as db:
         if not vectorize:
             _refuse_vectorized_rows(db, configs, store)
@@ -160,8 +178,7 @@ def sweep(
         computed = sum(len(missing) for _, missing in tasks)
         if tasks:
             _execute(tasks, db, executor, workers, progress, arrays)
-        rows = list(db.records(config_key(c) for c in configs))
-    return SweepTable(rows, computed=computed, skipped=len(configs) - computed, store=Path(store))
+        return list(db.records(config_key(c) for c in configs)), computed
 
 
 def _refuse_vectorized_rows(db: Store, configs: Sequence[Config], store: Any) -> None:
