@@ -183,3 +183,47 @@ def test_a_framework_failing_with_any_error_is_a_load_error() -> None:
         with pytest.raises(wdlib.BackendLoadError, match=r"'crashing'.*RuntimeError: CUDA driver") as err:
             wdlib.train("crashing")
     assert "\n" not in str(err.value)
+
+
+def test_capabilities_are_data_on_the_class_and_checked_before_any_work() -> None:
+    """A backend's optional capabilities are read from its class (no framework imported); a run that
+    needs one the backend lacks is refused naming the field, before data are drawn."""
+    from wdlib.backend import CAPABILITIES, Backend
+    from wdlib.validate import check_supported
+
+    for name in ("numpy", "torch", "jax", "mxnet"):
+        if name in wdlib.installed_backends():
+            expected = set(CAPABILITIES) - ({"compiled"} if name != "jax" else set())  # JAX: lax.scan
+            assert wdlib.backend.backend_class(name).capabilities == expected, name
+
+    class Minimal(Backend):  # the abstract methods only: the linear model with SGD
+        name, framework, install = "minimal", "numpy", "pip install numpy"
+        asarray = NumpyBackend.asarray
+        to_numpy = NumpyBackend.to_numpy
+        take = NumpyBackend.take
+        dot = NumpyBackend.dot
+        sign = NumpyBackend.sign
+        grad = NumpyBackend.grad
+
+    class WithMLP(Minimal):
+        name = "withmlp"
+        relu = NumpyBackend.relu
+
+    assert Minimal.capabilities == frozenset() and WithMLP.capabilities == {"mlp"}
+    with wdlib.temporary_backend(Minimal), wdlib.temporary_backend(WithMLP):
+        run = wdlib.train("minimal", lambd=3, num_epochs=3)
+        reference = wdlib.train("numpy", lambd=3, num_epochs=3, engine="eager")
+        np.testing.assert_allclose(run.test_loss, reference.test_loss, rtol=1e-6)
+        for fields, field in [({"model": "mlp", "hidden": (4,)}, "model"),
+                              ({"optimizer": "adam"}, "optimizer"), ({"optimizer": "momentum"}, "optimizer"),
+                              ({"engine": "fused"}, "engine"),
+                              ({"mode": "concise", "lambd": 0, "wd": 1.0}, "mode")]:
+            with pytest.raises(wdlib.ConfigError, match=f"^{field}=") as err:
+                wdlib.train("minimal", **{"lambd": 3, **fields})
+            assert "minimal" in str(err.value)
+            config = wdlib.make_config(backend="minimal", **{"lambd": 3, **fields})
+            with pytest.raises(wdlib.ConfigError, match=f"^{field}="):  # from the class, before any work
+                check_supported([config])
+        assert wdlib.train("withmlp", model="mlp", hidden=(4,), num_epochs=2).train_loss.shape == (2,)
+        with pytest.raises(wdlib.ConfigError, match=r"^optimizer=.*zeros_like"):
+            wdlib.train("withmlp", optimizer="momentum")

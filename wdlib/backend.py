@@ -46,6 +46,17 @@ class Backend(ABC):
     framework: ClassVar[str]
     #: Command that installs the framework.
     install: ClassVar[str]
+    #: What the backend offers beyond the linear model trained by SGD, as data read from the class
+    #: before its framework is imported (:func:`wdlib.validate.check_supported`): a subset of
+    #: :data:`CAPABILITIES`. Set for each subclass from the optional methods it implements.
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.capabilities = frozenset(
+            name for name, methods in CAPABILITIES.items()
+            if all(getattr(cls, m) is not getattr(Backend, m) for m in methods)
+        )
 
     def load(self) -> None:  # noqa: B027 - optional hook
         """Import the framework (called once, on first use)."""
@@ -153,7 +164,7 @@ class Backend(ABC):
         """Whether :meth:`fused_fit` runs ``config`` with the eager loop's numbers (within rounding)."""
         from . import vectorized
 
-        return type(self).fit_plan is not Backend.fit_plan and vectorized.supports(config)
+        return "fused" in self.capabilities and vectorized.supports(config)
 
     def fused_fit(
         self, problem: Problem, config: Config
@@ -181,6 +192,17 @@ def _checked(name: str, result: Any, problem: Problem, config: Config, k: int) -
     from .validate import check_result  # validate imports this module
 
     return check_result(name, result, problem, config, k)
+
+
+#: Each optional capability and the methods a backend implements to offer it.
+CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "concise": ("concise_step", "concise_loss"),  # mode="concise": the framework's own optimizers
+    "fused": ("fit_plan",),  # the fast path of wdlib.vectorized (and λ-vectorized runs)
+    "compiled": ("supports_compiled", "fit_compiled"),  # whole runs as one compiled call
+    "mlp": ("relu",),
+    "momentum": ("zeros_like",),
+    "adam": ("zeros_like", "sqrt"),
+}
 
 
 #: Names of :mod:`wdlib.registry` that are importable from this module too (``wdlib.backend.get_backend``).

@@ -196,12 +196,12 @@ def check_supported(configs: Sequence[Config]) -> None:
     """What each config asks of its backend's class (a native recipe for ``rng="native"``, a concise
     mode, a fast path for ``engine="fused"``), checked before a framework is imported or a worker
     started: the rules :func:`wdlib.training.prepare_backend` applies, read from the classes only."""
-    from .backend import Backend
+    from .backend import CAPABILITIES
     from .registry import backend_class
 
-    seen: set[tuple[str, str, str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     for config in configs:
-        ask = (config.backend, config.rng, config.mode, config.engine)
+        ask = (config.backend, config.rng, config.mode, config.engine, config.model, config.optimizer)
         if ask in seen:
             continue
         seen.add(ask)
@@ -211,11 +211,18 @@ def check_supported(configs: Sequence[Config]) -> None:
             raise ConfigError("rng", "native", f"'numpy': backend {config.backend!r} has no native "
                               f"recipe for preset {config.preset!r} (native recipes: "
                               f"{', '.join(recipes) or 'none'})")
-        if config.mode == "concise" and cls.concise_step is Backend.concise_step:
+        offered = cls.capabilities
+        if config.mode == "concise" and "concise" not in offered:
             raise ConfigError("mode", "concise", f"'scratch': backend {config.backend!r} has no concise mode")
-        if config.engine == "fused" and cls.fit_plan is Backend.fit_plan:
+        if config.engine == "fused" and "fused" not in offered:
             raise ConfigError("engine", "fused", f"'auto' or 'eager': backend {config.backend!r} has no "
                               "fused path")
+        if config.mode == "scratch" and config.model != "linear" and config.model not in offered:
+            raise ConfigError("model", config.model, f"'linear': backend {config.backend!r} has no "
+                              "relu op for the MLP")
+        if config.mode == "scratch" and config.optimizer != "sgd" and config.optimizer not in offered:
+            raise ConfigError("optimizer", config.optimizer, f"'sgd': backend {config.backend!r} lacks "
+                              f"the ops of {config.optimizer} ({', '.join(CAPABILITIES[config.optimizer])})")
 
 
 def _installed() -> list[str]:
