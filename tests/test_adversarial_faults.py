@@ -197,9 +197,9 @@ def _wdlib(*argv: str, stdout: Any = subprocess.PIPE) -> subprocess.CompletedPro
 
 
 @pytest.mark.parametrize(("argv", "status", "says"), [
-    ([*TRAIN, "--plot", "{tmp}/x.txt"], 2, "--plot="),
+    ([*TRAIN, "--plot", "{tmp}/x.txt"], 2, "--plot "),
     ([*TRAIN, "--json", "{tmp}/file/x.json"], 2, "is a file, not a folder"),
-    (["reproduce", "d2l", "--out", "{tmp}/file"], 2, "--out="),
+    (["reproduce", "d2l", "--out", "{tmp}/file"], 2, "--out "),
     (["decay-table", "--json", "{tmp}/file/t.json"], 2, "is a file, not a folder"),
 ])
 def test_no_traceback_in_a_real_process(tmp_path: Path, argv: list[str], status: int, says: str) -> None:

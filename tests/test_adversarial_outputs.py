@@ -260,7 +260,7 @@ def test_cli_refuses_a_bad_target_with_one_line_and_exit_2(
     code = main(argv)
     out, err = capsys.readouterr()
     assert code == 2 and out == "", (code, out, err)
-    assert err.startswith(f"wdlib: error: {option}=") and err.count("\n") == 1 and says in err, err
+    assert err.startswith(f"wdlib: error: {option} ") and err.count("\n") == 1 and says in err, err
     assert trained == [] and snapshot(tmp_path) == before
 
 
