@@ -156,3 +156,20 @@ def test_split_rows() -> None:
         assert all(z > a for a, z in ranges)
         assert all((z - a) % block == 0 for a, z in ranges[:-1])
         assert all(ranges[i][1] == ranges[i + 1][0] for i in range(len(ranges) - 1))
+
+
+def test_torch_large_data_path_without_torchscript(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyTorch's minibatch loop (wdlib_torch.large): TorchScript, or the generic one in Python; the
+    same numbers to rounding."""
+    if "torch" not in wdlib.installed_backends():
+        pytest.skip("torch is not installed")
+    from wdlib_torch import large as torch_large
+
+    large_data_path(monkeypatch)
+    kw = {"lambd": 3.0, "dtype": "float64", "engine": "fused", "decay_bias": True}
+    assert torch_large.scripted_minibatch() is not None
+    scripted = wdlib.train("torch", **kw)
+    monkeypatch.setattr(torch_large, "scripted_minibatch", lambda: None)
+    plain = wdlib.train("torch", **kw)
+    np.testing.assert_allclose(plain.params["w"], scripted.params["w"], rtol=1e-13, atol=1e-15)
+    assert_runs_close(scripted, wdlib.train("numpy", **{**kw, "engine": "eager"}), "float64")

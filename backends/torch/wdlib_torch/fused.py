@@ -7,8 +7,8 @@ thread.
 - ``"minibatches"``: ``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus
   ``mul_`` for the decay when λ > 0) on views of buffers that one ``index_select`` per epoch refills,
   the epochs loop in TorchScript (:func:`scripted_epochs`).
-- ``"blocks"`` (large data): :class:`wdlib.large.BlockKernels` in torch ops (:class:`TorchOps`), on X
-  itself, never copied, read from memory once per epoch.
+- ``"blocks"`` (large data): :class:`wdlib.large.BlockKernels` in torch ops, on X itself, never
+  copied, read from memory once per epoch (:mod:`wdlib_torch.large`).
 
 TorchScript halves the per-call overhead of these loops; where it is unavailable the same loops run
 in Python. Losses: one product per chunk of epochs (:func:`_losses`).
@@ -27,6 +27,7 @@ import numpy as np
 
 from wdlib import fastpath, large
 from wdlib import vectorized as vec
+from wdlib_torch.large import TorchOps, scripted_minibatch  # noqa: F401  (the large-data section)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -124,70 +125,6 @@ def _script(f: Any) -> Any:
             return torch.jit.script(f)
     except Exception:  # TorchScript is optional: the Python loops do the same
         return None
-
-
-class TorchOps(large.LargeOps):
-    """:class:`wdlib.large.BlockKernels` in PyTorch (the "blocks" strategy): tensors sharing the
-    NumPy arrays' memory, ``index_select`` and ``mm`` into preallocated buffers."""
-
-    def __init__(self, torch: Any) -> None:
-        self.torch = torch
-
-    def context(self) -> Any:
-        return self.torch.no_grad()
-
-    def asarray(self, a: np.ndarray) -> Any:
-        return self.torch.from_numpy(a)
-
-    def copy(self, a: Any) -> Any:
-        return a.clone()
-
-    def empty(self, shape: tuple[int, ...], like: Any) -> Any:
-        return self.torch.empty(shape, dtype=like.dtype)
-
-    def take_rows(self, X: Any, idx: Any, out: Any) -> Any:
-        return self.torch.index_select(X, 0, idx, out=out)
-
-    def matmul(self, a: Any, b: Any, out: Any) -> Any:
-        return self.torch.mm(a, b, out=out)
-
-    def subtract(self, a: Any, b: Any, out: Any) -> Any:
-        return self.torch.sub(a, b, out=out)
-
-    def to_numpy(self, a: Any) -> np.ndarray:
-        return a.numpy()
-
-    def mean_square(self, R: Any) -> np.ndarray:
-        return (R.double().square_().mean(0) / 2).numpy()
-
-    def minibatch(self, *args: Any) -> None:
-        (scripted_minibatch() or super().minibatch)(*args)
-
-
-@functools.cache
-def scripted_minibatch() -> Any:
-    """:meth:`TorchOps.minibatch` compiled by TorchScript (per-call overhead: a block is a few
-    tensor calls). None where TorchScript is unavailable."""
-    global Tensor
-    import torch
-
-    Tensor = torch.Tensor
-
-    def minibatch(X: Tensor, rows: Tensor, Xbuf: Tensor, w: Tensor, w_prev: Tensor, c: Tensor, r: Tensor,
-                  previous: Tensor, G: Tensor, Gb: Tensor) -> None:
-        block, m = Xbuf.shape[0], rows.shape[0]
-        G.zero_()
-        for b0 in range(0, m, block):
-            b1 = min(m, b0 + block)
-            Xb = Xbuf[: b1 - b0]
-            torch.index_select(X, 0, rows[b0:b1], out=Xb)
-            rb = r[b0:b1]
-            torch.mm(Xb, w, out=rb)
-            torch.mm(Xb, w_prev, out=previous[b0:b1])
-            rb.add_(c[b0:b1])
-            G.addmm_(Xb.t(), rb)
-
-    return _script(minibatch)
 
 
 def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
