@@ -61,18 +61,18 @@ def options(**changes: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def without_torchscript() -> Iterator[None]:
-    from wdlib_torch import fused
+    from wdlib_torch import fused, large
 
-    names = [n for n in ("scripted_epochs", "scripted_steps", "scripted_minibatch", "scripted")
-             if hasattr(fused, n)]
-    saved = {n: getattr(fused, n) for n in names}
-    for n in names:
-        setattr(fused, n, lambda *a, **k: None)
+    names = [(m, n) for m in (fused, large) for n in ("scripted_epochs", "scripted_steps",
+             "scripted_minibatch") if n in vars(m) and getattr(m, n).__module__ == m.__name__]
+    saved = {(m, n): getattr(m, n) for m, n in names}
+    for m, n in names:
+        setattr(m, n, lambda *a, **k: None)
     try:
         yield
     finally:
-        for n, f in saved.items():
-            setattr(fused, n, f)
+        for (m, n), f in saved.items():
+            setattr(m, n, f)
 
 
 LARGE = {"gather_bytes": 0, "dual_ratio": 0, "block_bytes": 2 * 8 * 202}

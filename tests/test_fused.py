@@ -129,23 +129,6 @@ def test_torch_without_torchscript(loop: str, monkeypatch: pytest.MonkeyPatch) -
     assert_runs_close(plain, eager, "float64")
 
 
-def test_torch_large_data_path_without_torchscript(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The large-data path's minibatch loop: TorchScript, or the generic one in Python; same numbers."""
-    if "torch" not in wdlib.installed_backends():
-        pytest.skip("torch is not installed")
-    from wdlib_torch import fused
-
-    large_data_path(monkeypatch)
-    assert fused.scripted_minibatch() is not None
-    scripted = wdlib.train("torch", lambd=3.0, dtype="float64", engine="fused", decay_bias=True)
-    monkeypatch.setattr(fused, "scripted_minibatch", lambda: None)
-    plain = wdlib.train("torch", lambd=3.0, dtype="float64", engine="fused", decay_bias=True)
-    eager = wdlib.train("numpy", lambd=3.0, dtype="float64", engine="eager", decay_bias=True)
-    np.testing.assert_allclose(plain.params["w"], scripted.params["w"], rtol=1e-13, atol=1e-15)
-    assert_runs_close(plain, eager, "float64")
-    assert_runs_close(scripted, eager, "float64")
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("preset", ["d2l", "gluonbook"])
 def test_eager_path_still_equals_the_numpy_eager_reference(backend: str, preset: str, dtype: str) -> None:
