@@ -163,9 +163,11 @@ class Scan(_Kernels):
         self.theta = S[C - 1].reshape((q, 1))
         return S  # (C, q)
 
+    def context(self) -> Any:
+        return np.errstate(over="ignore", invalid="ignore")  # divergence is recorded, not warned about
+
     def losses(self, S: Any) -> tuple[np.ndarray, np.ndarray]:
-        R = self.nd.dot(S, self.L).asnumpy()  # (C, rows of L_train + L_test)
-        R = np.square(R, dtype=np.float64) if R.dtype == np.float64 else np.square(R)
+        R = np.square(self.nd.dot(S, self.L).asnumpy())  # (C, rows of L_train + L_test)
         train = R[:, : self.rows].sum(axis=1, dtype=np.float64) / (2 * self.plan.n_train)
         test = R[:, self.rows :].sum(axis=1, dtype=np.float64) / (2 * len(self.plan.X_test))
         return train[:, None], test[:, None]
