@@ -37,12 +37,15 @@ def set_options(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
 
 
 def use_loop(loop: str, config: wdlib.Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Small one-column runs train with one matrix per minibatch ("step_matrices"); "minibatch"
-    turns that off, so the two products and update per minibatch of every other run are tested too."""
+    """Small one-column runs multiply their step matrices out ("scan"); "step_matrices" turns that
+    off (one product per minibatch, the runs of a larger state), and "minibatch" both, so the two
+    products and update per minibatch of every other run are tested too."""
+    if loop in ("step_matrices", "minibatch"):
+        set_options(monkeypatch, scan_max_q=0)
     if loop == "minibatch":
         set_options(monkeypatch, step_matrix_max_q=0)
     plan = vectorized.make_plan(wdlib.make_problem(config), config)
-    assert plan.strategy == {"step_matrices": "step_matrices", "minibatch": "minibatches"}[loop]
+    assert plan.strategy == {"minibatch": "minibatches"}.get(loop, loop)
 
 
 def large_data_path(monkeypatch: pytest.MonkeyPatch) -> None:

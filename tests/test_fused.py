@@ -25,7 +25,7 @@ import wdlib
 from wdlib import fastpath, vectorized
 
 
-@pytest.mark.parametrize("loop", ["step_matrices", "minibatch"])
+@pytest.mark.parametrize("loop", ["scan", "step_matrices", "minibatch"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("preset", ["d2l", "gluonbook"])
 @pytest.mark.parametrize("setting", SETTINGS, ids=["lambd0", "lambd3", "lambd3-decay_bias"])
@@ -54,7 +54,7 @@ def test_supports_fused_only_scratch_numpy_l2() -> None:
     assert not vectorized.supports(config.replace(mode="concise", wd=3.0))
 
 
-@pytest.mark.parametrize("loop", ["step_matrices", "minibatch"])
+@pytest.mark.parametrize("loop", ["scan", "step_matrices", "minibatch"])
 def test_short_last_batch(backend: str, loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """n_train not a multiple of batch_size: the last minibatch is short and decays less."""
     kw = {"n_train": 23, "batch_size": 5, "num_epochs": 30, "lambd": 3.0, "dtype": "float64"}

@@ -132,14 +132,17 @@ def test_loss_rows_keep_every_residual_norm() -> None:
 
 def test_plan_names_its_layout_and_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
     """make_plan's choices, as explicit fields: the chapter (20 examples, 200 features) in the dual
-    layout, one λ with step matrices, several with minibatches; more data than gather_bytes: blocks."""
+    layout, one λ with its step matrices multiplied out (scan; step matrices one at a time above
+    scan_max_q), several with minibatches; more data than gather_bytes: blocks."""
     from test_fused import set_options
 
     config = wdlib.make_config(lambd=3.0)
     problem = wdlib.make_problem(config)
     plan = vectorized.make_plan(problem, config)
-    assert (plan.layout, plan.strategy, plan.q) == ("dual", "step_matrices", 23)
+    assert (plan.layout, plan.strategy, plan.q) == ("dual", "scan", 23)
     assert plan.step_matrices().shape == (100, 4, 23, 23)
+    set_options(monkeypatch, scan_max_q=22)
+    assert vectorized.make_plan(problem, config).strategy == "step_matrices"
     sweep = vectorized.make_plan(problem, config, [0.0, 3.0])
     assert (sweep.layout, sweep.strategy, sweep.k) == ("dual", "minibatches", 2)
     set_options(monkeypatch, dual_ratio=0)
@@ -150,7 +153,7 @@ def test_plan_names_its_layout_and_strategy(monkeypatch: pytest.MonkeyPatch) -> 
     assert (plan.layout, plan.strategy, plan.U_train) == ("primal", "blocks", None)
     assert plan.options is fastpath.OPTIONS
     assert set(vectorized.LAYOUTS) == {"primal", "dual"}
-    assert set(vectorized.STRATEGIES) == {"step_matrices", "minibatches", "blocks"}
+    assert set(vectorized.STRATEGIES) == {"scan", "step_matrices", "minibatches", "blocks"}
 
 
 def test_vectorized_short_last_batch(backend: str) -> None:

@@ -52,6 +52,14 @@ class FastPathOptions:
     #: take at most step_matrix_bytes in all.
     step_matrix_max_q: int = 64
     step_matrix_bytes: int = 16 * 2**20
+    #: "scan" (the step matrices' products formed by a few batched products instead of one small
+    #: product per minibatch) for one-column runs whose state has at most this many rows: a batched
+    #: (q, q) product costs q^3, against q^2 for one step, so it only pays where a call costs more
+    #: than q^3 multiply-adds.
+    scan_max_q: int = 32
+    #: "scan": epochs per block of the blocked prefix product (0: about sqrt(num_epochs), which
+    #: minimizes the number of calls, (block - 1) batched products + one per block).
+    scan_block: int = 0
     #: The dual layout when n_train + 3 <= dual_ratio * (p + 2) and n_train <= dual_max_n.
     dual_ratio: float = 0.5
     dual_max_n: int = 2048
@@ -72,6 +80,10 @@ class FastPathOptions:
         """Whether a run's q x q matrix per minibatch is worth making: q at most step_matrix_max_q,
         all of them at most step_matrix_bytes."""
         return q <= self.step_matrix_max_q and minibatches * q * q * itemsize <= self.step_matrix_bytes
+
+    def scan(self, q: int, minibatches: int, itemsize: int) -> bool:
+        """Whether a one-column run's step matrices are multiplied out by the "scan" strategy."""
+        return q <= self.scan_max_q and self.small_state(q, minibatches, itemsize)
 
 
 #: The options new plans are made with (tests and experiments: ``OPTIONS.replace(...)``).

@@ -24,7 +24,9 @@ A :class:`Plan` fixes two choices, each an explicit field:
 - ``strategy``: how a backend runs the minibatches. ``"step_matrices"``: one column and a small
   state, so each minibatch's step is one matrix ``A = D_m - U_B^T Z_B`` (all made up front), one
   product per step: the chapter's runs are bound by the per-call overhead of their tiny products,
-  not by the multiply-adds. ``"minibatches"``: two products and an update per minibatch, on rows
+  not by the multiply-adds. ``"scan"``: the same matrices, with a smaller state (the chapter's
+  q = 23), multiplied out by a few batched products (:mod:`wdlib.scan`), some twenty calls for the
+  whole run instead of one per minibatch. ``"minibatches"``: two products and an update per minibatch, on rows
   gathered once per epoch. ``"blocks"``: large data (more than ``gather_bytes``), the primal form on
   X itself, never copied, each minibatch in cache-sized blocks of rows (:mod:`wdlib.large`).
 
@@ -51,7 +53,7 @@ from .data import Problem
 from .fastpath import FastPathOptions
 
 LAYOUTS = ("primal", "dual")
-STRATEGIES = ("step_matrices", "minibatches", "blocks")
+STRATEGIES = ("scan", "step_matrices", "minibatches", "blocks")
 
 
 def supports(config: Config) -> bool:
@@ -181,8 +183,13 @@ class Plan:
 
     def step_matrices(self) -> np.ndarray:
         """(num_epochs, minibatches, q, q), one column: every minibatch's update as one matrix,
-        ``theta <- A theta`` with ``A = D_m - U_B^T Z_B`` (:meth:`step_products` with the decay)."""
+        ``theta <- A theta`` with ``A = D_m - U_B^T Z_B`` (:meth:`step_products` with the decay; in the
+        dual layout scattered rows, :func:`wdlib.scan.dual_step_matrices`)."""
         assert self.k == 1, "several columns decay differently: use step_products"
+        if self.layout == "dual":
+            from .scan import dual_step_matrices
+
+            return dual_step_matrices(self)
         A, bounds, q = self.step_products(), self.bounds(), self.q
         np.negative(A, out=A)
         d = np.ones((len(bounds), q))
@@ -256,6 +263,8 @@ def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None 
     q = n + 3 if dual else p + 2
     if not dual and 2 * n * q * dt.itemsize > opt.gather_bytes:
         strategy = "blocks"
+    elif len(lam) == 1 and opt.scan(q, E * -(-n // config.batch_size), dt.itemsize):
+        strategy = "scan"
     elif len(lam) == 1 and opt.small_state(q, E * -(-n // config.batch_size), dt.itemsize):
         strategy = "step_matrices"
     else:

@@ -69,7 +69,9 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
 
 class Scan(fastpath.Kernels):
     """Every strategy as the one compiled scan over minibatches: inside it, the two small products of
-    a step cost no more than the one of a step matrix, so "step_matrices" plans run it too, and
+    a step cost no more than the one of a step matrix, so "step_matrices" and "scan" plans run it
+    too (XLA's batched (q, q) products on CPU cost more than the whole loop: benchmarks/results.md,
+    "Tuning measurements"), and
     "blocks" plans (large data) run it on JAX's own ``[X, 1, -y]`` and U. The losses come out of
     the same compiled call as the snapshots."""
 

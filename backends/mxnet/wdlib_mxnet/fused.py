@@ -4,8 +4,10 @@ operators, run by :func:`wdlib.fastpath.run`.
 Every MXNet operator costs tens of microseconds of engine overhead (benchmarks/results.md), so the
 fast path issues as few as it can, and no ``autograd.record``:
 
-- ``"step_matrices"`` (one small column, the chapter's runs): one ``nd.dot`` per minibatch with its
-  update matrix (:class:`StepMatrices`);
+- ``"scan"`` (one column of a small state, the chapter's runs): the update matrices multiplied out
+  by the blocked scan of :mod:`wdlib.scan` in some 30 operators for the whole run (:class:`Scan`);
+- ``"step_matrices"`` (one small column): one ``nd.dot`` per minibatch with its update matrix
+  (:class:`StepMatrices`);
 - ``"minibatches"``: for a small state (the chapter's λ sweeps), one ``nd.linalg.gemm`` per
   minibatch with its ``U_B^T Z_B`` (plus a ``broadcast_mul`` for the decay: :class:`StepProducts`);
   otherwise ``nd.dot(Z_B, theta)`` and one ``nd.linalg.gemm`` (plus the decay) on minibatches
@@ -27,6 +29,7 @@ import numpy as np
 
 from wdlib import fastpath
 from wdlib import vectorized as vec
+from wdlib.scan import block_size
 
 
 def _losses(nd: Any, Z: Any, S: Any, C: int, k: int) -> np.ndarray:
@@ -37,6 +40,8 @@ def _losses(nd: Any, Z: Any, S: Any, C: int, k: int) -> np.ndarray:
 def fit_plan(plan: vec.Plan) -> vec.Result:
     from mxnet import nd
 
+    if plan.strategy == "scan":
+        return fastpath.run(Scan(nd, plan))
     if plan.strategy == "step_matrices":
         return fastpath.run(StepMatrices(nd, plan))
     if plan.small_state():  # λ sweeps of a small state: two operators per minibatch instead of three
@@ -112,6 +117,63 @@ class StepMatrices(_Kernels):
         for i in range(e * self.nb, (e + 1) * self.nb):
             theta = dot(self.steps[i], theta)
         self.theta = theta
+
+
+class Scan(_Kernels):
+    """The blocked scan of :mod:`wdlib.scan` with as few operators as it takes: the step matrices
+    laid out in NumPy so that every operand is a view along the first axis (no slicing operator):
+    minibatch-major, and the epochs of each chunk ordered by their place in a block, then by block,
+    zero-padded to whole blocks. Then ``nb - 1`` ``batch_dot`` for the epoch matrices, ``block - 1``
+    for the prefix products within all blocks, one small ``dot`` per block for the state it starts
+    from (with the previous block's total product), and one ``batch_dot`` for every snapshot; the
+    losses of a chunk are one more ``dot``."""
+
+    def __init__(self, nd: Any, plan: vec.Plan) -> None:  # no Z in MXNet: L holds both sets
+        fastpath.Kernels.__init__(self, plan)
+        self.nd, self.dt = nd, plan.config.dtype
+        self.theta = nd.array(plan.theta0, dtype=self.dt)
+        self.A, self.block = plan.step_matrices(), block_size(plan)
+        L_train, L_test = plan.loss_rows(plan.Z_train), plan.loss_rows(plan.Z_test)
+        self.L = nd.array(np.concatenate([L_train, L_test]).T, dtype=self.dt)  # both sets: one dot
+        self.rows = len(L_train)
+
+    def train(self, e0: int, e1: int) -> Any:
+        nd, G, q = self.nd, self.block, self.plan.q
+        A = self.A[e0:e1]
+        C, nb = A.shape[:2]
+        B = -(-C // G)
+        laid = np.zeros((nb, G, B, q, q), dtype=A.dtype)  # [j, g, b] = A[b * G + g, j]
+        padded = np.zeros((B * G, nb, q, q), dtype=A.dtype)
+        padded[:C] = A
+        laid[...] = padded.reshape(B, G, nb, q, q).transpose(2, 1, 0, 3, 4)
+        steps = nd.array(laid.reshape(nb, G * B, q, q), dtype=self.dt)
+        P = steps[0]
+        for j in range(1, nb):
+            P = nd.batch_dot(steps[j], P)
+        P = P.reshape((G, B, q, q))
+        Q = [P[0]]
+        for g in range(1, G):
+            Q.append(nd.batch_dot(P[g], Q[-1]))
+        thetas = [self.theta]  # the state before each block: one small dot per block with its total
+        for b in range(B - 1):
+            thetas.append(nd.dot(Q[-1][b], thetas[-1]))
+        prefix = (nd.stack(*Q, axis=1) if G > 1 else Q[0]).reshape((B, G * q, q))
+        start = nd.stack(*thetas) if B > 1 else thetas[0].reshape((1, q, 1))
+        S = nd.batch_dot(prefix, start).reshape((B * G, q))[:C]  # every snapshot, (C, q)
+        self.theta = S[C - 1].reshape((q, 1))
+        return S  # (C, q)
+
+    def context(self) -> Any:
+        return np.errstate(over="ignore", invalid="ignore")  # divergence is recorded, not warned about
+
+    def losses(self, S: Any) -> tuple[np.ndarray, np.ndarray]:
+        R = np.square(self.nd.dot(S, self.L).asnumpy())  # (C, rows of L_train + L_test)
+        train = R[:, : self.rows].sum(axis=1, dtype=np.float64) / (2 * self.plan.n_train)
+        test = R[:, self.rows :].sum(axis=1, dtype=np.float64) / (2 * len(self.plan.X_test))
+        return train[:, None], test[:, None]
+
+    def snapshots(self, S: Any) -> np.ndarray:
+        return S.asnumpy()[:, :, None]
 
 
 class StepProducts(_Kernels):

@@ -1,8 +1,10 @@
 """The NumPy backend's fast path: the kernels of each strategy of :mod:`wdlib.vectorized`, in BLAS
 calls, run by :func:`wdlib.fastpath.run`.
 
-- ``"step_matrices"`` (one small column, the chapter's runs): a step is one ``np.matmul`` with that
-  minibatch's update matrix, ping-ponging between two buffers.
+- ``"scan"`` (one column of a small state, the chapter's runs): the update matrices multiplied out by
+  a few batched ``np.matmul`` calls (:class:`Scan`, the blocked scan of :mod:`wdlib.scan`).
+- ``"step_matrices"`` (one small column): a step is one ``np.dot`` with that minibatch's update
+  matrix, ping-ponging between two buffers.
 - ``"minibatches"`` (λ sweeps, larger states): two BLAS products and one or two in-place updates per
   minibatch, on views of buffers that one ``take`` per epoch fills.
 - ``"blocks"`` (large data): :class:`wdlib.large.BlockKernels`, with the compiled kernel of
@@ -21,6 +23,7 @@ import numpy as np
 
 from wdlib import fastpath
 from wdlib import vectorized as vec
+from wdlib.scan import block_size
 
 if TYPE_CHECKING:
     from wdlib.large import LargeOps
@@ -32,8 +35,8 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
         from wdlib.large import BlockKernels
 
         return fastpath.run(BlockKernels(plan, large_ops(plan)))
-    kernels = StepMatrices(plan) if plan.strategy == "step_matrices" else Minibatches(plan)
-    return fastpath.run(kernels)
+    kinds = {"scan": Scan, "step_matrices": StepMatrices, "minibatches": Minibatches}
+    return fastpath.run(kinds[plan.strategy](plan))
 
 
 def large_ops(plan: vec.Plan) -> LargeOps | None:
@@ -84,6 +87,47 @@ class StepMatrices(_Small):
             snaps[e - e0] = theta
         self.theta, self.spare = theta, spare
         return snaps[: e1 - e0]
+
+
+class Scan(_Small):
+    """The blocked scan of :mod:`wdlib.scan`: epoch matrices, prefix products within blocks of
+    epochs, then one batched matrix-vector product per block, each step one ``np.matmul`` over a
+    whole stack (into reused buffers)."""
+
+    def __init__(self, plan: vec.Plan) -> None:
+        self.A = plan.step_matrices()
+        super().__init__(plan, plan.theta0.astype(self.A.dtype))
+        self.block = block_size(plan)
+        blocks = -(-self.chunk // self.block)
+        q, dt = plan.q, self.A.dtype
+        self.P = np.zeros((blocks * self.block, q, q), dtype=dt)  # epoch matrices, zero-padded
+        self.spare = np.empty_like(self.P)
+        self.Q = np.empty_like(self.P)  # the prefix products within each block
+        self.snaps = np.empty((blocks * self.block, q, 1), dtype=dt)
+
+    def train(self, e0: int, e1: int) -> np.ndarray:
+        A, C, G, matmul = self.A[e0:e1], e1 - e0, self.block, np.matmul
+        nb = A.shape[1]
+        P, spare = self.P[:C], self.spare[:C]
+        if nb == 1:
+            P[...] = A[:, 0]
+        else:  # P <- A_j P, ping-ponging so the product ends in self.P
+            bufs = (P, spare) if nb % 2 == 0 else (spare, P)
+            matmul(A[:, 1], A[:, 0], out=bufs[0])
+            for j in range(2, nb):
+                matmul(A[:, j], bufs[j % 2 == 1], out=bufs[j % 2 == 0])
+        blocks = -(-C // G)
+        Pb = self.P[: blocks * G].reshape(blocks, G, *P.shape[1:])
+        Qb = self.Q[: blocks * G].reshape(Pb.shape)
+        Qb[:, 0] = Pb[:, 0]
+        for j in range(1, G):
+            matmul(Pb[:, j], Qb[:, j - 1], out=Qb[:, j])
+        theta, snaps = self.theta, self.snaps
+        for b in range(blocks):
+            matmul(Qb[b], theta, out=snaps[b * G : (b + 1) * G])
+            theta = snaps[min(C, (b + 1) * G) - 1]
+        self.theta = theta.copy()
+        return snaps[:C]
 
 
 class Minibatches(_Small):

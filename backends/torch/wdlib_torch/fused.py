@@ -2,8 +2,10 @@
 calls without autograd, run by :func:`wdlib.fastpath.run` under ``torch.no_grad`` on one intra-op
 thread.
 
-- ``"step_matrices"`` (one small column, the chapter's runs): one ``torch.mm`` per minibatch with its
-  update matrix, the loop in TorchScript (:func:`scripted_steps`).
+- ``"scan"`` (one column of a small state, the chapter's runs): the update matrices multiplied out
+  by a few ``torch.bmm`` calls (the blocked scan of :mod:`wdlib.scan`, :func:`scan_snapshots`).
+- ``"step_matrices"`` (one small column): one ``torch.mm`` per minibatch with its update matrix,
+  the loop in TorchScript (:func:`scripted_steps`).
 - ``"minibatches"``: ``torch.mm(Z_B, theta, out=r)`` and ``theta.addmm_(U_B^T, r, alpha=-1)`` (plus
   ``mul_`` for the decay when λ > 0) on views of buffers that one ``index_select`` per epoch refills,
   the epochs loop in TorchScript (:func:`scripted_epochs`).
@@ -27,6 +29,7 @@ import numpy as np
 
 from wdlib import fastpath, large
 from wdlib import vectorized as vec
+from wdlib.scan import block_size
 from wdlib_torch.large import TorchOps, scripted_minibatch  # noqa: F401  (the large-data section)
 
 if TYPE_CHECKING:
@@ -130,8 +133,8 @@ def _script(f: Any) -> Any:
 def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
     if plan.strategy == "blocks":
         return fastpath.run(large.BlockKernels(plan, TorchOps(torch)))
-    kernels = StepMatrices if plan.strategy == "step_matrices" else Minibatches
-    return fastpath.run(kernels(torch, plan))
+    kinds = {"scan": Scan, "step_matrices": StepMatrices, "minibatches": Minibatches}
+    return fastpath.run(kinds[plan.strategy](torch, plan))
 
 
 class _Small(fastpath.Kernels):
@@ -169,6 +172,43 @@ class StepMatrices(_Small):
     def train(self, e0: int, e1: int) -> Any:
         self.theta, self.spare = self.steps(self.As, self.nb, self.theta, self.spare, self.snaps, e0, e1)
         return self.snaps[: e1 - e0]
+
+
+def scan_snapshots(torch: Any, A: Tensor, theta: Tensor, block: int) -> Tensor:
+    """The states after each epoch, (C, q, 1), from the step matrices ``A`` (C, nb, q, q) and the
+    state before them (q, 1): the blocked scan of :mod:`wdlib.scan` in ``bmm`` calls."""
+    C, nb, q = A.shape[0], A.shape[1], A.shape[2]
+    P = A[:, 0]
+    for j in range(1, nb):
+        P = torch.bmm(A[:, j], P)
+    blocks = -(-C // block)
+    if blocks * block > C:  # the last block padded with zeros (its extra snapshots are dropped)
+        P = torch.cat([P, P.new_zeros((blocks * block - C, q, q))])
+    P = P.view(blocks, block, q, q)
+    Q = [P[:, 0]]
+    for j in range(1, block):
+        Q.append(torch.bmm(P[:, j], Q[-1]))
+    prefix = torch.stack(Q, 1)  # (blocks, block, q, q)
+    snaps = []
+    for b in range(blocks):
+        S = torch.matmul(prefix[b], theta)  # (block, q, 1)
+        snaps.append(S)
+        theta = S[-1]
+    return torch.cat(snaps)[:C]
+
+
+class Scan(_Small):
+    """The blocked scan (:func:`scan_snapshots`) on the plan's step matrices."""
+
+    def __init__(self, torch: Any, plan: vec.Plan) -> None:
+        super().__init__(torch, plan)
+        self.A = torch.from_numpy(plan.step_matrices())
+        self.block = block_size(plan)
+
+    def train(self, e0: int, e1: int) -> Any:
+        snaps = scan_snapshots(self.torch, self.A[e0:e1], self.theta, self.block)
+        self.theta = snaps[-1]
+        return snaps
 
 
 class Minibatches(_Small):
