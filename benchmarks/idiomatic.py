@@ -265,6 +265,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         import run
+
         import wdlib
 
         for name in [n for n in SPECS if n not in args.specs]:
@@ -274,7 +275,8 @@ def main() -> None:
         return
     from report import ms, paired
 
-    print("| backend | setting | wdlib eager | idiomatic | eager / idiomatic | eager / compiled | max rel diff |")
+    print("| backend | setting | wdlib eager | idiomatic | eager / idiomatic | eager / compiled "
+          "| max rel diff |")
     print("|---|---|---|---|---|---|---|")
     for backend in args.backends:
         cmd = [sys.executable, __file__, "--worker", backend, "--repeats", str(args.repeats),

@@ -82,7 +82,8 @@ def scale(factor: float) -> Transform:
 
 def batch_mean(batch_size: int) -> Transform:
     """``grads / batch_size``: the summed minibatch gradient as the books' mean."""
-    return _stateless(lambda grads, params: {k: g / batch_size for k, g in grads.items()})
+    size = float(batch_size)  # the same quotient as by the int: NumPy divides by a float sooner
+    return _stateless(lambda grads, params: {k: g / size for k, g in grads.items()})
 
 
 def add_decayed_weights(wd: float, mask: Mask = None) -> Transform:
@@ -119,8 +120,8 @@ def trace(ops: Any, beta: float, nesterov: bool = False, dampening: float = 0.0)
     def update(grads: Params, state: State, params: Params) -> tuple[Params, State]:
         count, bufs = state
         new = {}
-        for k, g in grads.items():
-            new[k] = g if count == 0 else beta * bufs[k] + (1 - dampening) * g
+        for k, g in grads.items():  # (1 - 0) * g is g: no multiply without dampening
+            new[k] = g if count == 0 else beta * bufs[k] + ((1 - dampening) * g if dampening else g)
         out = {k: g + beta * new[k] for k, g in grads.items()} if nesterov else new
         return out, (count + 1, new)
 

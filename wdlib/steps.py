@@ -36,7 +36,7 @@ def make_step(backend: Backend, config: Config, params: Params) -> Callable[[Par
     if step is not None:
         return step
     grad = backend.make_grad(objective_for(config))
-    lr, batch_size = config.lr, config.batch_size
+    lr, batch_size = config.lr, float(config.batch_size)  # the same quotient; a float divides sooner
     if config.optimizer == "sgd" and not config.wd:
         def sgd(params: Params, X: Array, y: Array) -> Params:  # optim.sgd, bit for bit, but one call
             return sgd_step(params, grad(params, X, y), lr, batch_size)

@@ -63,7 +63,7 @@ class NumpyBackend(Backend):
         objective = objective_for(config)
         lambd, penalty_grad = objective.lambd, objective.penalty.grad
         penalized = objective._penalized(params)
-        lr, bs = config.lr, config.batch_size
+        lr, bs = config.lr, float(config.batch_size)  # the int's quotient; a float divides sooner
 
         def step(params: Params, X: np.ndarray, y: np.ndarray) -> Params:
             w, b = params["w"], params["b"]
