@@ -8,9 +8,9 @@ step, which a traced count cannot do); then ``lax.scan`` over the rest of the fi
 last one, if any, as one more step (divided by ``batch_size`` like the books). Counts in the core
 optimizers' state are carried as :class:`Count`, a traced integer known to be >= 1, so ``count == 0``
 is False, ``count + 1`` and ``b ** count`` stay traced. The train and test losses are computed after
-the evaluated epochs only (``lax.cond`` on the epoch's number; the others' rows are zeros, dropped
-afterwards): for the MLP that forward pass over both sets costs more than an epoch's training. The parameters kept are those of the first evaluated epoch whose loss is NaN or infinite (where
-the eager loop stops), else the last epoch's.
+the evaluated epochs only (``lax.cond`` on the epoch's number with ``eval_every > 1``; the others'
+rows are zeros, dropped afterwards), as the eager loop. The parameters kept are those of the first
+evaluated epoch whose loss is NaN or infinite (where the eager loop stops), else the last epoch's.
 
 Compiled once per structure: the function is cached on the config's non-numeric fields, which of
 ``lr``, ``lambd`` and ``wd`` are zero, and the other optimizer arguments; the data, the batch order and
