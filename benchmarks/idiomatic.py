@@ -243,3 +243,56 @@ def mxnet_loop(problem: Any, spec: dict[str, Any], num_epochs: int, dtype: str) 
 
 
 LOOPS = {"numpy": numpy_loop, "torch": torch_loop, "jax": jax_loop, "mxnet": mxnet_loop}
+
+
+def main() -> None:
+    """``python benchmarks/idiomatic.py [--backends ...] [--specs ...] [--repeats N]``: only this table
+    (benchmarks/run.py's "optimizers and the MLP" cases, the same measurement), one fresh process per
+    backend, printed as paired ratios."""
+    import argparse
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here))
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--backends", nargs="+", default=list(LOOPS))
+    parser.add_argument("--specs", nargs="+", default=list(SPECS))
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        import run
+
+        import wdlib
+
+        for name in [n for n in SPECS if n not in args.specs]:
+            del SPECS[name]
+        res, checks = run.optimizer_cases(args.worker, wdlib.get_backend(args.worker), args.repeats)
+        print(json.dumps({"optimizers": res, "checks": checks}))
+        return
+    from report import ms, paired
+
+    print("| backend | setting | wdlib eager | idiomatic | eager / idiomatic | eager / compiled "
+          "| max rel diff |")
+    print("|---|---|---|---|---|---|---|")
+    for backend in args.backends:
+        cmd = [sys.executable, __file__, "--worker", backend, "--repeats", str(args.repeats),
+               "--specs", *args.specs]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(out.stderr[-3000:])
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        opt = got["optimizers"]
+        for spec, diff in got["checks"].items():
+            eager, hand = opt[f"{spec}/eager"], opt[f"{spec}/hand"]
+            comp = opt.get(f"{spec}/compiled")
+            ratio = f"{paired(eager, comp):.2f}" if comp else "-"
+            print(f"| {backend} | {spec} | {ms(eager['median'])} | {ms(hand['median'])} | "
+                  f"{paired(eager, hand):.3f} | {ratio} | {diff:.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -82,7 +82,8 @@ def scale(factor: float) -> Transform:
 
 def batch_mean(batch_size: int) -> Transform:
     """``grads / batch_size``: the summed minibatch gradient as the books' mean."""
-    return _stateless(lambda grads, params: {k: g / batch_size for k, g in grads.items()})
+    size = float(batch_size) if isinstance(batch_size, int) else batch_size  # the int's quotient, sooner
+    return _stateless(lambda grads, params: {k: g / size for k, g in grads.items()})
 
 
 def add_decayed_weights(wd: float, mask: Mask = None) -> Transform:
@@ -119,8 +120,8 @@ def trace(ops: Any, beta: float, nesterov: bool = False, dampening: float = 0.0)
     def update(grads: Params, state: State, params: Params) -> tuple[Params, State]:
         count, bufs = state
         new = {}
-        for k, g in grads.items():
-            new[k] = g if count == 0 else beta * bufs[k] + (1 - dampening) * g
+        for k, g in grads.items():  # (1 - 0) * g is g: no multiply without dampening
+            new[k] = g if count == 0 else beta * bufs[k] + ((1 - dampening) * g if dampening else g)
         out = {k: g + beta * new[k] for k, g in grads.items()} if nesterov else new
         return out, (count + 1, new)
 
@@ -181,7 +182,7 @@ def sgd(lr: float, batch_size: int) -> Transform:
 
 def make_optimizer(
     ops: Any, name: str, lr: float, batch_size: int, args: Mapping[str, Any] | None = None, *,
-    wd: float = 0.0, decay: str = "coupled", mask: Mask = None,
+    wd: float = 0.0, decay: str = "coupled", mask: Mask = None, scalar: Callable[[float], Any] | None = None,
 ) -> Transform:
     """The optimizer ``name`` with ``args`` (see :data:`OPTIMIZER_ARGS`), on summed minibatch gradients,
     with weight decay ``wd`` applied as ``decay`` says on the ``mask``-ed parameters:
@@ -190,20 +191,26 @@ def make_optimizer(
       penalty ``wd/2 ||p||^2``);
     - "decoupled": ``p`` shrunk by ``lr * wd`` per step, outside the optimizer (AdamW);
     - "independent": ``p`` shrunk by ``wd`` per step, not scaled by the learning rate.
+
+    ``scalar`` (optional) turns each constant, computed in Python floats, into the form the arrays
+    multiply fastest by (NumPy: a 0-d array of the run's dtype, which rounds it as the float would be
+    rounded, without NumPy 1.x's per-call inspection of a Python scalar); the same numbers either way.
     """
     kw = {**OPTIMIZER_ARGS[name], **(args or {})}
-    head = [batch_mean(batch_size)]
+    c = scalar or (lambda x: x)
+    head = [batch_mean(c(float(batch_size)))]
     if wd and decay == "coupled":
-        head.append(add_decayed_weights(wd, mask))
+        head.append(add_decayed_weights(c(wd), mask))
     tail = []
-    if wd and decay != "coupled":
-        tail.append(decoupled_decay(wd, lr, lr_scaled=decay == "decoupled", mask=mask))
+    if wd and decay != "coupled":  # the rate lr * wd (or wd) rounded once, as decoupled_decay does
+        rate = lr * wd if decay == "decoupled" else wd
+        tail.append(decoupled_decay(c(rate), lr_scaled=False, mask=mask))
     if name == "sgd":
         if len(head) == 1 and not tail:
-            return sgd(lr, batch_size)
+            return sgd(lr, batch_size) if scalar is None else chain(scale(c(-lr)), *head)
         direction: list[Transform] = []
     elif name == "momentum":
-        direction = [trace(ops, kw["beta"], bool(kw["nesterov"]), kw["dampening"])]
-    else:
+        direction = [trace(ops, c(kw["beta"]), bool(kw["nesterov"]), kw["dampening"])]
+    else:  # Adam's bias corrections are Python floats of the step count: its constants stay floats
         direction = [scale_by_adam(ops, kw["b1"], kw["b2"], kw["eps"])]
-    return chain(*head, *direction, scale(-lr), *tail)
+    return chain(*head, *direction, scale(c(-lr)), *tail)

@@ -36,7 +36,8 @@ def make_step(backend: Backend, config: Config, params: Params) -> Callable[[Par
     if step is not None:
         return step
     grad = backend.make_grad(objective_for(config))
-    lr, batch_size = config.lr, config.batch_size
+    scalar = scalar_for(backend, params)
+    lr, batch_size = scalar(config.lr), scalar(float(config.batch_size))  # the int's quotient, sooner
     if config.optimizer == "sgd" and not config.wd:
         def sgd(params: Params, X: Array, y: Array) -> Params:  # optim.sgd, bit for bit, but one call
             return sgd_step(params, grad(params, X, y), lr, batch_size)
@@ -65,7 +66,19 @@ def optimizer_for(ops: Any, config: Config, params: Params) -> optim.Transform:
     return optim.make_optimizer(
         ops, config.optimizer, config.lr, config.batch_size, dict(config.optimizer_args),
         wd=config.wd, decay=config.decay, mask=decay_mask(params, config.decay_bias, config.penalize),
+        scalar=scalar_for(ops, params) if hasattr(ops, "scalar") else None,
     )
+
+
+def scalar_for(ops: Any, params: Params) -> Callable[[float], Any]:
+    """A constant of the run as its arrays multiply it fastest: the backend's ``scalar(x, like)``
+    where it has one (NumPy: a 0-d array of the parameters' dtype, the same rounding as the float),
+    else the float itself."""
+    own = getattr(ops, "scalar", None)
+    if own is None or not params:
+        return lambda x: x
+    like = next(iter(params.values()))
+    return lambda x: own(x, like)
 
 
 def make_evaluate(

@@ -8,9 +8,9 @@ step, which a traced count cannot do); then ``lax.scan`` over the rest of the fi
 last one, if any, as one more step (divided by ``batch_size`` like the books). Counts in the core
 optimizers' state are carried as :class:`Count`, a traced integer known to be >= 1, so ``count == 0``
 is False, ``count + 1`` and ``b ** count`` stay traced. The train and test losses are computed after
-every epoch and the evaluated epochs picked afterwards (one forward pass per epoch more than the eager
-loop). The parameters kept are those of the first evaluated epoch whose loss is NaN or infinite (where
-the eager loop stops), else the last epoch's.
+the evaluated epochs only (``lax.cond`` on the epoch's number with ``eval_every > 1``; the others'
+rows are zeros, dropped afterwards), as the eager loop. The parameters kept are those of the first
+evaluated epoch whose loss is NaN or infinite (where the eager loop stops), else the last epoch's.
 
 Compiled once per structure: the function is cached on the config's non-numeric fields, which of
 ``lr``, ``lambd`` and ``wd`` are zero, and the other optimizer arguments; the data, the batch order and
@@ -212,16 +212,20 @@ def _compiled(ops: Any, key: tuple[Any, ...], bs: int, eval_every: int) -> Calla
         first = order[0, :bs]  # batch_size <= n_train: the first minibatch is a full one
         params, state = update(params, state, X[first], y[first])
         params, state = steps((params, _counts(state)), order[0, bs:])
-        first_losses = losses(params)
+        first_losses = losses(params) if eval_every == 1 else jnp.zeros(2, X.dtype)  # not evaluated
         done = (eval_every == 1) & ~jnp.all(jnp.isfinite(first_losses))
 
         def epoch(carry: tuple[Any, ...], xs: tuple[Any, Any]) -> tuple[tuple[Any, ...], Any]:
             p, s, kept, done = carry
             rows, e = xs  # e: the epoch's number, 2, 3, ...
             p, s = steps((p, s), rows)
-            out = losses(p)
+            evaluated = e % eval_every == 0
+            if eval_every == 1:
+                out = losses(p)
+            else:  # the losses of the evaluated epochs only (a forward pass over both sets each)
+                out = jax.lax.cond(evaluated, losses, lambda p: jnp.zeros(2, X.dtype), p)
             kept = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), kept, p)
-            bad = (e % eval_every == 0) & ~jnp.all(jnp.isfinite(out))
+            bad = evaluated & ~jnp.all(jnp.isfinite(out))
             return (p, s, kept, done | bad), out
 
         if order.shape[0] == 1:

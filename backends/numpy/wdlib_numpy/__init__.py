@@ -46,6 +46,12 @@ class NumpyBackend(Backend):
         return np.maximum(a, 0)
 
     sqrt = staticmethod(np.sqrt)
+
+    def scalar(self, x: float, like: np.ndarray) -> np.ndarray:
+        """The run's constant ``x`` as a 0-d array of ``like``'s dtype: ``x * a`` rounds ``x`` to that
+        dtype either way (value-based casting in NumPy 1.x, weak scalars in 2.x), and a 0-d array
+        skips the inspection of a Python scalar that NumPy 1.x makes on every call."""
+        return np.asarray(x, like.dtype)
     zeros_like = staticmethod(np.zeros_like)
 
     def grad(self, objective: Objective, params: Params, X: np.ndarray, y: np.ndarray) -> Params:
@@ -63,7 +69,7 @@ class NumpyBackend(Backend):
         objective = objective_for(config)
         lambd, penalty_grad = objective.lambd, objective.penalty.grad
         penalized = objective._penalized(params)
-        lr, bs = config.lr, config.batch_size
+        lr, bs = config.lr, float(config.batch_size)  # the int's quotient; a float divides sooner
 
         def step(params: Params, X: np.ndarray, y: np.ndarray) -> Params:
             w, b = params["w"], params["b"]
