@@ -125,8 +125,8 @@ def test_editions_print_their_own_lines() -> None:
     zh = wdlib.reproduce("d2l", num_epochs=5, edition="zh")
     en = wdlib.reproduce("d2l", num_epochs=5, edition="en")
     for (name, a), b in zip(zh.items(), en.values(), strict=True):
-        norm = a.meta["w_norm_text"]
-        assert b.meta["w_norm_text"] == norm  # the same runs; only the printed label differs
+        norm = a.w_norm_text
+        assert b.w_norm_text == norm  # the same runs; only the printed label differs
         assert b.printed == f"L2 norm of w: {norm}"
         assert a.printed == ("w的L2范数是：" if name.startswith("scratch") else "w的L2范数：") + f" {norm}"
         assert wdlib.printed_line(a, "en") == b.printed

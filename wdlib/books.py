@@ -88,7 +88,8 @@ def printed_line(run: Run, edition: str | None = None) -> str:
     edition = check_edition(edition if edition is not None else run.meta.get("edition"))
     book = BOOKS.get(run.config.preset, BOOKS["gluonbook"])
     label = book.printed[edition].get(run.config.mode, "L2 norm of w:")
-    return f"{label} {run.meta.get('w_norm_text', run.w_norm)}"
+    text = run.w_norm_text
+    return f"{label} {text if text is not None else run.w_norm}"
 
 
 def check_formats(formats: Any, needed: bool = True) -> tuple[str, ...]:
