@@ -173,3 +173,19 @@ def test_torch_large_data_path_without_torchscript(monkeypatch: pytest.MonkeyPat
     plain = wdlib.train("torch", **kw)
     np.testing.assert_allclose(plain.params["w"], scripted.params["w"], rtol=1e-13, atol=1e-15)
     assert_runs_close(scripted, wdlib.train("numpy", **{**kw, "engine": "eager"}), "float64")
+
+
+def test_fit_counts_a_given_problems_arrays_as_held_not_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """wdlib.fit of a problem already in memory checks only what the run adds: a 320 MB X under a
+    200 MB limit trains (the memory available excludes X already), where making it would be refused."""
+    config = wdlib.make_config(n_train=2000, num_inputs=20000, n_test=10, dtype="float64", num_epochs=1,
+                               batch_size=500, lambd=1.0)
+    problem = wdlib.make_problem(config)
+    monkeypatch.setenv("WDLIB_MEMORY_LIMIT", "200M")
+    run = wdlib.fit("numpy", problem, config)
+    assert run.train_loss.shape == (1,) and np.isfinite(run.test_loss).all()
+    from wdlib.errors import ResourceError
+    from wdlib.limits import check_run
+
+    with pytest.raises(ResourceError, match="num_inputs"):  # the same run with its data still to make
+        check_run(config)

@@ -83,9 +83,12 @@ def run_bytes(config: Any, k: int = 1) -> tuple[float, str]:
     return RUN_OVERHEAD_BYTES + sum(b for b, _ in parts), max(parts)[1]
 
 
-def check_run(config: Any, k: int = 1) -> None:
-    """Refuse ``config`` (``k`` λ at once) before any allocation when it cannot fit in memory."""
+def check_run(config: Any, k: int = 1, held: float = 0.0) -> None:
+    """Refuse ``config`` (``k`` λ at once) before any allocation when it cannot fit in memory.
+    ``held``: bytes of the run's data already in memory (a Problem given to ``wdlib.fit``), which the
+    memory available no longer includes."""
     needed, field = run_bytes(config, k)
+    needed -= held
     if needed > 2**28:  # below 256 MB there is no need to read /proc/meminfo
         refuse_above(field, k if field == "lambdas" else getattr(config, field), needed, "the run")
 

@@ -157,7 +157,7 @@ def check_problem(problem: Problem, config: Config) -> None:
             raise ConfigError(f"problem.{name}", got, f"a float array of shape {shape}",
                               "make the problem with wdlib.Problem.from_arrays(X, y)")
     for name, arr in [*((k, getattr(problem, k)) for k in shapes), *problem.init.items()]:
-        if not np.all(np.isfinite(arr)):
+        if not _all_finite(arr):
             raise ConfigError(f"problem.{name}", "an array with NaN or infinite values", "finite numbers",
                               "drop or impute them before training")
     order = problem.batch_order
@@ -165,7 +165,15 @@ def check_problem(problem: Problem, config: Config) -> None:
             or order.shape[1] != n or (order.size and (order.min() < 0 or order.max() >= n))):
         raise ConfigError("problem.batch_order", getattr(order, "shape", type(order).__name__),
                           f"integer row indices from 0 to {n - 1}, one row per epoch, {n} per row")
-    check_run(config)
+    held = sum(a.nbytes for a in (*(getattr(problem, k) for k in shapes), order))
+    check_run(config, held=held)  # the problem's arrays exist already: only what the run adds counts
+
+
+def _all_finite(arr: np.ndarray, block: int = 2**22) -> bool:
+    """``np.isfinite(arr).all()`` a block of rows at a time: no boolean copy the size of a large X."""
+    rows = max(1, block // max(1, arr[0].size if arr.ndim > 1 and len(arr) else 1))
+    return all(bool(np.isfinite(arr[i : i + rows]).all()) for i in range(0, len(arr), rows)) \
+        if arr.ndim else bool(np.isfinite(arr))
 
 
 #: A finite training loss this many times the first one recorded flags the run as diverging.
