@@ -42,11 +42,12 @@ def block_size(plan: Plan) -> int:
     return max(1, round(math.sqrt(plan.num_epochs)))
 
 
-def dual_step_matrices(plan: Plan) -> np.ndarray:
-    """:meth:`wdlib.vectorized.Plan.step_matrices` of the dual layout, without a matrix product: there
-    ``U_B^T Z_B`` is ``(lr / bs) Z_i`` in the row of each example i of the minibatch and their sum in
-    b's row (``U = (lr/bs) [I, 0, 1, 0]``), so ``A`` is the decay on the diagonal minus those rows,
-    scattered in place (the same numbers up to the order of the b row's sum)."""
+def negated_dual_products(plan: Plan) -> np.ndarray:
+    """``-U_B^T Z_B`` of every minibatch in the dual layout (E, nb, q, q), without a matrix product:
+    there ``U_B^T Z_B`` is ``(lr / bs) Z_i`` in the row of each example i of the minibatch and their
+    sum in b's row (``U = (lr/bs) [I, 0, 1, 0]``), scattered in place (the numbers of
+    :meth:`~wdlib.vectorized.Plan.step_products` up to the order of the b row's sum).
+    :meth:`~wdlib.vectorized.Plan.step_matrices` adds the decay on the diagonal."""
     E, n, q = plan.num_epochs, plan.n_train, plan.q
     bounds = plan.bounds()
     nb = len(bounds)
@@ -61,7 +62,4 @@ def dual_step_matrices(plan: Plan) -> np.ndarray:
     flat = (np.arange(E)[:, None] * nb + which[None, :]) * q + order
     A.reshape(E * nb * q, q)[flat.ravel()] = gathered.reshape(E * n, q)
     A[:, :, plan.bias_row, :] += np.add.reduceat(gathered, [s for s, _ in bounds], axis=1)
-    d = np.ones((nb, q))
-    d[:, : plan.decayed_rows] = [[plan.decay(t - s)[0, 0]] for s, t in bounds]
-    A.reshape(E, nb, q * q)[:, :, :: q + 1] += d.astype(Z.dtype)
     return A

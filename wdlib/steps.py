@@ -36,7 +36,7 @@ def make_step(backend: Backend, config: Config, params: Params) -> Callable[[Par
     if step is not None:
         return step
     grad = backend.make_grad(objective_for(config))
-    scalar = scalar_for(backend, params)
+    scalar = scalar_for(backend, params) or float
     lr, batch_size = scalar(config.lr), scalar(float(config.batch_size))  # the int's quotient, sooner
     if config.optimizer == "sgd" and not config.wd:
         def sgd(params: Params, X: Array, y: Array) -> Params:  # optim.sgd, bit for bit, but one call
@@ -66,17 +66,17 @@ def optimizer_for(ops: Any, config: Config, params: Params) -> optim.Transform:
     return optim.make_optimizer(
         ops, config.optimizer, config.lr, config.batch_size, dict(config.optimizer_args),
         wd=config.wd, decay=config.decay, mask=decay_mask(params, config.decay_bias, config.penalize),
-        scalar=scalar_for(ops, params) if hasattr(ops, "scalar") else None,
+        scalar=scalar_for(ops, params),
     )
 
 
-def scalar_for(ops: Any, params: Params) -> Callable[[float], Any]:
+def scalar_for(ops: Any, params: Params) -> Callable[[float], Any] | None:
     """A constant of the run as its arrays multiply it fastest: the backend's ``scalar(x, like)``
-    where it has one (NumPy: a 0-d array of the parameters' dtype, the same rounding as the float),
-    else the float itself."""
+    where it has one (NumPy: a 0-d array of the parameters' dtype, the same rounding as the float);
+    None where it has not (the floats themselves)."""
     own = getattr(ops, "scalar", None)
     if own is None or not params:
-        return lambda x: x
+        return None
     like = next(iter(params.values()))
     return lambda x: own(x, like)
 

@@ -52,6 +52,7 @@ class NumpyBackend(Backend):
         dtype either way (value-based casting in NumPy 1.x, weak scalars in 2.x), and a 0-d array
         skips the inspection of a Python scalar that NumPy 1.x makes on every call."""
         return np.asarray(x, like.dtype)
+
     zeros_like = staticmethod(np.zeros_like)
 
     def grad(self, objective: Objective, params: Params, X: np.ndarray, y: np.ndarray) -> Params:

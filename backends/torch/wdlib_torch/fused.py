@@ -22,7 +22,6 @@ relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
 from __future__ import annotations
 
 import functools
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +29,7 @@ import numpy as np
 from wdlib import fastpath, large
 from wdlib import vectorized as vec
 from wdlib.scan import block_size
-from wdlib_torch.large import TorchOps, scripted_minibatch  # noqa: F401  (the large-data section)
+from wdlib_torch.large import TorchOps, script, scripted_minibatch  # noqa: F401  (the large-data section)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -83,7 +82,7 @@ def scripted_epochs() -> Any:
                 theta.addmm_(Us[i], Rs[i], beta=1.0, alpha=-1.0)
             snaps[e - e0].copy_(theta)
 
-    return _script(epochs)
+    return script(epochs)
 
 
 @functools.cache
@@ -105,7 +104,7 @@ def scripted_steps() -> Any:
             snaps[e - e0].copy_(theta)
         return theta, spare
 
-    return _script(steps)
+    return script(steps)
 
 
 def _steps(torch: Any, As: list, nb: int, theta: Any, spare: Any, snaps: Any, e0: int, e1: int) -> tuple:
@@ -117,17 +116,6 @@ def _steps(torch: Any, As: list, nb: int, theta: Any, spare: Any, snaps: Any, e0
             theta, spare = spare, theta
         snaps[e - e0].copy_(theta)
     return theta, spare
-
-
-def _script(f: Any) -> Any:
-    import torch
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.jit.script(f)
-    except Exception:  # TorchScript is optional: the Python loops do the same
-        return None
 
 
 def _fit(torch: Any, plan: vec.Plan) -> vec.Result:

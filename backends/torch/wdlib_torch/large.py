@@ -80,15 +80,16 @@ def scripted_minibatch() -> Any:
             torch.mm(Xb, w_prev, out=previous[b0:b1])
             G.addmm_(Xb.t(), rb)
 
-    return _script(minibatch)
+    return script(minibatch)
 
 
-def _script(f: Any) -> Any:
+def script(f: Any) -> Any:
+    """``f`` compiled by TorchScript, or None where TorchScript cannot (the Python loop then runs)."""
     import torch
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.jit.script(f)
-    except Exception:  # TorchScript is optional: the Python loop does the same
+    except Exception:  # TorchScript is optional: the Python loops do the same
         return None
