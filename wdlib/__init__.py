@@ -43,22 +43,8 @@ if TYPE_CHECKING:  # the same names for type checkers and editors, which do not 
         UnknownBackendError,
         WdlibError,
     )
-    from .model import (
-        MLP,
-        PENALTIES,
-        ElasticNet,
-        Linear,
-        Model,
-        Objective,
-        Penalty,
-        l1_penalty,
-        l2_penalty,
-        linreg,
-        mean_loss,
-        register_penalty,
-        sgd_step,
-        squared_loss,
-    )
+    from .model import MLP, Linear, Model, Objective, linreg, mean_loss, sgd_step, squared_loss
+    from .penalty import PENALTIES, ElasticNet, Penalty, l1_penalty, l2_penalty, register_penalty
     from .plot import plot
     from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
     from .run import Run
@@ -85,10 +71,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "BackendLoadError", "BackendNotInstalledError", "ConfigError", "DivergenceError",
         "UnknownBackendError", "WdlibError",
     ),
-    "model": (
-        "MLP", "PENALTIES", "ElasticNet", "Linear", "Model", "Objective", "Penalty", "l1_penalty",
-        "l2_penalty", "linreg", "mean_loss", "register_penalty", "sgd_step", "squared_loss",
-    ),
+    "model": ("MLP", "Linear", "Model", "Objective", "linreg", "mean_loss", "sgd_step", "squared_loss"),
+    "penalty": ("PENALTIES", "ElasticNet", "Penalty", "l1_penalty", "l2_penalty", "register_penalty"),
     "plot": ("plot",),
     "ridge": ("RidgePath", "RidgeSolution", "ridge", "ridge_path"),
     "semantics": ("convert", "decay_semantics"),

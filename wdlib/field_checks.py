@@ -79,7 +79,7 @@ def backend_name(name: str, value: Any) -> str:
 
 def penalty(name: str, value: Any) -> str:
     """A penalty name, or a penalty object (registered under its name: a Config stores names)."""
-    from .model import PENALTIES, register_penalty
+    from .penalty import PENALTIES, register_penalty
 
     if not isinstance(value, str):
         return register_penalty(value)

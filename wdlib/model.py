@@ -19,6 +19,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .penalty import (  # noqa: F401 (re-exported: these names were first defined here)
+    BUILTIN_PENALTIES,
+    PENALTIES,
+    ElasticNet,
+    L1Penalty,
+    L2Penalty,
+    Penalty,
+    l1_penalty,
+    l2_penalty,
+    make_penalty,
+    register_penalty,
+)
+
 Array = Any  # an array of whichever framework ``ops`` belongs to
 Params = dict[str, Array]  # the linear model: {"w": (num_inputs, 1), "b": (1,)}
 
@@ -136,104 +149,6 @@ def squared_loss(y_hat: Array, y: Array) -> Array:
     # The books' y.reshape(y_hat.shape), skipped when y has that shape already (the labels come as a
     # column): a reshape is a framework call. Inline, as the eager loop runs this every minibatch.
     return (y_hat - (y if y.shape == y_hat.shape else y.reshape(y_hat.shape))) ** 2 / 2
-
-
-# --- penalties -------------------------------------------------------------------------------------
-
-
-class Penalty(Protocol):
-    """A penalty: ``__call__(ops, p)`` its value on one parameter array, ``grad(ops, p)`` its
-    (sub)gradient (needed by the NumPy backend only), ``name`` what a Config stores."""
-
-    name: str
-
-    def __call__(self, ops: Ops, w: Array) -> Array: ...
-    def grad(self, ops: Ops, w: Array) -> Array: ...
-
-
-class L2Penalty:
-    """||w||_2^2 / 2: its gradient is w, so SGD shrinks w by a constant factor (weight decay)."""
-
-    name = "l2"
-
-    def __call__(self, ops: Ops, w: Array) -> Array:
-        return (w**2).sum() / 2
-
-    def grad(self, ops: Ops, w: Array) -> Array:
-        return w
-
-
-class L1Penalty:
-    """||w||_1: its (sub)gradient is sign(w), pulling every weight toward 0 by the same amount."""
-
-    name = "l1"
-
-    def __call__(self, ops: Ops, w: Array) -> Array:
-        # |w| written as w * sign(w): autodiff then gives sign(w), 0 at w = 0, in every framework
-        # (d|w|/dw at 0 is 1 in JAX but 0 elsewhere, and the bias starts at exactly 0).
-        return (w * ops.sign(w)).sum()
-
-    def grad(self, ops: Ops, w: Array) -> Array:
-        return ops.sign(w)
-
-
-@dataclass(frozen=True)
-class ElasticNet:
-    """``l1_ratio * ||w||_1 + (1 - l1_ratio) * ||w||_2^2 / 2`` (scikit-learn's mixing)."""
-
-    l1_ratio: float = 0.5
-    name = "elastic_net"
-
-    def __call__(self, ops: Ops, w: Array) -> Array:
-        return self.l1_ratio * (w * ops.sign(w)).sum() + (1 - self.l1_ratio) * ((w**2).sum() / 2)
-
-    def grad(self, ops: Ops, w: Array) -> Array:
-        return self.l1_ratio * ops.sign(w) + (1 - self.l1_ratio) * w
-
-
-l2_penalty = L2Penalty()
-l1_penalty = L1Penalty()
-#: Penalties by name. ``elastic_net`` is made with the run's ``l1_ratio``; a user's own penalty
-#: (an object with ``name``, ``__call__`` and, for NumPy, ``grad``) is added by :func:`register_penalty`.
-PENALTIES: dict[str, Penalty] = {"l2": l2_penalty, "l1": l1_penalty, "elastic_net": ElasticNet()}
-BUILTIN_PENALTIES = frozenset(PENALTIES)
-
-
-def register_penalty(penalty: Penalty) -> str:
-    """Make ``penalty`` usable as ``penalty=penalty.name``; returns the name. A different object under
-    a name already taken is refused (a Config names its penalty, so names must be unique)."""
-    from .errors import ConfigError
-
-    name = getattr(penalty, "name", None)
-    if not isinstance(name, str) or not name or not callable(penalty):
-        raise ConfigError("penalty", penalty, "a penalty name (" + ", ".join(map(repr, PENALTIES))
-                          + ") or an object with a str `name` that is called as penalty(ops, w)")
-    if name in BUILTIN_PENALTIES and PENALTIES[name] is not penalty:
-        raise ConfigError("penalty", name, "a name not built in (l1, l2, elastic_net are)")
-    if name in PENALTIES and not _same_penalty(PENALTIES[name], penalty):
-        raise ConfigError("penalty", penalty, f"a name other than {name!r}, which names {PENALTIES[name]!r}",
-                          "runs are stored under the penalty's name: give a penalty with other "
-                          "settings its own name")
-    PENALTIES[name] = penalty
-    return name
-
-
-def _same_penalty(a: Penalty, b: Penalty) -> bool:
-    """The same object, or one that pickles to the same bytes (the same class and settings, e.g. a
-    notebook cell run again)."""
-    import pickle
-
-    if a is b:
-        return True
-    try:
-        return pickle.dumps(a) == pickle.dumps(b)
-    except Exception:  # an object that cannot be pickled: only itself is the same
-        return False
-
-
-def make_penalty(name: str, l1_ratio: float = 0.5) -> Penalty:
-    """The penalty of ``Config.penalty`` / ``Config.l1_ratio``."""
-    return ElasticNet(l1_ratio) if name == "elastic_net" else PENALTIES[name]
 
 
 # --- the objective ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from . import vectorized
 from .config import Config, make_config
 from .errors import ConfigError
 from .limits import check_count, check_run, run_bytes
-from .model import BUILTIN_PENALTIES, PENALTIES
+from .penalty import BUILTIN_PENALTIES, PENALTIES
 from .store import Store, check_store_path, config_key
 from .sweep_exec import ExecutorError as ExecutorError  # re-exported: wdlib.ExecutorError
 from .sweep_exec import check_executor, progress_bar, translated

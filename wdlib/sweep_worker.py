@@ -7,7 +7,7 @@ from typing import Any
 
 from .config import make_config, with_lambdas
 from .errors import WdlibError
-from .model import register_penalty
+from .penalty import register_penalty
 from .store_format import result_record
 
 
