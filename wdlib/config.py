@@ -14,6 +14,7 @@ from typing import Any
 from .errors import ConfigError
 from .field_checks import (
     backend_name,
+    check_optimizer_args,
     check_scale,
     choice,
     finite,
@@ -278,18 +279,7 @@ def _check_combination(c: dict[str, Any]) -> None:
                       "this configuration (it runs only model='linear', penalty='l2', optimizer='sgd' "
                       "without wd, mode='scratch', rng='numpy', no penalize=...)")
     check_scale(c)
-    args = dict(c["optimizer_args"])
-    accepted = OPTIMIZER_ARGS[c["optimizer"]]
-    for key, value in args.items():
-        if key not in accepted:
-            raise ConfigError("optimizer_args", key, f"arguments of optimizer={c['optimizer']!r}: "
-                              + (", ".join(accepted) or "none"))
-        if isinstance(accepted[key], bool) != isinstance(value, bool):
-            raise ConfigError(f"optimizer_args[{key!r}]", value, f"a {type(accepted[key]).__name__}")
-        low_ok = value > 0 if key == "eps" else 0 <= value
-        if not isinstance(value, bool) and not (low_ok and (key == "eps" or value < 1 or key == "dampening")):
-            raise ConfigError(f"optimizer_args[{key!r}]", value,
-                              "a number > 0" if key == "eps" else "a number from 0 to 1 (1 excluded)")
+    check_optimizer_args(c["optimizer"], dict(c["optimizer_args"]), OPTIMIZER_ARGS[c["optimizer"]])
     refuse_unless("l1_ratio", c["penalty"] == "elastic_net" or c["l1_ratio"] == defaults.l1_ratio,
                   f"{defaults.l1_ratio} unless penalty='elastic_net'")
     if c["penalize"]:

@@ -155,3 +155,18 @@ def check_scale(c: dict[str, Any]) -> None:
     raise ConfigError(name, c[name], f"a value whose data fit in {c['dtype']} (|{name}| below about "
                       f"{limit:.2g} here): the squared loss of the data it gives overflows",
                       "rescale the data, or use dtype='float64'" if c["dtype"] == "float32" else "")
+
+
+def check_optimizer_args(optimizer: str, args: dict[str, Any], accepted: dict[str, float | bool]) -> None:
+    """``optimizer_args`` of ``optimizer``: known names (``accepted``, their defaults), a bool where the
+    default is one, ``eps`` > 0, the decay rates (betas) in [0, 1), ``dampening`` >= 0."""
+    for key, value in args.items():
+        if key not in accepted:
+            raise ConfigError("optimizer_args", key, f"arguments of optimizer={optimizer!r}: "
+                              + (", ".join(accepted) or "none"))
+        if isinstance(accepted[key], bool) != isinstance(value, bool):
+            raise ConfigError(f"optimizer_args[{key!r}]", value, f"a {type(accepted[key]).__name__}")
+        low_ok = value > 0 if key == "eps" else 0 <= value
+        if not isinstance(value, bool) and not (low_ok and (key == "eps" or value < 1 or key == "dampening")):
+            raise ConfigError(f"optimizer_args[{key!r}]", value,
+                              "a number > 0" if key == "eps" else "a number from 0 to 1 (1 excluded)")
