@@ -147,3 +147,15 @@ def _threads():
     import concurrent.futures as cf
 
     return cf.ThreadPoolExecutor(2)
+
+
+@pytest.mark.parametrize("block", [2**22, 7])  # one call, and a few rows at a time
+def test_finite_check_finds_a_bad_value_in_any_row(block: int) -> None:
+    from wdlib.validate import _all_finite
+
+    X = np.ones((50, 4))
+    assert _all_finite(X, block)
+    for bad in (np.nan, np.inf, -np.inf):
+        X[-1, -1] = bad
+        assert not _all_finite(X, block)
+        X[-1, -1] = 1.0

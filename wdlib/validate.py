@@ -171,6 +171,8 @@ def check_problem(problem: Problem, config: Config) -> None:
 
 def _all_finite(arr: np.ndarray, block: int = 2**22) -> bool:
     """``np.isfinite(arr).all()`` a block of rows at a time: no boolean copy the size of a large X."""
+    if arr.size <= block:
+        return bool(np.isfinite(arr).all())
     rows = max(1, block // max(1, arr[0].size if arr.ndim > 1 and len(arr) else 1))
     return all(bool(np.isfinite(arr[i : i + rows]).all()) for i in range(0, len(arr), rows)) \
         if arr.ndim else bool(np.isfinite(arr))
