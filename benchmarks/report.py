@@ -167,10 +167,12 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     for name, r in by.items():
         lines.append(f"| {name} | " + " | ".join(ms(r["scaling"][k]["median"]) for k in keys) + " |")
     if results.get("large"):
+        dates = sorted({g["measured"] for g in results["large"] if "measured" in g})
+        when = f" Measured {', '.join(dates)} (an earlier run, kept with --reuse-large)." if dates else ""
         lines += ["", "Large problem through `wdlib.make_problem` and `wdlib.fit` (fast path), float32, "
                   "batch 256; GB/s = bytes of X / seconds per epoch; C: benchmarks/ref.c on the same data in "
                   "the same process (the SGD epoch reading X once, on one thread and on two as wdlib runs "
-                  "it; a sequential read of X on one thread):", "",
+                  "it; a sequential read of X on one thread)." + when, "",
                   "| backend | path | n x p | X | make_problem s | s/epoch | GB/s | / C, 2 threads | "
                   "/ sequential read | whole 3-epoch run, GB/s per epoch | C epoch GB/s, 1 thread | "
                   "2 threads | C sequential read GB/s | peak RSS / X |",

@@ -195,6 +195,15 @@ def kept_section(path: Path) -> str:
     return "" if start < 0 else "\n" + text[start:]
 
 
+def previous_large(path: Path) -> list[dict[str, Any]]:
+    """The large rows of an earlier results file, each marked with the date it was measured."""
+    if not path.is_file():
+        raise SystemExit(f"--reuse-large: {path} does not exist; run with --large")
+    old = json.loads(path.read_text(encoding="utf-8"))
+    date = old["machine"]["date"]
+    return [{"measured": date, **g} if "measured" not in g else g for g in old.get("large", [])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--backends", nargs="+", default=None, help="default: every installed one")
@@ -204,6 +213,9 @@ def main() -> None:
                         help="also the large problem (the issue's 200,000 x 20,000 float32: 16 GB of RAM)")
     parser.add_argument("--large-n", type=int, default=200_000)
     parser.add_argument("--large-p", type=int, default=20_000)
+    parser.add_argument("--reuse-large", action="store_true",
+                        help="keep the large rows of OUT.json (measured earlier, their date shown) "
+                             "instead of running them again")
     parser.add_argument("--out", default=str(HERE / "results"), help="writes OUT.json and OUT.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--large-worker", help=argparse.SUPPRESS)
@@ -242,6 +254,8 @@ def main() -> None:
             error = (out.stderr.strip().splitlines() or ["failed"])[-1][:200]
             results["large"].append(json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0
                                     else {"backend": name, "error": error})
+    if args.reuse_large and not args.large:
+        results["large"] = previous_large(Path(args.out + ".json"))
     results["import"] = import_time(max(5, args.repeats))
     results["import_share"] = import_share(max(5, args.repeats))
     report, results["targets"] = summarize(results)

@@ -58,3 +58,20 @@ def test_report_keeps_its_hand_written_section(tmp_path: Path) -> None:
     repo_report = (SCRIPT.parent / "results.md").read_text()
     assert run.KEEP_MARKER in repo_report and "## Tuning measurements" in repo_report
 
+
+
+def test_reused_large_rows_keep_the_date_they_were_measured(tmp_path: Path) -> None:
+    """``--reuse-large`` carries an earlier file's large rows, each marked with that file's date."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    path = tmp_path / "results.json"
+    with pytest.raises(SystemExit, match="--large"):
+        run.previous_large(path)
+    row = {"backend": "torch", "gb_per_s": 8.9}
+    path.write_text(json.dumps({"machine": {"date": "2026-12-02 18:49 UTC"}, "large": [row]}))
+    assert run.previous_large(path) == [{"measured": "2026-12-02 18:49 UTC", **row}]
+    path.write_text(json.dumps({"machine": {"date": "later"}, "large": run.previous_large(path)}))
+    assert run.previous_large(path)[0]["measured"] == "2026-12-02 18:49 UTC"  # the first date stays
