@@ -43,7 +43,17 @@ if TYPE_CHECKING:  # the same names for type checkers and editors, which do not 
         UnknownBackendError,
         WdlibError,
     )
-    from .model import MLP, Linear, Model, Objective, linreg, mean_loss, sgd_step, squared_loss
+    from .model import (
+        MLP,
+        Linear,
+        Model,
+        Objective,
+        linreg,
+        mean_loss,
+        register_model,
+        sgd_step,
+        squared_loss,
+    )
     from .penalty import PENALTIES, ElasticNet, Penalty, l1_penalty, l2_penalty, register_penalty
     from .plot import plot
     from .ridge import RidgePath, RidgeSolution, ridge, ridge_path
@@ -71,7 +81,10 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "BackendLoadError", "BackendNotInstalledError", "ConfigError", "DivergenceError",
         "UnknownBackendError", "WdlibError",
     ),
-    "model": ("MLP", "Linear", "Model", "Objective", "linreg", "mean_loss", "sgd_step", "squared_loss"),
+    "model": (
+        "MLP", "Linear", "Model", "Objective", "linreg", "mean_loss", "register_model", "sgd_step",
+        "squared_loss",
+    ),
     "penalty": ("PENALTIES", "ElasticNet", "Penalty", "l1_penalty", "l2_penalty", "register_penalty"),
     "plot": ("plot",),
     "ridge": ("RidgePath", "RidgeSolution", "ridge", "ridge_path"),
@@ -159,6 +172,7 @@ __all__ = [
     "plot",
     "printed_line",
     "register_backend",
+    "register_model",
     "register_penalty",
     "reproduce",
     "ridge",

@@ -50,6 +50,9 @@ class Backend(ABC):
     #: before its framework is imported (:func:`wdlib.validate.check_supported`): a subset of
     #: :data:`CAPABILITIES`. Set for each subclass from the optional methods it implements.
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: Whether ``grad`` differentiates any model (autodiff); False when it is the models' hand-derived
+    #: ``backward`` (NumPy), so a model of the user's own needs one there.
+    autodiff: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

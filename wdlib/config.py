@@ -20,6 +20,7 @@ from .field_checks import (
     finite,
     flag,
     integer,
+    model,
     names,
     pairs,
     penalty,
@@ -28,7 +29,7 @@ from .field_checks import (
     unit,
     widths,
 )
-from .model import MODELS
+from .model import BUILTIN_MODELS, user_parameters
 from .optim import DECAYS, OPTIMIZER_ARGS
 
 #: Largest seed accepted: every RNG wdlib or a book feeds it to (NumPy, torch, MXNet, Python) takes it.
@@ -65,7 +66,8 @@ class Config:
     engine: str = "auto"
     #: On a NaN/inf loss: "raise" a DivergenceError, or "record" the run as diverged and stop.
     on_divergence: str = "raise"
-    #: "linear" (the chapter's X w + b) or "mlp" (ReLU layers of widths ``hidden``, d2l's MLP).
+    #: "linear" (the chapter's X w + b), "mlp" (ReLU layers of widths ``hidden``, d2l's MLP), or the
+    #: name of a model of your own (``model=MyModel()`` registers it: wdlib.model.register_model).
     model: str = "linear"
     hidden: tuple[int, ...] = ()
     #: The core optimizer (wdlib.optim): "sgd" (the books' step), "momentum" or "adam", with
@@ -148,7 +150,7 @@ FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "rng": choice(*RNGS),
     "engine": choice(*ENGINES),
     "on_divergence": choice(*ON_DIVERGENCE),
-    "model": choice(*MODELS),
+    "model": model,
     "hidden": widths,
     "optimizer": choice(*OPTIMIZER_ARGS),
     "optimizer_args": pairs,
@@ -233,7 +235,9 @@ def parameter_names(c: Config | dict[str, Any]) -> list[str]:
     get = c.get if isinstance(c, dict) else lambda k: getattr(c, k)
     if get("model") == "linear":
         return ["w", "b"]
-    return [f"{kind}{i}" for i in range(1, len(get("hidden")) + 2) for kind in "Wb"]
+    if get("model") == "mlp":
+        return [f"{kind}{i}" for i in range(1, len(get("hidden")) + 2) for kind in "Wb"]
+    return list(user_parameters(get("model"), get("num_inputs")))
 
 
 def with_lambdas(config: Config, lambdas: Iterable[float]) -> list[Config]:
@@ -270,6 +274,12 @@ def _check_combination(c: dict[str, Any]) -> None:
                           f"{getattr(defaults, name)!r} with rng='native' (the books' own recipe)")
     if c["model"] == "linear":
         refuse_unless("hidden", not c["hidden"], "() with model='linear'", "use model='mlp'")
+    elif c["model"] not in BUILTIN_MODELS:
+        refuse_unless("hidden", not c["hidden"], f"() with model={c['model']!r} (a model of your own "
+                      "holds its own settings)")
+        refuse_unless("mode", c["mode"] == "scratch", f"'scratch' with model={c['model']!r}: the "
+                      "frameworks' own (concise) layers are the built-in models'")
+        user_parameters(c["model"], c["num_inputs"])  # its init returns named float arrays
     if c["engine"] == "fused":
         from types import SimpleNamespace
 

@@ -86,6 +86,15 @@ def penalty(name: str, value: Any) -> str:
     return choice(*PENALTIES)(name, value)
 
 
+def model(name: str, value: Any) -> str:
+    """A model name, or a model object (registered under its name: a Config stores names)."""
+    from .model import model_names, register_model
+
+    if not isinstance(value, str):
+        return register_model(value)
+    return choice(*model_names())(name, value)
+
+
 def widths(name: str, value: Any) -> tuple[int, ...]:
     items = (value,) if is_number(value, numbers.Integral) else value
     if isinstance(items, str) or not isinstance(items, (tuple, list)) or not all(

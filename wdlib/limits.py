@@ -68,8 +68,13 @@ def run_bytes(config: Any, k: int = 1) -> tuple[float, str]:
     field that contributes most ("lambdas" when it is the number of λ)."""
     s = 8 if config.dtype == "float64" else 4
     n, m, p, e = config.n_train, config.n_test, config.num_inputs, config.num_epochs
-    widths = [p, *config.hidden, 1] if config.model == "mlp" else [p, 1]
-    params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    if config.model in ("linear", "mlp"):
+        widths = [p, *config.hidden, 1] if config.model == "mlp" else [p, 1]
+        params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    else:
+        from .model import user_parameters
+
+        params = sum(a.size for a in user_parameters(config.model, p).values())
     copies = 4 + (config.optimizer != "sgd") * 2  # the problem's and the backend's, a gradient, a step
     sizes = {"num_inputs": p, "n_train": n, "n_test": m}
     wide = "hidden" if config.hidden and max(config.hidden) >= p else "num_inputs"

@@ -121,12 +121,59 @@ class MLP:
         return {k: grads[k] for k in params}
 
 
-MODELS = ("linear", "mlp")
+#: The models a Config names out of the box; a user's own is added by :func:`register_model`.
+BUILTIN_MODELS = ("linear", "mlp")
+MODELS = BUILTIN_MODELS
+#: Models registered by name (``model=MyModel()``): objects with ``name``, ``init`` and ``apply`` (and
+#: ``backward`` for a backend without autodiff, NumPy).
+USER_MODELS: dict[str, Model] = {}
+
+
+def register_model(model: Model) -> str:
+    """Make ``model`` usable as ``model=model.name``; returns the name. As with penalties, a Config
+    stores the name, so a different object (other settings) under a name already taken is refused."""
+    from .errors import ConfigError
+    from .penalty import same_settings
+
+    name = getattr(model, "name", None)
+    if not isinstance(name, str) or not name or not all(
+            callable(getattr(model, m, None)) for m in ("init", "apply")):
+        raise ConfigError("model", model, "'linear', 'mlp', a registered model's name, or an object with a "
+                          "str `name`, init(rng, num_inputs) -> {name: array} and apply(ops, params, X)")
+    if name in BUILTIN_MODELS:
+        raise ConfigError("model", name, "a name not built in (linear, mlp are)")
+    if name in USER_MODELS and not same_settings(USER_MODELS[name], model):
+        raise ConfigError("model", model, f"a name other than {name!r}, which names {USER_MODELS[name]!r}",
+                          "runs are stored under the model's name: give a model with other settings "
+                          "its own name")
+    USER_MODELS[name] = model
+    return name
+
+
+def model_names() -> tuple[str, ...]:
+    """Every name ``Config.model`` accepts now: the built-in models and the registered ones."""
+    return (*BUILTIN_MODELS, *USER_MODELS)
 
 
 def make_model(name: str, hidden: tuple[int, ...] = ()) -> Model:
     """The model of ``Config.model`` / ``Config.hidden``."""
-    return MLP(tuple(hidden)) if name == "mlp" else Linear()
+    if name == "mlp":
+        return MLP(tuple(hidden))
+    return Linear() if name == "linear" else USER_MODELS[name]
+
+
+def user_parameters(name: str, num_inputs: int) -> dict[str, np.ndarray]:
+    """The parameters a registered model's ``init`` draws (from a fixed seed), checked: a dict of
+    named float arrays. Their names and sizes are what a Config's checks need."""
+    from .errors import ConfigError
+
+    params = USER_MODELS[name].init(np.random.default_rng(0), num_inputs)
+    if not isinstance(params, dict) or not params or not all(
+            isinstance(k, str) and isinstance(v, np.ndarray) and v.dtype.kind == "f"
+            for k, v in params.items()):
+        raise ConfigError("model", name, "a model whose init(rng, num_inputs) returns a dict of named "
+                          "float NumPy arrays", f"it returned {type(params).__name__}")
+    return params
 
 
 def weight_names(params: Mapping[str, Any]) -> list[str]:

@@ -86,7 +86,7 @@ def register_penalty(penalty: Penalty) -> str:
                           + ") or an object with a str `name` that is called as penalty(ops, w)")
     if name in BUILTIN_PENALTIES and PENALTIES[name] is not penalty:
         raise ConfigError("penalty", name, "a name not built in (l1, l2, elastic_net are)")
-    if name in PENALTIES and not _same_penalty(PENALTIES[name], penalty):
+    if name in PENALTIES and not same_settings(PENALTIES[name], penalty):
         raise ConfigError("penalty", penalty, f"a name other than {name!r}, which names {PENALTIES[name]!r}",
                           "runs are stored under the penalty's name: give a penalty with other "
                           "settings its own name")
@@ -94,7 +94,7 @@ def register_penalty(penalty: Penalty) -> str:
     return name
 
 
-def _same_penalty(a: Penalty, b: Penalty) -> bool:
+def same_settings(a: Any, b: Any) -> bool:
     """The same object, or one that pickles to the same bytes (the same class and settings, e.g. a
     notebook cell run again)."""
     import pickle

@@ -33,6 +33,7 @@ from . import vectorized
 from .config import Config, make_config
 from .errors import ConfigError
 from .limits import check_count, check_run, run_bytes
+from .model import BUILTIN_MODELS, USER_MODELS
 from .penalty import BUILTIN_PENALTIES, PENALTIES
 from .store import Store, check_store_path, config_key
 from .sweep_exec import ExecutorError as ExecutorError  # re-exported: wdlib.ExecutorError
@@ -244,11 +245,14 @@ def _without_lambd(config: Config) -> tuple[Any, ...]:
 
 
 def _submit(pool: cf.Executor, unit: list[Config], arrays: tuple[Any, ...] | None) -> cf.Future[Any]:
-    name = unit[0].penalty
-    penalty = None if name in BUILTIN_PENALTIES else PENALTIES[name]
+    """The task of ``unit``, with the user's own penalty and model objects (a fresh worker process
+    knows only the built-in ones)."""
+    c = unit[0]
+    penalty = None if c.penalty in BUILTIN_PENALTIES else PENALTIES[c.penalty]
+    model = None if c.model in BUILTIN_MODELS else USER_MODELS[c.model]
     if len(unit) == 1:
-        return pool.submit(run_config, dataclasses.asdict(unit[0]), arrays, penalty)
-    return pool.submit(run_lambdas, dataclasses.asdict(unit[0]), [c.lambd for c in unit], arrays, penalty)
+        return pool.submit(run_config, dataclasses.asdict(c), arrays, penalty, model)
+    return pool.submit(run_lambdas, dataclasses.asdict(c), [u.lambd for u in unit], arrays, penalty, model)
 
 
 def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers: int | None,

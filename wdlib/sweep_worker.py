@@ -7,6 +7,7 @@ from typing import Any
 
 from .config import make_config, with_lambdas
 from .errors import WdlibError
+from .model import register_model
 from .penalty import register_penalty
 from .store_format import result_record
 
@@ -21,17 +22,16 @@ class RunFailedError(WdlibError, RuntimeError):
 
 
 def run_config(fields: dict[str, Any], arrays: tuple[Any, ...] | None = None,
-               penalty: Any = None) -> dict[str, Any]:
+               penalty: Any = None, model: Any = None) -> dict[str, Any]:
     """Train one configuration (given as a dict of Config fields, with the user's ``arrays`` for
-    ``dataset="arrays"`` and the user's ``penalty`` object for a penalty that is not built in) and
-    return what the store keeps.
+    ``dataset="arrays"`` and the user's ``penalty`` and ``model`` objects where they are not built
+    in) and return what the store keeps.
 
     Runs in a worker process (or a Dask worker): plain data in, plain data out, no database access.
     """
     from .training import train, train_sequence
 
-    if penalty is not None:  # a fresh worker process knows only the built-in penalties
-        register_penalty(penalty)
+    _register(penalty, model)
     try:  # train_sequence, not fit(make_problem(...)): rng="native" draws its inputs itself
         if arrays is not None:
             return result_record(train(**_data_fields(fields), **_as_data(arrays)))
@@ -52,8 +52,16 @@ def _data_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in derived}
 
 
-def run_lambdas(fields: dict[str, Any], lambdas: list[float],
-                arrays: tuple[Any, ...] | None = None, penalty: Any = None) -> list[dict[str, Any]]:
+def _register(penalty: Any, model: Any) -> None:
+    """A fresh worker process knows only the built-in penalties and models: register the user's."""
+    if penalty is not None:
+        register_penalty(penalty)
+    if model is not None:
+        register_model(model)
+
+
+def run_lambdas(fields: dict[str, Any], lambdas: list[float], arrays: tuple[Any, ...] | None = None,
+                penalty: Any = None, model: Any = None) -> list[dict[str, Any]]:
     """Train the configuration ``fields`` (a dict of Config fields) at every λ of ``lambdas`` as one
     batched run (:func:`wdlib.train_lambdas`); return what the store keeps, one record per λ, in order.
 
@@ -61,8 +69,7 @@ def run_lambdas(fields: dict[str, Any], lambdas: list[float],
     """
     from .training import train_lambdas
 
-    if penalty is not None:
-        register_penalty(penalty)
+    _register(penalty, model)
     rest = {k: v for k, v in fields.items() if k not in ("backend", "preset", "seed", "lambd")}
     if arrays is not None:
         rest = {**_data_fields(rest), **_as_data(arrays)}

@@ -227,9 +227,18 @@ def check_supported(configs: Sequence[Config]) -> None:
         if config.engine == "fused" and "fused" not in offered:
             raise ConfigError("engine", "fused", f"'auto' or 'eager': backend {config.backend!r} has no "
                               "fused path")
-        if config.mode == "scratch" and config.model != "linear" and config.model not in offered:
+        if config.mode == "scratch" and config.model == "mlp" and "mlp" not in offered:
             raise ConfigError("model", config.model, f"'linear': backend {config.backend!r} has no "
                               "relu op for the MLP")
+        if config.model not in ("linear", "mlp") and not cls.autodiff:
+            from .model import make_model
+
+            if not callable(getattr(make_model(config.model), "backward", None)):
+                raise ConfigError("model", config.model, "a model with a backward(ops, params, X, dout) "
+                                  f"method on backend {config.backend!r}, which has no autodiff "
+                                  "(it trains by the model's hand-derived gradient)",
+                                  "or a backend with autodiff: " + ", ".join(
+                                      n for n in _installed() if backend_class(n).autodiff))
         if config.mode == "scratch" and config.optimizer != "sgd" and config.optimizer not in offered:
             raise ConfigError("optimizer", config.optimizer, f"'sgd': backend {config.backend!r} lacks "
                               f"the ops of {config.optimizer} ({', '.join(CAPABILITIES[config.optimizer])})")

@@ -19,6 +19,7 @@ class NumpyBackend(Backend):
     name = "numpy"
     framework = "numpy"
     install = "pip install numpy"
+    autodiff = False  # grad is the objective's hand-derived gradient (each model's backward)
 
     def context(self, dtype: str) -> contextlib.AbstractContextManager[Any]:
         # A diverging run overflows to inf/NaN; the core detects and reports that, so stay quiet here.
