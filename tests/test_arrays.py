@@ -23,9 +23,9 @@ from wdlib.arrays import (
     scaling,
     split,
     split_rng,
+    split_sizes,
     standardize,
 )
-from wdlib.config import split_sizes
 from wdlib.errors import ConfigError
 
 X5 = np.arange(15.0).reshape(5, 3)

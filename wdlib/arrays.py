@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import FIELD_CHECKS, split_sizes
+from .config import FIELD_CHECKS
 from .errors import ConfigError
 
 #: Child of ``SeedSequence(seed)`` that draws the train/test split; make_problem uses children 0-3
@@ -200,6 +200,15 @@ def fingerprint(*arrays: np.ndarray | None) -> str:
     return digest.hexdigest()
 
 
+def split_sizes(n: int, test_fraction: float) -> tuple[int, int]:
+    """(n_train, n_test) of a seeded split of ``n`` examples: at least one on each side."""
+    if n < 2:
+        raise ConfigError("data", f"{n} example(s)", "at least 2 examples when no test set is given",
+                          "pass test=(X_test, y_test)")
+    n_test = min(n - 1, max(1, round(test_fraction * n)))
+    return n - n_test, n_test
+
+
 def split_rng(seed: int) -> np.random.Generator:
     """The generator that draws a seed's train/test split (child :data:`SPLIT_STREAM` of its seed)."""
     seed = FIELD_CHECKS["seed"]("seed", seed)
@@ -211,7 +220,7 @@ def split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(X_train, y_train, X_test, y_test)``: a random ``test_fraction`` of the rows held out.
 
-    The sizes are :func:`wdlib.config.split_sizes`'s, from which a Config derives n_train and n_test
+    The sizes are :func:`split_sizes`'s, from which a Config derives n_train and n_test
     before any data are read (at least one row on each side). The training rows are the first n_train of
     ``rng.permutation(n)``; both sides keep the rows' original order. The rows drawn depend only on
     ``rng`` (:func:`split_rng` for a seed), n and ``test_fraction``.

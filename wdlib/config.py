@@ -29,7 +29,7 @@ from .field_checks import (
     unit,
     widths,
 )
-from .model import BUILTIN_MODELS, user_parameters
+from .model import BUILTIN_MODELS, parameter_names, user_parameters
 from .optim import DECAYS, OPTIMIZER_ARGS
 
 #: Largest seed accepted: every RNG wdlib or a book feeds it to (NumPy, torch, MXNet, Python) takes it.
@@ -217,27 +217,10 @@ def _bundled_fields(c: dict[str, Any]) -> dict[str, Any]:
     from .datasets import dataset_shape
 
     n, p, fingerprint = dataset_shape(c["dataset"])
+    from .arrays import split_sizes
+
     n_test = split_sizes(n, c["test_fraction"])[1]
     return {"n_train": n - n_test, "n_test": n_test, "num_inputs": p, "data_fingerprint": fingerprint}
-
-
-def split_sizes(n: int, test_fraction: float) -> tuple[int, int]:
-    """(n_train, n_test) of a seeded split of ``n`` examples: at least one on each side."""
-    if n < 2:
-        raise ConfigError("data", f"{n} example(s)", "at least 2 examples when no test set is given",
-                          "pass test=(X_test, y_test)")
-    n_test = min(n - 1, max(1, round(test_fraction * n)))
-    return n - n_test, n_test
-
-
-def parameter_names(c: Config | dict[str, Any]) -> list[str]:
-    """The names of the model's parameters (without drawing them)."""
-    get = c.get if isinstance(c, dict) else lambda k: getattr(c, k)
-    if get("model") == "linear":
-        return ["w", "b"]
-    if get("model") == "mlp":
-        return [f"{kind}{i}" for i in range(1, len(get("hidden")) + 2) for kind in "Wb"]
-    return list(user_parameters(get("model"), get("num_inputs")))
 
 
 def with_lambdas(config: Config, lambdas: Iterable[float]) -> list[Config]:

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import check_data, fingerprint
-from .config import Config, make_config, split_sizes
+from .arrays import check_data, fingerprint, split_sizes
+from .config import Config, make_config
 from .errors import ConfigError
 from .model import make_model
 

@@ -176,6 +176,17 @@ def user_parameters(name: str, num_inputs: int) -> dict[str, np.ndarray]:
     return params
 
 
+def parameter_names(c: Any) -> list[str]:
+    """The names of the parameters of the model of ``c`` (a Config, or a dict of its fields), drawn
+    only for a registered model."""
+    get = c.get if isinstance(c, dict) else lambda k: getattr(c, k)
+    if get("model") == "linear":
+        return ["w", "b"]
+    if get("model") == "mlp":
+        return [f"{kind}{i}" for i in range(1, len(get("hidden")) + 2) for kind in "Wb"]
+    return list(user_parameters(get("model"), get("num_inputs")))
+
+
 def weight_names(params: Mapping[str, Any]) -> list[str]:
     """The weight matrices (2-D parameters): what is decayed by default, and what ``w_norm`` measures."""
     return [k for k, p in params.items() if np.ndim(p) >= 2]

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, get_backend
-from .config import Config, make_config, parameter_names, with_lambdas
+from .config import Config, make_config, with_lambdas
 from .data import Problem, data_config, make_problem
 from .errors import ConfigError
 from .limits import check_run, check_runs
+from .model import parameter_names
 from .run import Run, record
 from .steps import make_evaluate, make_step, objective_for, optimizer_for  # noqa: F401 (also from here)
 from .validate import check_compiled, check_problem, check_supported, lambda_values

@@ -129,7 +129,7 @@ def check_result(name: str, result: Any, problem: Problem, config: Config, k: in
 def check_compiled(name: str, result: Any, problem: Problem, config: Config) -> tuple[Any, Any, Any]:
     """``result`` of backend ``name``'s fit_compiled, refused (BackendResultError) unless it is
     (train_loss, test_loss, params) with one loss per evaluation and the model's parameter names."""
-    from .config import parameter_names
+    from .model import parameter_names
 
     evals = config.num_epochs // problem.eval_every
     ok = isinstance(result, (tuple, list)) and len(result) == 3 and isinstance(result[2], dict)
