@@ -123,7 +123,6 @@ class MLP:
 
 #: The models a Config names out of the box; a user's own is added by :func:`register_model`.
 BUILTIN_MODELS = ("linear", "mlp")
-MODELS = BUILTIN_MODELS
 #: Models registered by name (``model=MyModel()``): objects with ``name``, ``init`` and ``apply`` (and
 #: ``backward`` for a backend without autodiff, NumPy).
 USER_MODELS: dict[str, Model] = {}
