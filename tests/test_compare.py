@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import wdlib
-from wdlib.compare import TOLERANCE
+from wdlib.compare import TOLERANCE, loss_scale
 from wdlib_numpy import NumpyBackend
 
 EPOCHS = 20
@@ -64,6 +64,22 @@ def test_a_disagreeing_backend_is_flagged_not_hidden() -> None:
     assert status == {"numpy": "ok", "slightly-off": "DIFFERS"}
     assert [row["backend"] for row in result.flagged] == ["slightly-off"]
     assert "DIFFERS" in str(result) and "slightly-off" in str(result)
+
+
+def test_a_noise_free_fit_near_zero_loss_agrees_and_a_wrong_gradient_still_differs() -> None:
+    """float32 rounding of residuals near 0 moves a tiny loss by much more than 1e-4 of itself:
+    the test loss is measured against compare.loss_scale, which still flags a gradient 0.1% off."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 10))
+    common = {"data": (X, X.sum(axis=1)), "lambd": 0, "optimizer": "momentum", "num_epochs": 60}
+    with wdlib.temporary_backend(SlightlyOff):
+        result = wdlib.compare(["numpy", "slightly-off"], **common, engine="eager")
+    row, off = sorted(result.rows, key=lambda r: r["backend"])
+    assert row["test_loss"] < 1e-4 and row["status"] == "ok"
+    assert row["max_abs_dtest"] > 1e-4 * row["test_loss"]  # the plain relative test would flag it
+    assert off["status"] == "DIFFERS"
+    chapter = wdlib.train("numpy", lambd=3, num_epochs=5)  # losses far above their rounding
+    np.testing.assert_array_equal(loss_scale(chapter), chapter.test_loss)
 
 
 def test_outputs(comparison: wdlib.Comparison, tmp_path: Path) -> None:

@@ -227,3 +227,22 @@ def test_a_plain_table_has_a_short_repr_and_says_it_has_no_figure() -> None:
     assert repr(table).startswith(f"<Table: {len(table)} rows; columns key, framework")
     with pytest.raises(TypeError, match="has no figure: Comparison and SweepTable have one"):
         table.plot()
+
+
+def test_legend_and_title_name_what_tells_the_runs_apart() -> None:
+    """Adam + L2 against AdamW: the legend names the decay (λ, or wd and how it acts), the title what
+    the runs share (the optimizer, the learning rate); a user's data are not called the book's."""
+    common = {"optimizer": "adam", "lr": 0.01, "num_epochs": 3}
+    l2 = wdlib.train("numpy", lambd=0.01, **common)
+    adamw = wdlib.train("numpy", wd=0.01, decay="decoupled", **common)
+    fast = wdlib.train("numpy", lambd=0.01, **{**common, "lr": 0.02})
+    ax = wdlib.plot([l2, adamw]).axes[0]
+    assert ax.get_title() == "numpy, d2l preset, optimizer=adam, lr=0.01"
+    assert [line.get_label() for line in ax.lines][::2] == [
+        "numpy, λ=0.01 train", "numpy, λ=0, wd=0.01 (decoupled) train"]
+    ax = wdlib.plot([l2, fast]).axes[0]
+    assert [line.get_label() for line in ax.lines][::2] == [
+        "numpy, λ=0.01, lr=0.01 train", "numpy, λ=0.01, lr=0.02 train"]
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    own = wdlib.train("numpy", data=(X, X.sum(axis=1)), num_epochs=2)
+    assert wdlib.plot(own).axes[0].get_title() == "numpy, your data, λ=0"

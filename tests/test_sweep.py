@@ -288,3 +288,24 @@ def test_a_concise_sweep_grids_the_frameworks_weight_decay(tmp_path: Path) -> No
     assert same.computed == 0 and [row["key"] for row in same.rows] == [row["key"] for row in table.rows]
     with pytest.raises(wdlib.ConfigError, match=r"^lambdas=.*give the weight-decay grid once"):
         wdlib.sweep([0, 3], backends=["numpy"], mode="concise", wd=1, store=tmp_path / "c.sqlite")
+
+
+def test_sweep_figure_of_your_own_data_draws_its_ridge_path(tmp_path) -> None:
+    """The exact ridge line is that of the swept arrays (not the chapter's data); a model it does not
+    describe (the MLP) gets none; the titles and legends say what was trained."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 8))
+    y = X @ rng.standard_normal(8) + 0.1 * rng.standard_normal(60)
+    table = wdlib.sweep([0.0, 1.0, 10.0], data=(X, y), backends=["numpy"], progress=False,
+                        store=tmp_path / "own.sqlite", workers=1)
+    loss_ax, norm_ax = table.figure().axes
+    assert loss_ax.get_title().startswith("your data:")
+    (exact,) = [line for line in norm_ax.lines if line.get_label() == "exact ridge"]
+    config, arrays = wdlib.data.data_config((X, y), lambd=10.0)
+    expected = wdlib.ridge(wdlib.make_problem(config, arrays), 10.0).w_norm
+    assert exact.get_ydata()[list(exact.get_xdata()).index(10.0)] == pytest.approx(expected, rel=1e-12)
+    reloaded = wdlib.load_sweep(tmp_path / "own.sqlite")  # the store has no arrays: no ridge line
+    assert [line.get_label() for line in reloaded.figure().axes[1].lines] == ["numpy (SGD)"]
+    mlp = wdlib.sweep([0.0, 1.0], data=(X, y), backends=["numpy"], model="mlp", hidden=(4,),
+                      optimizer="adam", lr=0.01, num_epochs=5, progress=False, workers=1)
+    assert [line.get_label() for line in mlp.figure().axes[0].lines] == ["numpy (Adam)"]

@@ -10,22 +10,18 @@ pandas): array-likes such as DataFrames or torch and JAX arrays come in through 
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
-import warnings
 from typing import Any
 
 import numpy as np
 
 from .config import FIELD_CHECKS
-from .errors import ConfigError
+from .errors import ConfigError, warn
 
 #: Child of ``SeedSequence(seed)`` that draws the train/test split; make_problem uses children 0-3
 #: (training data, test data, initial parameters, batch order), so a split never shifts those streams.
 SPLIT_STREAM = 4
 
 _NUMBERS = "numbers (bool, integer or real floating point)"
-_WDLIB_DIR = os.path.abspath(os.path.dirname(__file__)) + os.sep
 
 
 class DataConversionWarning(UserWarning):
@@ -52,11 +48,7 @@ def describe(value: Any, arr: np.ndarray | None = None) -> _Summary:
 
 
 def _warn(message: str) -> None:
-    """Warn at the first caller outside wdlib, so the warning points at the user's own line."""
-    frame, level = sys._getframe(1), 2  # stacklevel 1 is this function, 2 its caller
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_WDLIB_DIR):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, DataConversionWarning, stacklevel=level)
+    warn(message, DataConversionWarning)
 
 
 def _float_array(value: Any, label: str) -> tuple[np.ndarray, _Summary, np.dtype]:

@@ -4,7 +4,7 @@ All backends train on identical inputs (wdlib draws data, initial weights and ba
 the core), so they may differ only by floating-point rounding. :func:`compare` measures that
 difference and flags any backend beyond :data:`TOLERANCE`, the bound ``tests/test_cross_backend.py``
 asserts (see its docstring for the measured worst cases): relative to the reference, on the test-loss
-curve epoch by epoch and on w measured against max|w_ref|.
+curve epoch by epoch (a loss near 0 against :func:`loss_scale`) and on w measured against max|w_ref|.
 """
 
 from __future__ import annotations
@@ -60,8 +60,19 @@ def differences(run: Run, reference: Run) -> tuple[float, float, bool]:
         return float("nan"), float("nan"), False
     dw = np.abs(w - w_ref)
     dtest = np.abs(test - test_ref)
-    ok = bool(np.all(dw <= tol * np.abs(w_ref).max()) and np.all(dtest <= tol * np.abs(test_ref)))
+    ok = bool(np.all(dw <= tol * np.abs(w_ref).max()) and np.all(dtest <= tol * loss_scale(reference)))
     return float(dw.max()), float(dtest.max()), ok
+
+
+def loss_scale(reference: Run) -> np.ndarray:
+    """What a test loss's difference is measured against, epoch by epoch: the loss itself, but not
+    less than ``sqrt(loss * s)``, ``s`` the loss of predicting 0 (half the mean square of y_test).
+    A loss ``r^2 / 2`` whose residuals ``r`` are rounded by ``eps * |y|`` moves by about
+    ``|r| eps |y|``: relative to the loss that grows without bound as it nears 0 (a fit without
+    noise), relative to ``sqrt(loss * s)`` it stays near ``eps``."""
+    test_ref = np.abs(reference.test_loss)
+    s = float(np.mean(np.square(reference.problem.y_test))) / 2
+    return np.maximum(test_ref, np.sqrt(test_ref * s))
 
 
 class Comparison(Table):
@@ -100,7 +111,7 @@ class Comparison(Table):
         dtypes = sorted({row["dtype"] for row in self.rows})
         tol = ", ".join(f"{TOLERANCE[d]:g} ({d})" for d in dtypes)
         settings = shared_settings([row["_run"].config for row in self.rows if "_run" in row],
-                                   (*self.columns, "backend", "mode", "wd", "on_divergence"))
+                                   (*self.shown, "backend", "on_divergence"))
         concise = ("\nconcise runs train each framework's own loss and optimizer, so frameworks may "
                    "differ from one another (torch's MSELoss has no 1/2): each is checked against the "
                    "NumPy float64 chain equal to it (wdlib.semantics.core_config)"

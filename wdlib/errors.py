@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
+_WDLIB_DIR = os.path.abspath(os.path.dirname(__file__)) + os.sep
+
 
 class WdlibError(Exception):
     """Base of every error wdlib raises on purpose."""
@@ -65,3 +71,12 @@ class ExecutorFailedError(WdlibError, RuntimeError):
 
 class DivergenceWarning(RuntimeWarning):
     """The loss stayed finite but grew by many orders of magnitude: the run is diverging."""
+
+
+def warn(message: str | Warning, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` at the first caller outside wdlib: the warning names the user's own line
+    (however deep in wdlib it was raised), and its once-per-location filter is per user line."""
+    frame, level = sys._getframe(1), 2  # stacklevel 1 is this function, 2 its caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_WDLIB_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import os
 import sys
-import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -77,8 +76,9 @@ def local_executor(tasks: int, workers: int | None, line: int | None) -> cf.Exec
     if line is None:
         return default_executor(count)
     if count > 1:
-        warnings.warn(
-            f"sweep: running in this process, one task at a time: the script's line {line} is not "
-            "under `if __name__ == \"__main__\":`, which worker processes need; add the guard to "
-            f"use {count} processes", InProcessWarning, stacklevel=4)
+        from .errors import warn
+
+        warn(f"sweep: running in this process, one task at a time: the script's line {line} is not "
+             "under `if __name__ == \"__main__\":`, which worker processes need; add the guard to "
+             f"use {count} processes", InProcessWarning)
     return cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="wdlib-sweep")

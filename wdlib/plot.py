@@ -89,23 +89,55 @@ def panels(ax: Any, count: int, figsize: tuple[float, float],
     return fig, axes
 
 
-def label(run: Run) -> str:
-    """The run's backend and penalty, e.g. ``torch, λ=3`` or ``torch, wd=3 (concise)``."""
-    return f"{run.config.backend}, {decay_label(run)}"
+def label(run: Run, varying: Sequence[str] = ()) -> str:
+    """The run's backend and penalty, e.g. ``torch, λ=3``, ``torch, wd=3 (concise)`` or ``numpy, λ=0,
+    wd=0.01 (decoupled)``, and its value of each of the ``varying`` settings (those that tell the
+    plotted runs apart, :func:`varying_settings`)."""
+    c = run.config
+    return ", ".join([c.backend, decay_label(run), *(_setting(c, f) for f in varying)])
 
 
 def decay_label(run: Run) -> str:
     c = run.config
-    return f"wd={c.wd:g} (concise)" if c.mode == "concise" else f"λ={c.lambd:g}"
+    if c.mode == "concise":
+        return f"wd={c.wd:g} (concise)"
+    return f"λ={c.lambd:g}" + (f", wd={c.wd:g} ({c.decay})" if c.wd else "")
+
+
+#: Settings a legend names when they differ between the plotted runs (backend, λ and wd always are).
+LABELLED = ("model", "hidden", "optimizer", "optimizer_args", "penalty", "l1_ratio", "lr", "batch_size",
+            "num_epochs", "dtype", "seed", "dataset", "engine")
+#: Settings a title names when every plotted run shares them and they are not the default.
+TITLED = ("model", "hidden", "optimizer", "penalty", "lr")
+
+
+def varying_settings(runs: Sequence[Run]) -> list[str]:
+    """The :data:`LABELLED` settings whose values differ between ``runs``."""
+    return [f for f in LABELLED if len({repr(getattr(r.config, f)) for r in runs}) > 1]
+
+
+def _setting(config: Any, name: str) -> str:
+    value = getattr(config, name)
+    return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
 
 
 def default_title(runs: Sequence[Run]) -> str:
-    """What the runs share: backend, book preset, and (for one run) the penalty."""
+    """What the runs share: backend, the data (the book's preset for the chapter's data), the
+    settings of :data:`TITLED` that are not the default, and (for one run) the penalty."""
+    from .config import DEFAULTS
+    from .sweep_table import data_name
+
     parts = []
-    for name, text in (("backend", "{}"), ("preset", "{} preset")):
-        values = {getattr(r.config, name) for r in runs}
-        if len(values) == 1:
-            parts.append(text.format(values.pop()))
+    backends = {r.config.backend for r in runs}
+    if len(backends) == 1:
+        parts.append(backends.pop())
+    names = {data_name(r.config) for r in runs}
+    if len(names) == 1:
+        name = names.pop()
+        parts.append(f"{name} preset" if runs[0].config.dataset == "synthetic" else name)
+    first = runs[0].config
+    parts += [_setting(first, f) for f in TITLED if getattr(first, f) != getattr(DEFAULTS, f)
+              and all(getattr(r.config, f) == getattr(first, f) for r in runs)]
     if len(runs) == 1:
         parts.append(decay_label(runs[0]))
     return ", ".join(parts)
@@ -138,8 +170,9 @@ def _padded(values: Sequence[np.ndarray], length: int) -> np.ndarray:
 
 def draw(runs: Sequence[Run], ax: Axes, *, labels: Sequence[str] | None = None) -> None:
     """Draw ``runs`` on ``ax``: one colour per run, train solid, test dotted (log scale)."""
+    varying = varying_settings(runs)
     for i, run in enumerate(runs):
-        name = labels[i] if labels else label(run)
+        name = labels[i] if labels else label(run, varying)
         prefix = "" if len(runs) == 1 else name  # one run: the book's legend, train and test
         curves(ax, run.epochs, [run.train_loss], [run.test_loss], prefix)
     ax.set_xlabel("epochs")

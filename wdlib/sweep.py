@@ -165,7 +165,7 @@ def sweep(
         check_store_path(store)
         rows, computed = _run_grid(store, configs, executor, workers, progress, vectorize, arrays)
     return SweepTable(rows, computed=computed, skipped=len(configs) - computed,
-                      store=None if store is None else Path(store))
+                      store=None if store is None else Path(store), arrays=arrays)
 
 
 def _run_grid(store: str | os.PathLike[str], configs: list[Config], executor: cf.Executor | None,

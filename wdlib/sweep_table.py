@@ -20,6 +20,8 @@ from .table import Table
 
 #: Config fields describing the data (and so the exact ridge solution), besides the seed.
 DATA_FIELDS = ("n_train", "n_test", "num_inputs", "true_w", "true_b", "noise")
+#: Where the data come from (a data set, or the user's arrays by fingerprint), and their split.
+DATA_SOURCE = ("dataset", "data_fingerprint", "test_fraction")
 #: Results of a run, the same names as in :class:`wdlib.Comparison`: final losses, ||w||, ...
 RESULTS = ("train_loss", "test_loss", "w_norm", "diverged", "seconds")
 #: The store's names for a row's final losses and curves -> the table's (one naming everywhere).
@@ -39,9 +41,12 @@ class SweepTable(Table):
     id_columns = ("key", *CONFIG_FIELDS)
 
     def __init__(self, rows: Sequence[dict[str, Any]], *, computed: int = 0, skipped: int = 0,
-                 store: Path | None = None) -> None:
+                 store: Path | None = None, arrays: tuple[np.ndarray, ...] | None = None) -> None:
         super().__init__(sorted((_renamed(row) for row in rows), key=_grid_order))
         self.computed, self.skipped, self.store = computed, skipped, store
+        #: The user's arrays of a ``sweep(data=...)`` (the store keeps only their fingerprint): the
+        #: exact ridge path of such runs is drawn only when the table has them.
+        self.arrays = arrays
         modes = {row["mode"] for row in self.rows}
         first = ("backend", *(["lambd"] if modes - {"concise"} or not modes else []),
                  *(["wd"] if "concise" in modes else []), "seed")
@@ -89,11 +94,12 @@ class SweepTable(Table):
             width = 1 + 2.5 * (1 - i / max(len(groups) - 1, 1))  # agreeing backends overlap: all show
             for axis, column in ((ax_loss, "test_loss"), (ax_norm, "w_norm")):
                 xs, mean, lo, hi = _summary(rows, column)
-                (line,) = axis.plot(xs, mean, "o-", ms=3, lw=width, label=f"{label} (SGD)")
+                (line,) = axis.plot(xs, mean, "o-", ms=3, lw=width, label=f"{label} ({_trained_by(rows)})")
                 if len(rows) > len(xs):
                     axis.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
-        scratch = [row for row in self.rows if row["mode"] == "scratch"]
-        exact = _exact_curves(scratch, sorted({row["lambd"] for row in scratch})) if scratch else {}
+        ridge_rows = [row for row in self.rows if _ridge_applies(row)]
+        lambdas = sorted({row["lambd"] for row in ridge_rows})
+        exact = _exact_curves(ridge_rows, lambdas, self.arrays) if ridge_rows else {}
         for data_label, (grid, test_loss, w_norm) in exact.items():
             name = "exact ridge" + (f" {data_label}" if len(exact) > 1 else "")
             ax_loss.plot(grid, test_loss, "k--", lw=1, label=name)
@@ -109,7 +115,7 @@ class SweepTable(Table):
             axis.set_ylabel(ylabel)
             axis.legend(fontsize="small")
         seeds = len({row["seed"] for row in self.rows})
-        presets = ", ".join(sorted({row["preset"] for row in self.rows}))
+        presets = ", ".join(sorted({data_name(row) for row in self.rows}))
         ax_loss.set_title(f"{presets}: final test loss ({seeds} seed{'s' * (seeds > 1)}: mean, min–max)")
         ax_norm.set_title(f"{presets}: ||w|| of the final weights")
         return fig
@@ -191,9 +197,41 @@ def _summary(rows: list[dict[str, Any]], column: str) -> tuple[np.ndarray, ...]:
     return np.array(xs), np.asarray(mean), np.asarray(lo), np.asarray(hi)
 
 
-def _exact_curves(rows: list[dict[str, Any]], lambdas: list[float]) -> dict[str, tuple[np.ndarray, ...]]:
-    """The exact ridge test loss and ||w|| on a fine grid, averaged over the seeds of each data set."""
+def data_name(row: Any) -> str:
+    """What a run (a row, or a Config) was trained on, as a title says it: the book's preset for the
+    chapter's synthetic data, else the data set ("diabetes", "your data")."""
+    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    dataset = get("dataset")
+    return get("preset") if dataset == "synthetic" else "your data" if dataset == "arrays" else dataset
+
+
+def _trained_by(rows: list[dict[str, Any]]) -> str:
+    """The optimizer of a group of rows, as its legend names it."""
+    names = {"sgd": "SGD", "momentum": "momentum", "adam": "Adam"}
+    return "/".join(sorted({names.get(row["optimizer"], row["optimizer"]) for row in rows}))
+
+
+def _ridge_applies(row: dict[str, Any]) -> bool:
+    """The exact ridge solution is the minimizer a run approaches: the linear model with the L2
+    penalty on w alone, no optimizer weight decay."""
+    return (row["mode"] == "scratch" and row["model"] == "linear" and row["penalty"] == "l2"
+            and not row["decay_bias"] and not row["penalize"] and not row["wd"])
+
+
+def _exact_curves(rows: list[dict[str, Any]], lambdas: list[float],
+                  arrays: tuple[np.ndarray, ...] | None = None) -> dict[str, tuple[np.ndarray, ...]]:
+    """The exact ridge test loss and ||w|| on a fine grid, averaged over the seeds of each data set:
+    the chapter's synthetic data, a bundled data set, or the user's ``arrays`` (rows of other arrays,
+    whose data the table does not have, get no curve)."""
+    from .arrays import fingerprint
     from .ridge import ridge_path
+
+    if arrays is not None:
+        arrays_print = fingerprint(*arrays)
+    rows = [row for row in rows if row["dataset"] != "arrays"
+            or (arrays is not None and row["data_fingerprint"] == arrays_print)]
+    if not rows:
+        return {}
 
     lo, hi = min(lambdas), max(lambdas)
     positive = [lam for lam in lambdas if lam > 0]
@@ -207,9 +245,10 @@ def _exact_curves(rows: list[dict[str, Any]], lambdas: list[float]) -> dict[str,
     for label, members in _groups(rows, DATA_FIELDS):
         paths = []
         for seed in sorted({row["seed"] for row in members}):
-            fields = {f: members[0][f] for f in DATA_FIELDS}
+            fields = {f: members[0][f] for f in (*DATA_FIELDS, *DATA_SOURCE)}
             config = make_config(seed=seed, num_epochs=1, batch_size=1, **fields)
-            paths.append(ridge_path(make_problem(config), grid))
+            data = arrays if config.dataset == "arrays" else None
+            paths.append(ridge_path(make_problem(config, data), grid))
         curves[label] = (grid, np.mean([p.test_loss for p in paths], axis=0),
                          np.mean([p.w_norm for p in paths], axis=0))
     return curves

@@ -192,14 +192,12 @@ def warn_if_growing(train_loss: np.ndarray, config: Config) -> None:
     finite = train_loss[np.isfinite(train_loss)]
     first = max(float(finite[0]), _TINY) if len(finite) else 0.0
     if len(finite) == len(train_loss) and len(finite) > 1 and finite[-1] > GROWTH_WARNING * first:
-        import warnings
+        from .errors import DivergenceWarning, warn
 
-        from .errors import DivergenceWarning
-
-        warnings.warn(DivergenceWarning(
+        warn(DivergenceWarning(
             f"the training loss grew from {finite[0]:.3g} to {finite[-1]:.3g} over the run "
             f"(backend={config.backend!r}, lambd={config.lambd}, lr={config.lr}): it is diverging; "
-            "lower lr"), stacklevel=4)
+            "lower lr"), DivergenceWarning)
 
 
 def check_supported(configs: Sequence[Config]) -> None:
