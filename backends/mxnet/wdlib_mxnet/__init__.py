@@ -88,6 +88,13 @@ class MxnetBackend(Backend):
 
         return grad
 
+    def optimizer_step(self, config: Config, params: Params) -> Callable[[Params, Any, Any], Params] | None:
+        """A float32 run's from-scratch step with MXNet's fused optimizer operators, one per parameter
+        (:mod:`wdlib_mxnet.eager`); None (the core's step, exact) for float64 and the books' plain SGD."""
+        from .eager import make_step
+
+        return make_step(self, config, params)
+
     # The gluonbook's own ways (wdlib_mxnet.book): Gluon weight decay and native random draws.
     #: mode="concise" trains on gluon.loss.L2Loss, the scratch loss: concise(wd, lr) = scratch(wd, lr).
     concise_loss_scale = 1.0
