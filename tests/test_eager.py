@@ -125,3 +125,25 @@ def test_numpy_runs_quietly_through_overflow() -> None:
             inf = big * 10
             nan = inf - inf
     assert np.isinf(inf).all() and np.isnan(nan).all()
+
+
+def test_torch_small_runs_use_one_intraop_thread_and_restore_the_users() -> None:
+    """The eager loop of a small model runs torch's operators on one thread (two threads' hand-offs
+    cost more than they gain); the session's setting is restored after; a large step keeps it."""
+    if "torch" not in wdlib.installed_backends():
+        pytest.skip("torch is not installed")
+    import torch
+
+    impl = wdlib.get_backend("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        with impl.run_context(wdlib.make_config(backend="torch", model="mlp", hidden=(32,))):
+            seen.append(torch.get_num_threads())
+        assert seen == [1] and torch.get_num_threads() == 2
+        big = wdlib.make_config(backend="torch", model="mlp", hidden=(2048,), batch_size=20, n_train=20)
+        with impl.run_context(big):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

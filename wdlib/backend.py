@@ -71,6 +71,11 @@ class Backend(ABC):
         """Entered around a run; e.g. JAX enables float64 here, for the run only."""
         return contextlib.nullcontext()
 
+    def run_context(self, config: Config) -> contextlib.AbstractContextManager[Any]:
+        """Entered around the eager loop of ``config``: :meth:`context` of its dtype; a backend adds
+        what depends on the run's sizes (PyTorch: how many threads its operators use)."""
+        return self.context(config.dtype)
+
     @abstractmethod
     def asarray(self, x: np.ndarray, dtype: str) -> Array:
         """A framework array holding a copy of ``x`` cast to ``dtype``."""

@@ -63,18 +63,24 @@ def refuse_above(field: str, value: Any, needed: float, what: str) -> None:
             f"{_size(have)} of memory is available (WDLIB_MEMORY_LIMIT overrides it); lower {field}")
 
 
+def parameter_count(config: Any) -> int:
+    """The number of values in the model's parameters (a minibatch step costs about ``batch_size``
+    times as many multiply-adds, forward and backward)."""
+    p = config.num_inputs
+    if config.model in ("linear", "mlp"):
+        widths = [p, *config.hidden, 1] if config.model == "mlp" else [p, 1]
+        return sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    from .model import user_parameters
+
+    return sum(a.size for a in user_parameters(config.model, p).values())
+
+
 def run_bytes(config: Any, k: int = 1) -> tuple[float, str]:
     """Estimated bytes of one run of ``config`` (``k`` λ trained as the columns of one run), and the
     field that contributes most ("lambdas" when it is the number of λ)."""
     s = 8 if config.dtype == "float64" else 4
     n, m, p, e = config.n_train, config.n_test, config.num_inputs, config.num_epochs
-    if config.model in ("linear", "mlp"):
-        widths = [p, *config.hidden, 1] if config.model == "mlp" else [p, 1]
-        params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
-    else:
-        from .model import user_parameters
-
-        params = sum(a.size for a in user_parameters(config.model, p).values())
+    params = parameter_count(config)
     copies = 4 + (config.optimizer != "sgd") * 2  # the problem's and the backend's, a gradient, a step
     sizes = {"num_inputs": p, "n_train": n, "n_test": m}
     wide = "hidden" if config.hidden and max(config.hidden) >= p else "num_inputs"

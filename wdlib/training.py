@@ -85,7 +85,7 @@ def _fit(backend: Backend, problem: Problem, config: Config) -> Run:
     num_evals = config.num_epochs // problem.eval_every
     train_loss = np.full(num_evals, np.nan)
     test_loss = np.full(num_evals, np.nan)
-    with backend.context(config.dtype):
+    with backend.run_context(config):
         X, y, X_test, y_test = (
             backend.asarray(a, config.dtype)
             for a in (problem.X_train, problem.y_train, problem.X_test, problem.y_test)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +26,21 @@ class TorchBackend(Backend):
         import torch
 
         book = importlib.import_module(f"{__name__}.book")  # imports torch.nn and torch.utils.data
+
+    #: A run whose minibatch step is at most this many multiply-adds (batch_size x the parameters)
+    #: runs its operators on one thread (:meth:`run_context`).
+    one_thread_work = 2**22
+
+    def run_context(self, config: Config) -> contextlib.AbstractContextManager[Any]:
+        """The eager loop of a small model on one intra-op thread, the user's thread count restored
+        after: each operator of such a step takes microseconds, and handing it to a second thread
+        costs more than the thread gains, on a busy machine (another process on the other core)
+        tens of times more (benchmarks/results.md). Larger steps keep torch's threads."""
+        from wdlib.limits import parameter_count
+
+        if config.batch_size * parameter_count(config) > self.one_thread_work:
+            return self.context(config.dtype)
+        return _one_thread(torch)
 
     def asarray(self, x: np.ndarray, dtype: str) -> Any:
         return torch.tensor(x, dtype=getattr(torch, dtype))
@@ -84,3 +100,13 @@ class TorchBackend(Backend):
         from .fused import fit_plan
 
         return fit_plan(plan)
+
+
+@contextlib.contextmanager
+def _one_thread(torch: Any) -> Any:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
