@@ -134,6 +134,7 @@ def test_decay_table_fits_a_terminal_and_wide_gives_every_column(capsys: pytest.
     rows = decay_semantics().rows
     code, out, _ = run_cli(["decay-table"], capsys)
     assert code == 0 and max(map(len, out.splitlines())) <= 100
+    assert out.strip() == str(decay_semantics())  # what print(wdlib.decay_semantics()) shows
     blocks = out.strip().split("\n\n")[:-1]  # the last one is the caption
     assert [b.split()[0] for b in blocks] == [r["key"] for r in rows]
     assert all(f"= {r['core_chain']}" in " ".join(b.split()) for b, r in zip(blocks, rows, strict=True))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import textwrap
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -223,24 +222,9 @@ def cmd_decay_table(args: argparse.Namespace) -> int:
     if args.json:
         table.to_json(args.json)
         print(f"json: {args.json}")
-    elif args.wide:
-        print(table)
     else:
-        print("\n\n".join(_decay_block(row) for row in table.rows))
-        print(f"\n{table.caption()}")
+        print(table.wide() if args.wide else table)
     return 0
-
-
-def _decay_block(row: dict[str, Any]) -> str:
-    """One spelling of weight decay as a few lines that fit a terminal."""
-    lines = [f"{row['key']}  ({row['framework']}: {row['argument']}, default {row['default']:g})",
-             f"  decay: {row['decay']}; scaled by lr: {row['lr_scaled']}", f"  bias: {row['bias']}",
-             *textwrap.wrap(row["core_chain"], 98, initial_indent="  = ", subsequent_indent="      "),
-             f"  checked: {row['equal']}"]
-    if row["same_as"]:
-        lines += textwrap.wrap(row["same_as"], 96, initial_indent="  same update as: ",
-                               subsequent_indent="    ")
-    return "\n".join(lines)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .config import Config
-    from .table import Table
+    from .decay_table import DecayTable
 
 
 @dataclass(frozen=True)
@@ -234,10 +234,10 @@ COLUMNS = ("key", "framework", "argument", "default", "decay", "lr_scaled", "bia
            "same_as")
 
 
-def decay_semantics() -> Table:
+def decay_semantics() -> DecayTable:
     """The table of every spelling: framework, argument, coupled or not, scaled by lr or not, default,
     how the bias is left out, the core chain it equals (and how closely), and the conversions."""
-    from .table import Table
+    from .decay_table import DecayTable
 
     rows = []
     for s in SPELLINGS:
@@ -261,4 +261,4 @@ def decay_semantics() -> Table:
                  else f"float64 run, rtol {s.rtol:g}")
         rows.append({**asdict(s), "lr_scaled": s.lr_scaled, "core_chain": core_chain(s), "equal": equal,
                      "same_as": "; ".join(same)})
-    return Table(rows, COLUMNS)
+    return DecayTable(rows, COLUMNS)
