@@ -224,7 +224,7 @@ def test_ridge_reprs_are_short() -> None:
 
 def test_a_plain_table_has_a_short_repr_and_says_it_has_no_figure() -> None:
     table = wdlib.decay_semantics()
-    assert repr(table).startswith(f"<Table: {len(table)} rows; columns key, framework")
+    assert repr(table).startswith(f"<DecayTable: {len(table)} rows; columns key, framework")
     with pytest.raises(TypeError, match="has no figure: Comparison and SweepTable have one"):
         table.plot()
 
