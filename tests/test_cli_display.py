@@ -141,3 +141,21 @@ def test_decay_table_fits_a_terminal_and_wide_gives_every_column(capsys: pytest.
     code, out, _ = run_cli(["decay-table", "--wide"], capsys)
     header = out.splitlines()[0].split()
     assert code == 0 and header == list(decay_semantics().columns) and len(out.splitlines()) == len(rows) + 2
+
+
+@pytest.mark.parametrize(("argv", "hint"), [
+    (["train", "--weight-decay", "3"], "did you mean --wd?"),
+    (["train", "--lamda", "3"], "did you mean --lambd?"),
+    (["train", "--learning-rate", "0.1"], "did you mean --set lr=...?"),
+    (["compare", "--epochs", "3"], "did you mean --set num_epochs=...?"),
+])
+def test_an_unknown_option_is_answered_by_its_command_with_a_hint(
+        argv: list[str], hint: str, capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and f"unrecognized arguments: {argv[1]} {argv[2]}; {hint}" in err
+    assert f"wdlib {argv[0]} --help" in err
+
+
+def test_train_takes_epochs_as_reproduce_does(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run_cli(["train", "--epochs", "2"], capsys)
+    assert code == 0 and "num_epochs=2" in out

@@ -29,8 +29,40 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """As argparse's, but options a subcommand does not know are reported by that subcommand's
+        parser, which can say which of its options was meant."""
+        known, extras = self.parse_known_args(args, namespace)
+        if extras:
+            chosen = next((a.choices.get(getattr(known, a.dest, None)) for a in self._actions
+                           if isinstance(a, argparse._SubParsersAction)), None)
+            (chosen or self).error("unrecognized arguments: " + " ".join(extras))
+        return known
+
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see: {self.prog} --help)")
+        hints = [self._hint(word) for word in message.split() if word.startswith("--")] \
+            if message.startswith("unrecognized arguments") else []
+        hint = "; ".join(h for h in hints if h)
+        raise UsageError(f"{message}{'; ' + hint if hint else ''} (see: {self.prog} --help)")
+
+    def _hint(self, word: str) -> str:
+        """``did you mean --x?`` for an unknown option: a Config field's usual other name
+        (``--weight-decay``: ``--wd``), a near spelling, or ``--set field=...`` for a field that has
+        no option of its own."""
+        import difflib
+
+        from .config import ALIASES, FIELD_CHECKS
+
+        name = word.split("=")[0][2:].replace("-", "_")
+        field = ALIASES.get(name, name)
+        option = "--" + field.replace("_", "-")
+        options = [s for s in self._option_string_actions if s.startswith("--")]
+        if option in options:
+            return f"did you mean {option}?"
+        if field in FIELD_CHECKS and "--set" in options:
+            return f"did you mean --set {field}=...?"
+        close = difflib.get_close_matches(word.split("=")[0], options, n=1)
+        return f"did you mean {close[0]}?" if close else ""
 
 
 def _one_lambda(text: str) -> float:
@@ -75,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", **common["preset"])
     p.add_argument("--dtype", help="float32 (default) or float64")
     p.add_argument("--seed", type=int, help="default 0")
-    p.add_argument("--num-epochs", type=int, help="default: the preset's")
+    p.add_argument("--num-epochs", "--epochs", type=int, help="default: the preset's")
     p.add_argument("--set", **common["set"])
     p.add_argument("--plot", metavar="FILE.png", help="write the loss curves")
     p.add_argument("--json", metavar="FILE.json", help="write the run (config, losses, weights)")
