@@ -196,7 +196,7 @@ def test_reproduce_prints_the_books_lines_and_writes_figures(tmp_path: Path, cap
     monkeypatch.setenv("LANGUAGE", language)  # the printed lines default to the locale's edition
     code, out, _ = run_cli(["reproduce", "d2l", "--epochs", "5", "--out", f"{tmp_path}/figs"], capsys)
     assert code == 0
-    assert out.count(f"the book prints: {label}") == 4
+    assert out.count(f"printed as the book's code prints it: {label}") == 4
     assert len(list((tmp_path / "figs").glob("d2l-*.png"))) == 4
     assert len(list((tmp_path / "figs").glob("d2l-*.svg"))) == 4
 

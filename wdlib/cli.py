@@ -235,7 +235,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     runs = reproduce(args.book, out=args.out, edition=args.edition, seed=args.seed, num_epochs=args.epochs)
     for name, run in runs.items():
         print(f"{args.book} {name}: train loss {run.train_loss[-1]:.6g}, test loss "
-              f"{run.test_loss[-1]:.6g}; the book prints: {run.printed}")
+              f"{run.test_loss[-1]:.6g}; printed as the book's code prints it: {run.printed}")
+    print("(the book's own code, run on the same random streams, prints these bits: tests/test_books.py)")
     if args.out is not None:
         print(f"figures (PNG and SVG) in {args.out}")
     return 0
