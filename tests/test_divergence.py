@@ -37,3 +37,16 @@ def test_divergence_recorded_keeps_history(backend: str, engine: str) -> None:
 def test_a_stable_run_is_not_marked(backend: str) -> None:
     run = wdlib.train(backend, num_epochs=3, on_divergence="record")
     assert not run.diverged and run.meta["diverged_at_epoch"] is None
+
+
+def test_messages_of_a_run_that_diverges_at_once_and_of_several_lambdas_for_one_run() -> None:
+    """No "last finite test loss: nan" when the first evaluation is already inf; a list of λ for a
+    single run points at the calls that take several."""
+    X = np.random.default_rng(0).standard_normal((30, 4)) * 1e20
+    with pytest.raises(wdlib.DivergenceError) as err:
+        wdlib.train("numpy", data=(X, X.sum(axis=1)), lr=1.0, num_epochs=3)
+    assert "at the first evaluation already" in str(err.value)
+    assert "last finite test loss: nan" not in str(err.value)
+    with pytest.raises(wdlib.ConfigError, match=r"train_lambdas, wdlib\.compare and wdlib\.sweep") as bad:
+        wdlib.train("numpy", lambd=[0, 3])
+    assert bad.value.field == "lambd"

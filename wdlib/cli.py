@@ -62,6 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     plot_path = check_output(args.plot, "--plot", "figure")
     json_path = check_output(args.json, "--json", "json", inputs={"--data": args.data})
 
+    from .run import last_loss_text
     from .table import Table
     from .training import train
 
@@ -69,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = train(args.backend, args.preset, lambd=args.lambd, **data, **fields)
     except DivergenceError as err:
         raise DivergenceError(  # the API's hint in command-line words
-            f"the run diverged by epoch {err.epoch} (last finite test loss: {err.last_loss:.6g}): lower "
+            f"the run diverged by epoch {err.epoch} ({last_loss_text(err.last_loss)}): lower "
             f"the learning rate (e.g. --set lr={config.lr / 10:g}), or keep the diverged run with "
             "--set on_divergence=record", epoch=err.epoch, last_loss=err.last_loss) from None
     c = run.config

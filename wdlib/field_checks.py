@@ -34,7 +34,9 @@ def real(*, positive: bool = False) -> Callable[[str, Any], float]:
     def check(name: str, value: Any) -> float:
         what = "a finite number > 0" if positive else "a finite number >= 0"
         if not is_number(value, numbers.Real):
-            raise ConfigError(name, value, what)
+            several = name in ("lambd", "wd") and isinstance(value, (list, tuple, range, np.ndarray))
+            raise ConfigError(name, value, what, "one run takes one value: wdlib.train_lambdas, "
+                              "wdlib.compare and wdlib.sweep take several" if several else "")
         value = float(value) + 0.0  # -0.0 is 0.0: one run, one key
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
             raise ConfigError(name, value, what)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,13 @@ class Run:
         return f"Run({', '.join(shown)})"
 
 
+def last_loss_text(last: float) -> str:
+    """The test loss before a divergence, as an error message says it."""
+    if math.isnan(last):
+        return "at the first evaluation already"
+    return f"last finite test loss: {last:.6g}"
+
+
 def record(
     backend: Backend, problem: Problem, config: Config, train_loss: np.ndarray, test_loss: np.ndarray,
     params: dict[str, np.ndarray], seconds: float, engine: str,
@@ -110,7 +118,7 @@ def record(
         if config.on_divergence == "raise":
             raise DivergenceError(
                 f"the run diverged by epoch {(diverged_at + 1) * problem.eval_every}: the loss became "
-                f"{train_loss[diverged_at]} (last finite test loss: {last:.6g}); {divergence_cause(config)}",
+                f"{train_loss[diverged_at]} ({last_loss_text(last)}); {divergence_cause(config)}",
                 epoch=(diverged_at + 1) * problem.eval_every, last_loss=float(last),
             )
         train_loss, test_loss = train_loss[: diverged_at + 1], test_loss[: diverged_at + 1]
