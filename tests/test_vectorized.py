@@ -190,3 +190,21 @@ def test_mxnet_graphs_equal_the_operators_one_by_one(kw: dict, lambdas: list[flo
         assert np.array_equal(a.params["w"], b.params["w"]) and np.array_equal(a.params["b"], b.params["b"])
         np.testing.assert_allclose(a.test_loss, b.test_loss, rtol=tol, atol=0)
         np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=100 * tol, atol=0)
+
+
+def test_mxnet_graphs_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each cached graph holds its static memory: past graph.MAX_BLOCKS the oldest is dropped, and a
+    shape seen again is built again with the same numbers."""
+    if "mxnet" not in wdlib.installed_backends():
+        pytest.skip("mxnet is not installed")
+    from wdlib_mxnet import graph
+
+    monkeypatch.setattr(graph, "MAX_BLOCKS", 1)
+    monkeypatch.setattr(graph._local, "blocks", {}, raising=False)
+    first = wdlib.train_lambdas("mxnet", LAMBDAS, num_epochs=3, dtype="float64")
+    wdlib.train_lambdas("mxnet", LAMBDAS, num_epochs=2, dtype="float64")
+    assert [key[0] for key in graph._local.blocks] == [2]
+    again = wdlib.train_lambdas("mxnet", LAMBDAS, num_epochs=3, dtype="float64")
+    assert [key[0] for key in graph._local.blocks] == [3]
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a.params["w"], b.params["w"])

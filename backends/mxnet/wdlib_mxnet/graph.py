@@ -26,18 +26,23 @@ from wdlib import vectorized as vec
 from wdlib_mxnet.fused import _Kernels
 
 _local = threading.local()
+#: Blocks kept per thread (a process running many shapes of sweep builds each again past this).
+MAX_BLOCKS = 16
 
 
 def segment(epochs: int, nb: int, decay_of: tuple[int, ...] | None, q: int, k: int, dtype: str) -> Any:
     """The hybridized block training ``epochs`` epochs of ``nb`` minibatches each (``decay_of``: the
     decay input of each minibatch; None without a penalty), for a (q, k) state: called as
     ``block(theta, M, *decays)`` with the segment's ``M`` (epochs * minibatches, q, q), it returns
-    the snapshots (q, epochs * k) and the last state (q, k). Made once per thread and key."""
+    the snapshots (q, epochs * k) and the last state (q, k). Made once per thread and key (the last
+    ``MAX_BLOCKS`` kept)."""
     cache = getattr(_local, "blocks", None)
     if cache is None:
         cache = _local.blocks = {}
     key = (epochs, nb, decay_of, q, k, dtype)
     if key not in cache:
+        if len(cache) >= MAX_BLOCKS:  # each holds its static memory: the oldest goes
+            del cache[next(iter(cache))]
         cache[key] = _make_block(epochs, nb, decay_of)
     return cache[key]
 
