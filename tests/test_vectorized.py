@@ -162,3 +162,49 @@ def test_vectorized_short_last_batch(backend: str) -> None:
     runs = wdlib.train_lambdas(backend, LAMBDAS, **kw)
     for lambd, run in zip(LAMBDAS, runs, strict=True):
         assert_runs_close(run, wdlib.train("numpy", lambd=lambd, engine="eager", **kw), "float64")
+
+
+@pytest.mark.parametrize("kw", [
+    {"dtype": "float32", "decay_bias": True, "num_epochs": 31},  # the chapter's shape, a short last segment
+    {"n_train": 23, "batch_size": 5, "num_epochs": 31, "dtype": "float64"},  # short last batch
+])
+@pytest.mark.parametrize("lambdas", [LAMBDAS, [0.0, 0.0]])  # with and without a penalty
+def test_mxnet_graphs_equal_the_operators_one_by_one(kw: dict, lambdas: list[float],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """MXNet's λ sweeps of a small state in cached graphs (wdlib_mxnet.graph): the same operators
+    as called one by one (options.graph_steps=0), so the same parameters bit for bit; the losses
+    (from the QR rows, squares summed in float64) within rounding."""
+    if "mxnet" not in wdlib.installed_backends():
+        pytest.skip("mxnet is not installed")
+    from wdlib_mxnet import graph
+
+    nb = -(-kw.get("n_train", 20) // 5)  # minibatches per epoch
+    set_options(monkeypatch, graph_steps=3 * nb)  # segments of 3 epochs, the last of 1
+    monkeypatch.setattr(graph._local, "blocks", {}, raising=False)
+    graphs = wdlib.train_lambdas("mxnet", lambdas, seed=4, **kw)
+    assert {key[0] for key in graph._local.blocks} == {3, 1}
+    set_options(monkeypatch, graph_steps=0)
+    plain = wdlib.train_lambdas("mxnet", lambdas, seed=4, **kw)
+    tol = 1e-12 if kw["dtype"] == "float64" else 1e-5
+    for a, b in zip(graphs, plain, strict=True):
+        assert np.array_equal(a.params["w"], b.params["w"]) and np.array_equal(a.params["b"], b.params["b"])
+        np.testing.assert_allclose(a.test_loss, b.test_loss, rtol=tol, atol=0)
+        np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=100 * tol, atol=0)
+
+
+def test_mxnet_graphs_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each cached graph holds its static memory: past graph.MAX_BLOCKS the oldest is dropped, and a
+    shape seen again is built again with the same numbers."""
+    if "mxnet" not in wdlib.installed_backends():
+        pytest.skip("mxnet is not installed")
+    from wdlib_mxnet import graph
+
+    monkeypatch.setattr(graph, "MAX_BLOCKS", 1)
+    monkeypatch.setattr(graph._local, "blocks", {}, raising=False)
+    first = wdlib.train_lambdas("mxnet", LAMBDAS, num_epochs=3, dtype="float64")
+    wdlib.train_lambdas("mxnet", LAMBDAS, num_epochs=2, dtype="float64")
+    assert [key[0] for key in graph._local.blocks] == [2]
+    again = wdlib.train_lambdas("mxnet", LAMBDAS, num_epochs=3, dtype="float64")
+    assert [key[0] for key in graph._local.blocks] == [3]
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a.params["w"], b.params["w"])

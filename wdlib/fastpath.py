@@ -60,6 +60,10 @@ class FastPathOptions:
     #: "scan": epochs per block of the blocked prefix product (0: about sqrt(num_epochs), which
     #: minimizes the number of calls, (block - 1) batched products + one per block).
     scan_block: int = 0
+    #: MXNet, λ sweeps of a small state: minibatch steps per cached graph (wdlib_mxnet.graph; 0: the
+    #: same operators called one by one). A graph is built once per process and shape; longer ones
+    #: take fewer calls and longer to build.
+    graph_steps: int = 100
     #: The dual layout when n_train + 3 <= dual_ratio * (p + 2) and n_train <= dual_max_n.
     dual_ratio: float = 0.5
     dual_max_n: int = 2048

@@ -9,7 +9,8 @@ fast path issues as few as it can, and no ``autograd.record``:
 - ``"step_matrices"`` (one small column): one ``nd.dot`` per minibatch with its update matrix
   (:class:`StepMatrices`);
 - ``"minibatches"``: for a small state (the chapter's λ sweeps), one ``nd.linalg.gemm`` per
-  minibatch with its ``U_B^T Z_B`` (plus a ``broadcast_mul`` for the decay: :class:`StepProducts`);
+  minibatch with its ``U_B^T Z_B`` (plus a ``broadcast_mul`` for the decay: :class:`StepProducts`),
+  those operators unrolled into cached graphs of a few hundred nodes (:mod:`wdlib_mxnet.graph`);
   otherwise ``nd.dot(Z_B, theta)`` and one ``nd.linalg.gemm`` (plus the decay) on minibatches
   gathered up front (:class:`Gathered`), or taken from Z one at a time where that is not possible
   (:class:`Taken`: a short last batch, or much data);
@@ -44,8 +45,11 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
         return fastpath.run(Scan(nd, plan))
     if plan.strategy == "step_matrices":
         return fastpath.run(StepMatrices(nd, plan))
-    if plan.small_state():  # λ sweeps of a small state: two operators per minibatch instead of three
-        return fastpath.run(StepProducts(nd, plan))
+    if plan.small_state():  # λ sweeps of a small state: two operators per minibatch instead of three,
+        from .graph import GraphSteps  # the same operators in cached graphs (wdlib_mxnet.graph)
+
+        kernels = GraphSteps if plan.options.graph_steps > 0 else StepProducts
+        return fastpath.run(kernels(nd, plan))
     q, E, n, bs = plan.q, plan.num_epochs, plan.n_train, plan.batch_size
     if (plan.strategy == "minibatches" and n % bs == 0
             and 2 * E * n * q * plan.itemsize <= plan.options.gather_bytes):

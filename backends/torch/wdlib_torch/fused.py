@@ -13,7 +13,8 @@ thread.
   copied, read from memory once per epoch (:mod:`wdlib_torch.large`).
 
 TorchScript halves the per-call overhead of these loops; where it is unavailable the same loops run
-in Python. Losses: one product per chunk of epochs (:func:`_losses`).
+in Python. Losses: one batched product per chunk of epochs, with at most q rows per set
+(:func:`_losses`).
 
 Equal to the eager path within rounding, not bitwise (the update is regrouped): float64 1e-12
 relative on w and the test loss, float32 1e-4 (tests/test_fused.py).
@@ -37,13 +38,20 @@ else:
     Tensor = Any
 
 
-def _losses(torch: Any, X: Any, y: Any, snaps: Any) -> np.ndarray:
-    """Mean of ``(X w + b - y)^2 / 2`` for each snapshot ``[w; b; 1]``, (C, q, k) -> (C, k) float64."""
+def _losses(torch: Any, L: Tensor, rows: int, sizes: tuple[int, int], snaps: Tensor) -> tuple[np.ndarray,
+                                                                                          np.ndarray]:
+    """The train and test losses (C, k) float64 of snapshots (C, q, k), the mean of the squared
+    residuals / 2 of each set, from ``L`` (both sets' :meth:`~wdlib.vectorized.Plan.loss_rows`, the
+    training set's ``rows`` first): one batched product for both sets and every snapshot, the
+    squares summed in the run's dtype (as the eager loop's mean)."""
     C, q, k = snaps.shape
-    R = torch.mm(X, snaps[:, : q - 2].permute(1, 0, 2).reshape(q - 2, C * k))
-    R += snaps[:, q - 2].reshape(1, C * k)
-    R -= y
-    return (R.square_().mean(0) / 2).reshape(C, k).double().numpy()
+    if k == 1:  # one plain product: a batch of matrix-vector products costs a call each
+        R = torch.mm(snaps.view(C, q), L.t()).unsqueeze_(2).square_()
+    else:
+        R = torch.matmul(L, snaps).square_()  # (C, rows of both sets, k)
+    train = R[:, :rows].sum(1).double().numpy() / (2 * sizes[0])
+    test = R[:, rows:].sum(1).double().numpy() / (2 * sizes[1])
+    return train, test
 
 
 def fit_plan(plan: vec.Plan) -> vec.Result:
@@ -131,8 +139,12 @@ class _Small(fastpath.Kernels):
     def __init__(self, torch: Any, plan: vec.Plan) -> None:
         super().__init__(plan)
         self.torch = torch
-        self.X, self.y, self.X_test, self.y_test = (
-            torch.from_numpy(a) for a in (plan.X_train, plan.y_train, plan.X_test, plan.y_test))
+        # at most q rows per set for many columns; one column's product is too small for the
+        # factorization's own cost to pay
+        rows = plan.loss_rows if plan.k > 1 else (lambda Z: Z)
+        L_train, L_test = rows(plan.Z_train), rows(plan.Z_test)
+        self.L = torch.from_numpy(np.concatenate([L_train, L_test]))  # both sets: one product
+        self.loss_rows, self.sizes = len(L_train), (plan.n_train, len(plan.X_test))
         self.theta = torch.from_numpy(np.repeat(plan.theta0, plan.k, axis=1)).contiguous()
         self.snaps = torch.empty((self.chunk, plan.q, plan.k), dtype=getattr(torch, plan.config.dtype))
 
@@ -140,8 +152,7 @@ class _Small(fastpath.Kernels):
         return self.torch.no_grad()
 
     def losses(self, snaps: Any) -> tuple[np.ndarray, np.ndarray]:
-        torch = self.torch
-        return _losses(torch, self.X, self.y, snaps), _losses(torch, self.X_test, self.y_test, snaps)
+        return _losses(self.torch, self.L, self.loss_rows, self.sizes, snaps)
 
     def snapshots(self, snaps: Any) -> np.ndarray:
         return snaps.numpy()
