@@ -41,6 +41,9 @@ def test_the_example_notebook_runs_with_everything_inline(tmp_path: Path) -> Non
     if importlib.util.find_spec("ipywidgets") is not None:  # tqdm.auto: a widget, not a text bar
         sweep = next(cell for cell in code if cell.source.startswith("sweep = wdlib.sweep"))
         assert "application/vnd.jupyter.widget-view+json" in kinds(sweep)
+        widget = "application/vnd.jupyter.widget-view+json"
+        bar = next(o for o in sweep.outputs if widget in o.get("data", {}))
+        assert "100%" in bar["data"]["text/plain"]  # a saved notebook's text shows the finished bar
 
 
 def test_wdlib_figures_leave_the_users_pyplot_backend_and_show_alone(tmp_path: Path) -> None:

@@ -83,8 +83,29 @@ def progress_bar(total: int, enabled: bool | None) -> Iterator[Callable[[int], N
         return
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, desc="sweep", unit="run", file=sys.stderr) as bar:
+    widget = _is_notebook_bar(tqdm)
+    options = {"display": False} if widget else {}
+    with tqdm(total=total, desc="sweep", unit="run", file=sys.stderr, **options) as bar:
+        shown = _display(bar.container) if widget else None
         yield lambda runs=1: bar.update(runs)
+    if shown is not None:  # the saved notebook's text form (nbconvert, GitHub) shows the final state
+        shown.update(bar.container)
+
+
+def _is_notebook_bar(cls: type) -> bool:
+    try:
+        from tqdm.notebook import tqdm as notebook_tqdm
+    except ImportError:
+        return False
+    return issubclass(cls, notebook_tqdm)
+
+
+def _display(widget: Any) -> Any:
+    """``widget`` displayed with a handle that can replace it (its text form is taken at display
+    time: without the update a saved notebook would show the bar at 0%)."""
+    from IPython.display import display
+
+    return display(widget, display_id=True)
 
 
 def _interactive() -> bool:
