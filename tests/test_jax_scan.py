@@ -64,6 +64,7 @@ def test_a_diverging_run_ends_with_the_parameters_where_the_eager_loop_stops() -
         train_loss, _, params = a
         stop = b.meta["diverged_at_epoch"]
         assert stop is not None and not np.isfinite(train_loss[stop - 1])
+        assert np.isnan(train_loss[stop:]).all() and np.isnan(a[1][stop:]).all()  # no epochs past it
         for k, p in b.params.items():  # the eager loop's last parameters: NaN/inf where they are
             np.testing.assert_array_equal(np.isfinite(params[k]), np.isfinite(p), err_msg=k)
             finite = np.isfinite(p)

@@ -57,7 +57,9 @@ def compiled(loops: bool) -> Any:
             return theta, theta
 
         _, snaps = jax.lax.scan(epoch, theta, idx)
-        return losses(L_train, n_train, snaps), losses(L_test, n_test, snaps), snaps
+        # one output array (one transfer to the host instead of three): the losses, then the snapshots
+        return jnp.concatenate([losses(L_train, n_train, snaps), losses(L_test, n_test, snaps),
+                                snaps.reshape(snaps.shape[0], -1)], axis=1)
 
     return jax.jit(run)
 
@@ -98,11 +100,12 @@ class Scan(fastpath.Kernels):
         self.run = compiled(k > 1 and bs * q * k <= plan.options.fused_product_max)
 
     def train(self, e0: int, e1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        train, test, snaps = self.run(self.plan.Z_train, self.U, self.theta, self.idx[e0:e1], self.keep,
-                                      self.decay, self.decayed, self.L_train, self.L_test, *self.counts)
-        snaps = np.asarray(snaps)
+        out = np.asarray(self.run(self.plan.Z_train, self.U, self.theta, self.idx[e0:e1], self.keep,
+                                  self.decay, self.decayed, self.L_train, self.L_test, *self.counts))
+        q, k = self.theta.shape
+        snaps = out[:, 2 * k :].reshape(len(out), q, k)
         self.theta = snaps[-1]
-        return np.asarray(train, dtype=np.float64), np.asarray(test, dtype=np.float64), snaps
+        return out[:, :k].astype(np.float64), out[:, k : 2 * k].astype(np.float64), snaps
 
     def losses(self, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return out[0], out[1]

@@ -4,13 +4,14 @@ of :mod:`wdlib.optim`, or optax's in ``mode="concise"``): the eager loop's updat
 Layout, all in one compiled function: the first minibatch step is traced with the optimizer state's
 Python int counts (the core optimizers branch in Python on their step count, e.g. ``trace``'s first
 step, which a traced count cannot do); then ``lax.scan`` over the rest of the first epoch, and one
-``lax.scan`` over the other epochs, each an inner ``lax.scan`` over its full minibatches plus the short
-last one, if any, as one more step (divided by ``batch_size`` like the books). Counts in the core
+``lax.while_loop`` over the other epochs, each an inner ``lax.scan`` over its full minibatches plus the
+short last one, if any, as one more step (divided by ``batch_size`` like the books). Counts in the core
 optimizers' state are carried as :class:`Count`, a traced integer known to be >= 1, so ``count == 0``
 is False, ``count + 1`` and ``b ** count`` stay traced. The train and test losses are computed after
 the evaluated epochs only (``lax.cond`` on the epoch's number with ``eval_every > 1``; the others'
-rows are zeros, dropped afterwards), as the eager loop. The parameters kept are those of the first
-evaluated epoch whose loss is NaN or infinite (where the eager loop stops), else the last epoch's.
+rows are zeros, dropped afterwards), as the eager loop. The loop stops after the first evaluated epoch
+whose loss is NaN or infinite, as the eager loop does: its parameters are the run's, and the later
+epochs' losses stay NaN (no copy of the parameters kept in every epoch, no epochs run past the stop).
 
 Compiled once per structure: the function is cached on the config's non-numeric fields, which of
 ``lr``, ``lambd`` and ``wd`` are zero, and the other optimizer arguments; the data, the batch order and
@@ -215,24 +216,26 @@ def _compiled(ops: Any, key: tuple[Any, ...], bs: int, eval_every: int) -> Calla
         first_losses = losses(params) if eval_every == 1 else jnp.zeros(2, X.dtype)  # not evaluated
         done = (eval_every == 1) & ~jnp.all(jnp.isfinite(first_losses))
 
-        def epoch(carry: tuple[Any, ...], xs: tuple[Any, Any]) -> tuple[tuple[Any, ...], Any]:
-            p, s, kept, done = carry
-            rows, e = xs  # e: the epoch's number, 2, 3, ...
-            p, s = steps((p, s), rows)
-            evaluated = e % eval_every == 0
+        E = order.shape[0]
+        curve = jnp.full((E, 2), jnp.nan, X.dtype).at[0].set(first_losses)
+
+        def more(carry: tuple[Any, ...]) -> Any:
+            return (carry[2] < E) & ~carry[3]
+
+        def epoch(carry: tuple[Any, ...]) -> tuple[Any, ...]:
+            p, s, e, _, curve = carry  # e: the epoch's index, 1, 2, ... (its number e + 1)
+            p, s = steps((p, s), order[e])
+            evaluated = (e + 1) % eval_every == 0
             if eval_every == 1:
                 out = losses(p)
             else:  # the losses of the evaluated epochs only (a forward pass over both sets each)
                 out = jax.lax.cond(evaluated, losses, lambda p: jnp.zeros(2, X.dtype), p)
-            kept = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), kept, p)
             bad = evaluated & ~jnp.all(jnp.isfinite(out))
-            return (p, s, kept, done | bad), out
+            return p, s, e + 1, bad, curve.at[e].set(out)
 
-        if order.shape[0] == 1:
-            return params, first_losses[None]
-        epochs = jnp.arange(2, order.shape[0] + 1)
-        (_, _, kept, _), later = jax.lax.scan(epoch, (params, state, params, done), (order[1:], epochs))
-        return kept, jnp.concatenate([first_losses[None], later])
+        start = (params, state, jnp.asarray(1, jnp.int32), done, curve)
+        final, _, _, _, curve = jax.lax.while_loop(more, epoch, start)
+        return final, curve
 
     return jax.jit(run)
 
