@@ -128,3 +128,21 @@ def test_user_model_reaches_spawned_sweep_workers(tmp_path) -> None:
     assert table.computed == 2
     row = next(r for r in table.rows if r["lambd"] == 1.0)
     assert row["test_loss"] == float(alone.test_loss[-1])
+
+
+class Unused(NoBackward):
+    """A parameter that apply never reads: its gradient is 0 on every backend."""
+
+    name = "unused_param"
+
+    def init(self, rng: np.random.Generator, num_inputs: int) -> dict[str, np.ndarray]:
+        return {**super().init(rng, num_inputs), "extra": np.ones((2, 2))}
+
+
+def test_a_parameter_the_model_does_not_use_stays_as_it_starts(backend: str) -> None:
+    if backend == "numpy":  # no backward: refused there, before any data
+        with pytest.raises(wdlib.ConfigError, match="backward"):
+            wdlib.train(backend, model=Unused(), num_epochs=2)
+        return
+    run = wdlib.train(backend, model=Unused(), num_epochs=2, lambd=0.0)
+    np.testing.assert_array_equal(run.params["extra"], np.ones((2, 2)))

@@ -75,7 +75,8 @@ class TorchBackend(Backend):
         leaves = {k: p.detach().requires_grad_() for k, p in params.items()}
         with torch.enable_grad():
             objective(self, leaves, X, y).sum().backward()
-        return {k: p.grad for k, p in leaves.items()}
+        # A parameter the loss does not use gets no .grad: its gradient is 0 (as JAX and MXNet give).
+        return {k: p.grad if p.grad is not None else torch.zeros_like(p) for k, p in leaves.items()}
 
     # The d2l chapter's own ways (wdlib_torch.book): concise training and native random draws.
     #: mode="concise" trains on nn.MSELoss, twice the scratch loss: concise(wd, lr) = scratch(wd/2, 2 lr).
