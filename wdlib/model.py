@@ -132,21 +132,14 @@ def register_model(model: Model) -> str:
     """Make ``model`` usable as ``model=model.name``; returns the name. As with penalties, a Config
     stores the name, so a different object (other settings) under a name already taken is refused."""
     from .errors import ConfigError
-    from .penalty import same_settings
+    from .penalty import register_named
 
     name = getattr(model, "name", None)
     if not isinstance(name, str) or not name or not all(
             callable(getattr(model, m, None)) for m in ("init", "apply")):
         raise ConfigError("model", model, "'linear', 'mlp', a registered model's name, or an object with a "
                           "str `name`, init(rng, num_inputs) -> {name: array} and apply(ops, params, X)")
-    if name in BUILTIN_MODELS:
-        raise ConfigError("model", name, "a name not built in (linear, mlp are)")
-    if name in USER_MODELS and not same_settings(USER_MODELS[name], model):
-        raise ConfigError("model", model, f"a name other than {name!r}, which names {USER_MODELS[name]!r}",
-                          "runs are stored under the model's name: give a model with other settings "
-                          "its own name")
-    USER_MODELS[name] = model
-    return name
+    return register_named("model", model, name, USER_MODELS, BUILTIN_MODELS)
 
 
 def model_names() -> tuple[str, ...]:

@@ -8,6 +8,7 @@ L2 (weight decay under SGD), L1 and the elastic net; :func:`register_penalty` ad
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,13 +85,23 @@ def register_penalty(penalty: Penalty) -> str:
     if not isinstance(name, str) or not name or not callable(penalty):
         raise ConfigError("penalty", penalty, "a penalty name (" + ", ".join(map(repr, PENALTIES))
                           + ") or an object with a str `name` that is called as penalty(ops, w)")
-    if name in BUILTIN_PENALTIES and PENALTIES[name] is not penalty:
-        raise ConfigError("penalty", name, "a name not built in (l1, l2, elastic_net are)")
-    if name in PENALTIES and not same_settings(PENALTIES[name], penalty):
-        raise ConfigError("penalty", penalty, f"a name other than {name!r}, which names {PENALTIES[name]!r}",
-                          "runs are stored under the penalty's name: give a penalty with other "
+    return register_named("penalty", penalty, name, PENALTIES, BUILTIN_PENALTIES)
+
+
+def register_named(field: str, obj: Any, name: str, registry: dict[str, Any],
+                   builtin: Collection[str]) -> str:
+    """``registry[name] = obj`` for a user's penalty or model (``field``), where a Config stores only
+    the name: a built-in name is refused, and so is a different object (other settings) under a name
+    already taken, which would share its stored runs."""
+    from .errors import ConfigError
+
+    if name in builtin and registry.get(name) is not obj:
+        raise ConfigError(field, name, f"a name not built in ({', '.join(sorted(builtin))} are)")
+    if name in registry and not same_settings(registry[name], obj):
+        raise ConfigError(field, obj, f"a name other than {name!r}, which names {registry[name]!r}",
+                          f"runs are stored under the {field}'s name: give a {field} with other "
                           "settings its own name")
-    PENALTIES[name] = penalty
+    registry[name] = obj
     return name
 
 
