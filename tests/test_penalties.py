@@ -141,12 +141,16 @@ class Scaled:
         return self.factor * w
 
 
-def test_a_name_names_one_penalty(tmp_path) -> None:
-    """A second object under a taken name with other settings is refused (a sweep would otherwise
-    return the first one's stored runs); the same settings again (a notebook cell rerun) are fine."""
-    first = wdlib.train("numpy", penalty=Scaled(1.0), lambd=1, num_epochs=5)
-    again = wdlib.train("numpy", penalty=Scaled(1.0), lambd=1, num_epochs=5)
-    assert np.array_equal(first.params["w"], again.params["w"])
-    with pytest.raises(wdlib.ConfigError, match="a name other than 'scaled'"):
-        wdlib.sweep([1.0], backends=["numpy"], penalty=Scaled(10.0), store=tmp_path / "p.sqlite")
-    assert not (tmp_path / "p.sqlite").exists()
+def test_a_name_is_the_last_penalty_registered_under_it(tmp_path) -> None:
+    """A second object under a taken name with other settings replaces the first, and its runs are
+    not the first one's stored runs; the same settings again (a notebook cell rerun) find them."""
+    store = tmp_path / "p.sqlite"
+    first = wdlib.sweep([1.0], backends=["numpy"], penalty=Scaled(1.0), num_epochs=5, store=store)
+    other = wdlib.sweep([1.0], backends=["numpy"], penalty=Scaled(10.0), num_epochs=5, store=store)
+    again = wdlib.sweep([1.0], backends=["numpy"], penalty=Scaled(1.0), num_epochs=5, store=store)
+    assert (first.computed, other.computed, again.computed) == (1, 1, 0)
+    assert other.rows[0]["test_loss"] != first.rows[0]["test_loss"]
+    assert again.rows[0]["test_loss"] == first.rows[0]["test_loss"]
+    with pytest.raises(wdlib.ConfigError, match="one penalty object per name") as err:
+        wdlib.sweep([1.0], backends=["numpy"], penalty=[Scaled(1.0), Scaled(2.0)], store=store)
+    assert err.value.field == "penalty" and len(wdlib.Store(store)) == 2

@@ -81,12 +81,18 @@ def test_numpy_gradient_of_the_user_model_is_the_autodiff_one() -> None:
         np.testing.assert_allclose(grads[k], num, rtol=1e-5, atol=1e-8, err_msg=k)
 
 
-def test_a_name_names_one_model() -> None:
-    wdlib.make_config(model=SkipNet(4))
-    assert wdlib.make_config(model=SkipNet(4)).model == "skipnet"  # the same settings again: fine
-    with pytest.raises(wdlib.ConfigError, match="a name other than 'skipnet'"):
-        wdlib.make_config(model=SkipNet(8))
-    assert USER_MODELS["skipnet"].width == 4
+def test_a_name_is_the_last_object_registered_under_it() -> None:
+    """Another object under a taken name replaces the first (a notebook cell edited and run again);
+    a Config made for the first is refused rather than run with the second."""
+    four = wdlib.make_config(model=SkipNet(4))
+    assert wdlib.make_config(model=SkipNet(4)) == four  # the same settings again: the same Config
+    eight = wdlib.make_config(model=SkipNet(8))
+    assert USER_MODELS["skipnet"].width == 8 and eight.model_fingerprint != four.model_fingerprint
+    assert wdlib.train_sequence([eight.replace(num_epochs=2)])[0].params["V"].shape == (200, 8)
+    with pytest.raises(wdlib.ConfigError, match="the model this Config was made for") as err:
+        wdlib.train_sequence([four])
+    assert err.value.field == "model"
+    assert four.replace(lr=0.01).model_fingerprint == eight.model_fingerprint  # replace: the model now
 
 
 def test_bad_models_are_refused_naming_the_field() -> None:

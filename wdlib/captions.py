@@ -9,7 +9,7 @@ from typing import Any
 from .config import Config, make_config
 
 #: Fields a table never lists as a shared setting: set by wdlib or following from other fields.
-_UNLISTED = ("data_fingerprint", "preset", "on_divergence")
+_UNLISTED = ("data_fingerprint", "model_fingerprint", "penalty_fingerprint", "preset", "on_divergence")
 
 
 def shared_settings(configs: Sequence[Config | Mapping[str, Any]], shown: Sequence[str] = ()) -> str:

@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .config_rules import check_combination, check_lambd
 from .errors import ConfigError
 from .field_checks import (
     backend_name,
-    check_optimizer_args,
-    check_scale,
     choice,
     finite,
     flag,
@@ -29,7 +28,7 @@ from .field_checks import (
     unit,
     widths,
 )
-from .model import BUILTIN_MODELS, parameter_names, user_parameters
+from .named import FINGERPRINT_FIELDS, registered_fingerprint
 from .optim import DECAYS, OPTIMIZER_ARGS
 
 #: Largest seed accepted: every RNG wdlib or a book feeds it to (NumPy, torch, MXNet, Python) takes it.
@@ -88,6 +87,10 @@ class Config:
     data_fingerprint: str = ""
     #: Share of the examples held out as the test set when the data come without one.
     test_fraction: float = 0.25
+    #: sha256 of a model / penalty of your own (its class's source and settings; part of the store
+    #: key, so a run is found again only for the same object), set by wdlib: :mod:`wdlib.named`.
+    model_fingerprint: str = ""
+    penalty_fingerprint: str = ""
 
     def __post_init__(self) -> None:
         """A Config built directly (``Config(lr=-1.0)``, ``dataclasses.replace``) is checked as
@@ -99,11 +102,15 @@ class Config:
             object.__setattr__(self, name, value)
 
     def replace(self, **changes: Any) -> Config:
-        """A validated copy with some fields changed."""
-        return make_config(**{**dataclasses.asdict(self), **changes})
+        """A validated copy with some fields changed (the model's and penalty's fingerprints are
+        those of the objects registered under their names now)."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in _REDERIVED}
+        return make_config(**{**fields, **changes})
 
 
 _FIELDS = dataclasses.fields(Config)
+#: Fields :meth:`Config.replace` derives again rather than copies.
+_REDERIVED = ("model_fingerprint", "penalty_fingerprint")
 _DEFAULT_VALUES: dict[str, Any] = {}
 
 
@@ -160,6 +167,8 @@ FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "dataset": choice(*DATASETS),
     "data_fingerprint": text,
     "test_fraction": unit(open_ends=True),
+    "model_fingerprint": text,
+    "penalty_fingerprint": text,
 }
 
 
@@ -193,23 +202,26 @@ def _checked(values: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     are the fields the user set (those derived from a bundled data set must agree with it)."""
     checked = {name: FIELD_CHECKS[name](name, value) for name, value in values.items()}
     if checked["dataset"] == "diabetes":
-        _derive(checked, given, _bundled_fields(checked))
+        _derive(checked, given, _bundled_fields(checked), f"dataset={checked['dataset']!r}")
+    for field, key in FINGERPRINT_FIELDS.items():
+        _derive(checked, given, {key: registered_fingerprint(field, checked[field])},
+                f"{field}={checked[field]!r}")
     if checked["model"] == "mlp" and not checked["hidden"]:
         checked["hidden"] = (256,)  # d2l's num_hiddens
     if checked["batch_size"] > checked["n_train"]:
         raise ConfigError(
             "batch_size", checked["batch_size"], f"an integer from 1 to n_train={checked['n_train']}"
         )
-    _check_combination(checked)
+    check_combination(checked, DEFAULTS)
     return checked
 
 
-def _derive(checked: dict[str, Any], given: dict[str, Any], derived: dict[str, Any]) -> None:
-    """Set the fields that follow from the data; a value the user gave must agree (one source of truth)."""
+def _derive(checked: dict[str, Any], given: dict[str, Any], derived: dict[str, Any], source: str) -> None:
+    """Set the fields that follow from ``source`` (the data, a registered model); a value the user
+    gave must agree (one source of truth)."""
     for name, value in derived.items():
         if name in given and checked[name] != value:
-            raise ConfigError(name, given[name], f"{value!r}, as the data have (or leave it out): it "
-                              f"follows from dataset={checked['dataset']!r}")
+            raise ConfigError(name, given[name], f"{value!r} (or leave it out): it follows from {source}")
         checked[name] = value
 
 
@@ -231,74 +243,6 @@ def with_lambdas(config: Config, lambdas: Iterable[float]) -> list[Config]:
     configs = []
     for lam in lambdas:
         checked = {**values, "lambd": FIELD_CHECKS["lambd"]("lambd", lam)}
-        _check_lambd(checked)
+        check_lambd(checked)
         configs.append(_trusted(checked))
     return configs
-
-
-def _check_lambd(c: dict[str, Any]) -> None:
-    """The combinations λ takes part in."""
-    if c["mode"] == "concise" and c["lambd"] != 0:
-        raise ConfigError("lambd", c["lambd"], "0 with mode='concise'", "use wd=... for weight decay")
-
-
-def _check_combination(c: dict[str, Any]) -> None:
-    """Options that are each valid but do not go together."""
-    defaults = DEFAULTS
-
-    def refuse_unless(name: str, condition: bool, accepted: str, hint: str = "") -> None:
-        if not condition:
-            raise ConfigError(name, c[name], accepted, hint)
-
-    if c["rng"] == "native":
-        refuse_unless("dtype", c["dtype"] == "float32", "'float32' with rng='native' (the books ran float32)")
-        for name in ("model", "optimizer", "dataset"):
-            refuse_unless(name, c[name] == getattr(defaults, name),
-                          f"{getattr(defaults, name)!r} with rng='native' (the books' own recipe)")
-    if c["model"] == "linear":
-        refuse_unless("hidden", not c["hidden"], "() with model='linear'", "use model='mlp'")
-    elif c["model"] not in BUILTIN_MODELS:
-        refuse_unless("hidden", not c["hidden"], f"() with model={c['model']!r} (a model of your own "
-                      "holds its own settings)")
-        refuse_unless("mode", c["mode"] == "scratch", f"'scratch' with model={c['model']!r}: the "
-                      "frameworks' own (concise) layers are the built-in models'")
-        user_parameters(c["model"], c["num_inputs"])  # its init returns named float arrays
-    if c["engine"] == "fused":
-        from types import SimpleNamespace
-
-        from .vectorized import supports
-
-        refuse_unless("engine", supports(SimpleNamespace(**c)), "'auto' or 'eager': no fused path for "
-                      "this configuration (it runs only model='linear', penalty='l2', optimizer='sgd' "
-                      "without wd, mode='scratch', rng='numpy', no penalize=...)")
-    check_scale(c)
-    check_optimizer_args(c["optimizer"], dict(c["optimizer_args"]), OPTIMIZER_ARGS[c["optimizer"]])
-    refuse_unless("l1_ratio", c["penalty"] == "elastic_net" or c["l1_ratio"] == defaults.l1_ratio,
-                  f"{defaults.l1_ratio} unless penalty='elastic_net'")
-    if c["penalize"]:
-        names = parameter_names(c)
-        unknown = [k for k in c["penalize"] if k not in names]
-        refuse_unless("penalize", not unknown, f"names of the model's parameters: {', '.join(names)}")
-        refuse_unless("decay_bias", not c["decay_bias"], "False with penalize=... (name the biases there)")
-    if c["dataset"] != "synthetic":
-        for name in ("true_w", "true_b", "noise"):
-            refuse_unless(name, c[name] == getattr(defaults, name),
-                          f"{getattr(defaults, name)} (it describes the synthetic data only)")
-        refuse_unless("data_fingerprint", bool(c["data_fingerprint"]), "set by wdlib",
-                      "pass your arrays as wdlib.train(..., data=(X, y))")
-    else:
-        refuse_unless("data_fingerprint", not c["data_fingerprint"], "'' with dataset='synthetic'")
-    _check_lambd(c)
-    if c["mode"] == "concise":
-        refuse_unless("penalty", c["penalty"] == "l2", "'l2' with mode='concise' (optimizer weight decay)")
-        # Each framework's own optimizers (wdlib.semantics.SPELLINGS); another backend's: SGD only.
-        from .semantics import SPELLINGS, check_concise
-
-        if c["backend"] in {s.backend for s in SPELLINGS}:
-            check_concise(c)
-        else:
-            for name in ("model", "optimizer", "decay"):
-                refuse_unless(name, c[name] == getattr(defaults, name),
-                              f"{getattr(defaults, name)!r} with mode='concise' on backend {c['backend']!r}",
-                              "use mode='scratch'")
-

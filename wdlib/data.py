@@ -116,7 +116,7 @@ def synthetic_data(
 
 #: The Config fields that :func:`make_problem` reads for synthetic data (the key of its cache).
 _PROBLEM_FIELDS = ("seed", "num_inputs", "true_w", "true_b", "n_train", "n_test", "noise", "dtype",
-                   "num_epochs", "model", "hidden", "batch_size")
+                   "num_epochs", "model", "hidden", "batch_size", "model_fingerprint")
 #: Synthetic problems of at most this many bytes are remembered (the last few), so repeated calls
 #: with the same data fields (a loop over λ, a benchmark) skip the draws; each call gets copies.
 CACHE_MAX_BYTES = 4 * 2**20

@@ -129,10 +129,10 @@ USER_MODELS: dict[str, Model] = {}
 
 
 def register_model(model: Model) -> str:
-    """Make ``model`` usable as ``model=model.name``; returns the name. As with penalties, a Config
-    stores the name, so a different object (other settings) under a name already taken is refused."""
+    """Make ``model`` usable as ``model=model.name``; returns the name. Another object under a name
+    already taken replaces it; a Config tells them apart by fingerprint (:mod:`wdlib.named`)."""
     from .errors import ConfigError
-    from .penalty import register_named
+    from .named import register_named
 
     name = getattr(model, "name", None)
     if not isinstance(name, str) or not name or not all(

@@ -8,7 +8,6 @@ L2 (weight decay under SGD), L1 and the elastic net; :func:`register_penalty` ad
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -77,45 +76,16 @@ BUILTIN_PENALTIES = frozenset(PENALTIES)
 
 
 def register_penalty(penalty: Penalty) -> str:
-    """Make ``penalty`` usable as ``penalty=penalty.name``; returns the name. A different object under
-    a name already taken is refused (a Config names its penalty, so names must be unique)."""
+    """Make ``penalty`` usable as ``penalty=penalty.name``; returns the name. Another object under a
+    name already taken replaces it; a Config tells them apart by fingerprint (:mod:`wdlib.named`)."""
     from .errors import ConfigError
+    from .named import register_named
 
     name = getattr(penalty, "name", None)
     if not isinstance(name, str) or not name or not callable(penalty):
         raise ConfigError("penalty", penalty, "a penalty name (" + ", ".join(map(repr, PENALTIES))
                           + ") or an object with a str `name` that is called as penalty(ops, w)")
     return register_named("penalty", penalty, name, PENALTIES, BUILTIN_PENALTIES)
-
-
-def register_named(field: str, obj: Any, name: str, registry: dict[str, Any],
-                   builtin: Collection[str]) -> str:
-    """``registry[name] = obj`` for a user's penalty or model (``field``), where a Config stores only
-    the name: a built-in name is refused, and so is a different object (other settings) under a name
-    already taken, which would share its stored runs."""
-    from .errors import ConfigError
-
-    if name in builtin and registry.get(name) is not obj:
-        raise ConfigError(field, name, f"a name not built in ({', '.join(sorted(builtin))} are)")
-    if name in registry and not same_settings(registry[name], obj):
-        raise ConfigError(field, obj, f"a name other than {name!r}, which names {registry[name]!r}",
-                          f"runs are stored under the {field}'s name: give a {field} with other "
-                          "settings its own name")
-    registry[name] = obj
-    return name
-
-
-def same_settings(a: Any, b: Any) -> bool:
-    """The same object, or one that pickles to the same bytes (the same class and settings, e.g. a
-    notebook cell run again)."""
-    import pickle
-
-    if a is b:
-        return True
-    try:
-        return pickle.dumps(a) == pickle.dumps(b)
-    except Exception:  # an object that cannot be pickled: only itself is the same
-        return False
 
 
 def make_penalty(name: str, l1_ratio: float = 0.5) -> Penalty:

@@ -34,6 +34,7 @@ from .config import Config, make_config
 from .errors import ConfigError
 from .limits import check_count, check_run, run_bytes
 from .model import BUILTIN_MODELS, USER_MODELS
+from .named import check_one_per_name
 from .penalty import BUILTIN_PENALTIES, PENALTIES
 from .store import Store, check_store_path, config_key
 from .sweep_exec import ExecutorError as ExecutorError  # re-exported: wdlib.ExecutorError
@@ -94,6 +95,7 @@ def sweep_configs(
         config = make_config(chosen.pop("preset"), on_divergence="record", **chosen)
         configs.setdefault(config_key(config), config)
     grid = list(configs.values())
+    check_one_per_name(grid)
     check_supported(grid)  # before any worker starts
     check_run(max(grid, key=lambda c: run_bytes(c)[0]), min(MAX_CHUNK, len(axes["lambd"])))
     return grid

@@ -16,6 +16,7 @@ from .data import Problem, data_config, make_problem
 from .errors import ConfigError
 from .limits import check_run, check_runs
 from .model import parameter_names
+from .named import check_current
 from .run import Run, record
 from .steps import make_evaluate, make_step, objective_for, optimizer_for  # noqa: F401 (also from here)
 from .validate import check_compiled, check_problem, check_supported, lambda_values
@@ -56,6 +57,7 @@ def _config_of(backend: Backend, problem: Problem, config: Config | None, fields
                           "use config.replace(...)")
     if not isinstance(config, Config):
         raise ConfigError("config", type(config).__name__, "a wdlib.Config (see wdlib.make_config)")
+    check_current(config)
     for name, value in facts.items():
         if getattr(config, name) != value:
             raise ConfigError(f"config.{name}", getattr(config, name),
@@ -132,6 +134,9 @@ def train(
     "diabetes"`` on the bundled diabetes data; ``model="mlp"``, ``optimizer="adam"`` and so on choose
     the model and optimizer.
     """
+    if isinstance(overrides.get("config"), Config):
+        raise ConfigError("config", "a Config", "Config fields as keywords, e.g. train(lambd=3)",
+                          "run a Config with wdlib.train_sequence([config])")
     if data is None:
         if test is not None:
             raise ConfigError("test", "a test set", "None unless data=(X, y) is given")

@@ -205,14 +205,17 @@ def check_supported(configs: Sequence[Config]) -> None:
     mode, a fast path for ``engine="fused"``), checked before a framework is imported or a worker
     started: the rules :func:`wdlib.training.prepare_backend` applies, read from the classes only."""
     from .backend import CAPABILITIES
+    from .named import check_current
     from .registry import backend_class
 
     seen: set[tuple[str, ...]] = set()
     for config in configs:
-        ask = (config.backend, config.rng, config.mode, config.engine, config.model, config.optimizer)
+        ask = (config.backend, config.rng, config.mode, config.engine, config.model, config.optimizer,
+               config.model_fingerprint, config.penalty_fingerprint)
         if ask in seen:
             continue
         seen.add(ask)
+        check_current(config)
         cls = backend_class(config.backend)
         if config.rng == "native" and config.preset not in cls.native_presets:
             recipes = [f"{name}+{p}" for name in _installed() for p in backend_class(name).native_presets]
