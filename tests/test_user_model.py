@@ -152,3 +152,41 @@ def test_a_parameter_the_model_does_not_use_stays_as_it_starts(backend: str) -> 
         return
     run = wdlib.train(backend, model=Unused(), num_epochs=2, lambd=0.0)
     np.testing.assert_array_equal(run.params["extra"], np.ones((2, 2)))
+
+
+class FlatOutput(SkipNet):
+    """apply returns (n,) instead of (n, 1): NumPy would broadcast its gradient into a (p, p) matrix."""
+
+    name = "flat_output"
+
+    def apply(self, ops, params, X):
+        return super().apply(ops, params, X)[:, 0]
+
+
+class WrongBackward(SkipNet):
+    name = "wrong_backward"
+
+    def backward(self, ops, params, X, dout):
+        return {**super().backward(ops, params, X, dout), "u": dout.sum(axis=0)}
+
+
+class IntBias(SkipNet):
+    name = "int_bias"
+
+    def init(self, rng, num_inputs):
+        return {**super().init(rng, num_inputs), "b": np.zeros(1, dtype=int)}
+
+
+def test_a_model_returning_wrong_shapes_is_refused_before_training(backend: str) -> None:
+    with pytest.raises(wdlib.ConfigError, match=r"returns \(n, 1\) predictions.*shape \(2,\)") as err:
+        wdlib.train(backend, model=FlatOutput(), num_epochs=2)
+    assert err.value.field == "model"
+    with pytest.raises(wdlib.ConfigError, match="its 'b' is dtype int64") as err:
+        wdlib.train(backend, model=IntBias(), num_epochs=2)
+    assert err.value.field == "model"
+
+
+def test_numpy_checks_the_shapes_of_a_hand_derived_gradient() -> None:
+    with pytest.raises(wdlib.ConfigError, match="one gradient per parameter") as err:
+        wdlib.train("numpy", model=WrongBackward(), num_epochs=2)
+    assert err.value.field == "model" and "'u': (1,)" in str(err.value)

@@ -154,20 +154,6 @@ def make_model(name: str, hidden: tuple[int, ...] = ()) -> Model:
     return Linear() if name == "linear" else USER_MODELS[name]
 
 
-def user_parameters(name: str, num_inputs: int) -> dict[str, np.ndarray]:
-    """The parameters a registered model's ``init`` draws (from a fixed seed), checked: a dict of
-    named float arrays. Their names and sizes are what a Config's checks need."""
-    from .errors import ConfigError
-
-    params = USER_MODELS[name].init(np.random.default_rng(0), num_inputs)
-    if not isinstance(params, dict) or not params or not all(
-            isinstance(k, str) and isinstance(v, np.ndarray) and v.dtype.kind == "f"
-            for k, v in params.items()):
-        raise ConfigError("model", name, "a model whose init(rng, num_inputs) returns a dict of named "
-                          "float NumPy arrays", f"it returned {type(params).__name__}")
-    return params
-
-
 def parameter_names(c: Any) -> list[str]:
     """The names of the parameters of the model of ``c`` (a Config, or a dict of its fields), drawn
     only for a registered model."""
@@ -176,6 +162,8 @@ def parameter_names(c: Any) -> list[str]:
         return ["w", "b"]
     if get("model") == "mlp":
         return [f"{kind}{i}" for i in range(1, len(get("hidden")) + 2) for kind in "Wb"]
+    from .model_checks import user_parameters
+
     return list(user_parameters(get("model"), get("num_inputs")))
 
 
