@@ -111,3 +111,14 @@ def test_store_none_keeps_the_runs_in_the_table_and_writes_no_file(tmp_path: Pat
     for a, b in zip(table.rows, filed.rows, strict=True):
         assert a["key"] == b["key"] and a["test_loss"] == b["test_loss"]
     assert "in memory" not in table.caption() and "s.sqlite" in filed.caption()
+
+
+def test_a_warning_in_a_worker_process_names_the_worker_not_the_pool(tmp_path: Path,
+                                                                     capfd: pytest.CaptureFixture) -> None:
+    """A worker process has no line of the user's: the warning says where it came from instead of
+    pointing at concurrent/futures/process.py."""
+    wdlib.sweep([0.0], backends=["numpy"], lr=0.4, num_epochs=3, store=tmp_path / "runs.sqlite",
+                workers=1, progress=False)
+    err = capfd.readouterr().err
+    assert "<wdlib sweep worker>:0: DivergenceWarning: the training loss grew" in err
+    assert "concurrent" not in err

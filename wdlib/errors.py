@@ -73,10 +73,19 @@ class DivergenceWarning(RuntimeWarning):
     """The loss stayed finite but grew by many orders of magnitude: the run is diverging."""
 
 
+#: Where a worker process's frames below wdlib live (the standard library's process pools).
+_POOL_DIRS = tuple(os.path.join(os.path.dirname(os.path.abspath(os.__file__)), d) for d in
+                   ("concurrent", "multiprocessing"))
+
+
 def warn(message: str | Warning, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` at the first caller outside wdlib: the warning names the user's own line
     (however deep in wdlib it was raised), and its once-per-location filter is per user line."""
     frame, level = sys._getframe(1), 2  # stacklevel 1 is this function, 2 its caller
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_WDLIB_DIR):
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
+    if frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_POOL_DIRS):
+        # a sweep's worker process: no line of the user's here, so name the worker, not the pool
+        warnings.warn_explicit(message, category, "<wdlib sweep worker>", 0)
+    else:
+        warnings.warn(message, category, stacklevel=level)
