@@ -246,3 +246,12 @@ def test_legend_and_title_name_what_tells_the_runs_apart() -> None:
     X = np.random.default_rng(0).standard_normal((40, 3))
     own = wdlib.train("numpy", data=(X, X.sum(axis=1)), num_epochs=2)
     assert wdlib.plot(own).axes[0].get_title() == "numpy, your data, λ=0"
+
+
+def test_sweep_and_compare_titles_name_the_model_the_runs_share() -> None:
+    common = {"model": "mlp", "hidden": (8,), "num_epochs": 2}
+    table = wdlib.sweep([0.0, 1.0], backends=["numpy"], store=None, progress=False, workers=1, **common)
+    assert [ax.get_title() for ax in table.figure().axes][:1] == [
+        "d2l, model=mlp, hidden=(8,): final test loss (1 seed: mean, min–max)"]
+    comparison = wdlib.compare(["numpy"], lambd=1.0, **common)
+    assert comparison.figure().axes[0].get_title() == "d2l, model=mlp, hidden=(8,): λ = 1, seed 0"

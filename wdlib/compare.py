@@ -137,12 +137,14 @@ class Comparison(Table):
         """The overlay: one panel per penalty value, one colour per backend, train solid and test
         dotted; with several seeds the mean and (shaded) the min-max over seeds. ``ax``: one Axes
         per panel to draw on instead of a new figure."""
-        from .plot import curves, panels
+        from .plot import curves, panels, titled_settings
+        from .sweep_table import data_name
 
         values = list(dict.fromkeys(sorted((row["mode"], _value(row)) for row in self.rows)))
         fig, axes = panels(ax, len(values), (5 * len(values), 3.6))
         seeds = sorted({row["seed"] for row in self.rows})
-        presets = ", ".join(sorted({row["_run"].config.preset for row in self.rows}))
+        configs = [row["_run"].config for row in self.rows]
+        presets = ", ".join([*sorted({data_name(c) for c in configs}), *titled_settings(configs)])
         for axis, (mode, value) in zip(axes, values, strict=True):
             rows = [row for row in self.rows if row["mode"] == mode and _value(row) == value]
             backends = list(dict.fromkeys(row["backend"] for row in rows))

@@ -117,14 +117,26 @@ def varying_settings(runs: Sequence[Run]) -> list[str]:
 
 
 def _setting(config: Any, name: str) -> str:
-    value = getattr(config, name)
+    value = config[name] if isinstance(config, dict) else getattr(config, name)
     return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+
+
+def titled_settings(configs: Sequence[Any]) -> list[str]:
+    """The settings of :data:`TITLED` that every config (a Config, or a row of its fields) shares
+    and that are not the default, as a title names them: ``["model=mlp", "hidden=(8,)"]``."""
+    from .config import DEFAULTS
+
+    def get(c: Any, name: str) -> Any:
+        return c[name] if isinstance(c, dict) else getattr(c, name)
+
+    first = configs[0]
+    return [_setting(first, f) for f in TITLED if get(first, f) != getattr(DEFAULTS, f)
+            and all(get(c, f) == get(first, f) for c in configs)]
 
 
 def default_title(runs: Sequence[Run]) -> str:
     """What the runs share: backend, the data (the book's preset for the chapter's data), the
     settings of :data:`TITLED` that are not the default, and (for one run) the penalty."""
-    from .config import DEFAULTS
     from .sweep_table import data_name
 
     parts = []
@@ -135,9 +147,7 @@ def default_title(runs: Sequence[Run]) -> str:
     if len(names) == 1:
         name = names.pop()
         parts.append(f"{name} preset" if runs[0].config.dataset == "synthetic" else name)
-    first = runs[0].config
-    parts += [_setting(first, f) for f in TITLED if getattr(first, f) != getattr(DEFAULTS, f)
-              and all(getattr(r.config, f) == getattr(first, f) for r in runs)]
+    parts += titled_settings([r.config for r in runs])
     if len(runs) == 1:
         parts.append(decay_label(runs[0]))
     return ", ".join(parts)

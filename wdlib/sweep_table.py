@@ -83,7 +83,7 @@ class SweepTable(Table):
         """Test loss and ||w|| against λ (wd for concise runs): SGD per backend (mean, min-max band
         over seeds), and the exact ridge solution of the same data (mean over seeds) drawn over them.
         ``ax``: two Axes to draw on instead of a new figure."""
-        from .plot import panels
+        from .plot import panels, titled_settings
 
         if not self.rows:
             raise ConfigError("store", str(self.store), "a store with at least one run to plot")
@@ -115,7 +115,7 @@ class SweepTable(Table):
             axis.set_ylabel(ylabel)
             axis.legend(fontsize="small")
         seeds = len({row["seed"] for row in self.rows})
-        presets = ", ".join(sorted({data_name(row) for row in self.rows}))
+        presets = ", ".join([*sorted({data_name(row) for row in self.rows}), *titled_settings(self.rows)])
         ax_loss.set_title(f"{presets}: final test loss ({seeds} seed{'s' * (seeds > 1)}: mean, min–max)")
         ax_norm.set_title(f"{presets}: ||w|| of the final weights")
         return fig
