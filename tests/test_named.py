@@ -130,3 +130,45 @@ def test_objects_without_source_or_pickle_still_get_a_fingerprint() -> None:
     assert fingerprint(held) == fingerprint(held) != fingerprint(one["Scaled"](1.0))
     run = wdlib.train("numpy", penalty=held, lambd=1.0, num_epochs=2)
     assert run.config.penalty_fingerprint == fingerprint(held)
+
+
+GUARDED_SCRIPT = PENALTY_MODULE + '''
+if __name__ == "__main__":
+    import sys
+    import wdlib
+    table = wdlib.sweep([0.5, 1.0], backends=["numpy"], penalty=Scaled(1.0), num_epochs=3,
+                        store=sys.argv[1], workers=2, progress=False)
+    print(table.computed)
+'''
+
+NOTEBOOK_CELLS = '''
+import os, sys, warnings
+source = {cell!r}
+exec(compile(source, f"/tmp/ipykernel_{{os.getpid()}}/cell1.py", "exec"))  # as a kernel runs a cell
+import wdlib
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    table = wdlib.sweep([0.5, 1.0], backends=["numpy"], penalty=Scaled(1.0), num_epochs=3,
+                        store=sys.argv[1], workers=2, progress=False)
+print(table.computed, [str(w.message) for w in caught if "this notebook" in str(w.message)])
+'''
+
+
+def test_a_class_of_a_guarded_script_runs_in_spawned_workers_and_is_found_again(tmp_path) -> None:
+    """Spawned workers import the script as __mp_main__: the fingerprint must not name the module."""
+    script, store = tmp_path / "experiment.py", tmp_path / "runs.sqlite"
+    script.write_text(GUARDED_SCRIPT)
+    runs = [subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True,
+                           check=True).stdout.split() for _ in range(2)]
+    assert runs == [["2"], ["0"]]
+
+
+def test_a_notebook_class_sweeps_in_process_and_a_new_kernel_finds_its_runs(tmp_path) -> None:
+    """A class of a notebook cell has no source file and cannot be imported by a spawned worker: the
+    sweep runs in the kernel and says why; a new kernel (another cell file name) finds the runs."""
+    code = NOTEBOOK_CELLS.format(cell=PENALTY_MODULE)
+    store = tmp_path / "runs.sqlite"
+    outs = [subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert outs[0].startswith('2 ["sweep: running in this process') and "'scaled_elsewhere'" in outs[0]
+    assert outs[1].startswith("0 ")

@@ -18,7 +18,8 @@ from __future__ import annotations
 import ast
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
@@ -64,21 +65,34 @@ def _is_main_test(test: ast.expr) -> bool:
     return len(names) == 1 and len(consts) == 1
 
 
-def local_executor(tasks: int, workers: int | None, line: int | None) -> cf.Executor:
+def defined_here(objects: Iterable[Any]) -> str | None:
+    """The name of the first of ``objects`` (a user's models and penalties) that a spawned worker
+    cannot unpickle: its class is defined in a ``__main__`` with no script to re-run (a notebook,
+    the REPL, ``python -c``)."""
+    if getattr(sys.modules.get("__main__"), "__file__", None) is not None:
+        return None
+    return next((obj.name for obj in objects if type(obj).__module__ == "__main__"), None)
+
+
+def local_executor(tasks: int, workers: int | None, line: int | None, here: str | None = None) -> cf.Executor:
     """The executor a sweep uses when none is given: the spawn process pool (one worker per CPU, at
-    most one per task), or, from a script's unguarded top-level code (``line``), one thread of the
-    calling process, which runs the tasks one after another."""
+    most one per task), or one thread of the calling process, which runs the tasks one after
+    another, from a script's unguarded top-level code (``line``) or for a model or penalty defined
+    in a notebook (``here``, its name: :func:`defined_here`)."""
     import concurrent.futures as cf
 
     from .sweep import default_executor
 
     count = min(workers or os.cpu_count() or 1, tasks)
-    if line is None:
+    if line is None and here is None:
         return default_executor(count)
     if count > 1:
         from .errors import warn
 
-        warn(f"sweep: running in this process, one task at a time: the script's line {line} is not "
-             "under `if __name__ == \"__main__\":`, which worker processes need; add the guard to "
-             f"use {count} processes", InProcessWarning)
+        why = (f"{here!r} is defined in this notebook or session, whose classes worker processes "
+               "cannot import; define its class in a module (a .py file beside the notebook)"
+               if here is not None else f"the script's line {line} is not under `if __name__ == "
+               "\"__main__\":`, which worker processes need; add the guard")
+        warn(f"sweep: running in this process, one task at a time: {why} to use {count} processes",
+             InProcessWarning)
     return cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="wdlib-sweep")

@@ -2,7 +2,7 @@
 
 A Config names a user's model or penalty (``model="skipnet"``), and a store finds a run by its
 Config. So the Config also carries the object's fingerprint (``model_fingerprint``,
-``penalty_fingerprint``, set by wdlib): a digest of its class's source and of its pickled settings.
+``penalty_fingerprint``, set by wdlib): a digest of its class's code and of its pickled settings.
 A stored run is then found again only for an object of the same class and settings, in this process
 or a later one. Registering another object under a taken name replaces the first (a notebook cell
 edited and run again); a Config made for the first no longer describes what would run, and running
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import marshal
 import pickle
+import types
 import uuid
 import weakref
 from collections.abc import Collection
@@ -43,23 +43,17 @@ def register_named(field: str, obj: Any, name: str, registry: dict[str, Any],
 
 
 def fingerprint(obj: Any) -> str:
-    """sha256 hex of ``obj``'s class (its qualified name and source) and its pickled settings.
+    """sha256 hex of ``obj``'s class (its name and what it defines) and its pickled settings.
 
-    An object whose class pickle cannot find again counts by its attributes (``vars``); one whose
-    settings do not pickle (a lambda among them) gets a token of its own, the same for as long as it
-    lives, so its runs are found again in this process only.
+    An object whose settings do not pickle (a lambda among them) gets a token of its own, the same
+    for as long as it lives, so its runs are found again in this process only.
     """
     cls = type(obj)
-    digest = hashlib.sha256(f"{cls.__module__}.{cls.__qualname__}\n".encode())
+    digest = hashlib.sha256(f"{cls.__qualname__}\n".encode())
     digest.update(_class_digest(cls))
-    try:
-        digest.update(pickle.dumps(obj, protocol=4))  # a fixed protocol: the same bytes in later Pythons
+    try:  # its state, not the object: that would name the class's module (__main__ / __mp_main__)
+        digest.update(pickle.dumps(_state(obj), protocol=4))  # a fixed protocol: the same bytes later
     except Exception:
-        try:  # a class pickle cannot find again (made by exec): its settings alone
-            digest.update(pickle.dumps(vars(obj), protocol=4))
-            return digest.hexdigest()
-        except Exception:
-            pass
         try:
             token = _unpicklable.setdefault(obj, uuid.uuid4().hex)
         except TypeError:  # not weakly referenceable either: its identity, for this process
@@ -68,23 +62,60 @@ def fingerprint(obj: Any) -> str:
     return digest.hexdigest()
 
 
+def _state(obj: Any) -> Any:
+    """What pickle would save of ``obj`` besides its class: its ``__getstate__()`` (Python 3.11+), its
+    attributes, or (an object without either) the object itself."""
+    getstate = getattr(obj, "__getstate__", None)
+    if getstate is not None:
+        return getstate()
+    return vars(obj) if hasattr(obj, "__dict__") else obj
+
+
 def _class_digest(cls: type) -> bytes:
-    """The source of ``cls`` and its bases, or, where Python keeps no source (a class made by
-    ``exec``), the compiled code of their methods."""
+    """What ``cls`` and its bases define: the compiled code of their methods and the pickled values of
+    their other attributes. Not their source, file or line numbers: a class defined in a notebook cell
+    (which has no source file), rerun in a new kernel, or imported by a worker as ``__mp_main__``, is
+    the same class. The code is Python's compiled form, so a new Python version makes new keys."""
     found = _class_digests.get(cls)
     if found is None:
         parts = []
-        for klass in cls.__mro__:
-            if klass is object:
-                continue
-            try:
-                parts.append(inspect.getsource(klass).encode())
-            except (OSError, TypeError):
-                parts.extend(marshal.dumps(f.__code__) for _, f in sorted(vars(klass).items())
-                             if inspect.isfunction(f))
+        for klass in cls.__mro__[:-1]:  # without object
+            for name, value in sorted(vars(klass).items()):
+                if name in _CLASS_BOOKKEEPING:
+                    continue
+                parts.append(name.encode() + b"=" + _attribute_bytes(value))
         found = hashlib.sha256(b"\0".join(parts)).digest()
         _class_digests[cls] = found
     return found
+
+
+#: Entries of a class's namespace that Python fills in, not the user.
+_CLASS_BOOKKEEPING = frozenset({"__module__", "__qualname__", "__dict__", "__weakref__", "__doc__",
+                                "__annotations__", "__firstlineno__", "__static_attributes__",
+                                "__dataclass_fields__", "__dataclass_params__", "__match_args__"})
+
+
+def _attribute_bytes(value: Any) -> bytes:
+    """A class attribute as bytes: a function (or property, static or class method) by its code,
+    anything else pickled (by its repr when it does not pickle)."""
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    elif isinstance(value, property):
+        value = value.fget
+    if inspect.isfunction(value):
+        return _code_bytes(value.__code__)
+    try:
+        return pickle.dumps(value, protocol=4)
+    except Exception:
+        return repr(type(value)).encode()
+
+
+def _code_bytes(code: types.CodeType) -> bytes:
+    """A code object's instructions, names and constants (nested code included), without its file
+    name and line numbers."""
+    parts = [code.co_code, repr((code.co_names, code.co_varnames, code.co_freevars)).encode()]
+    parts += [_code_bytes(c) if isinstance(c, types.CodeType) else repr(c).encode() for c in code.co_consts]
+    return b"\1".join(parts)
 
 
 def registered_fingerprint(field: str, name: str) -> str:

@@ -33,16 +33,13 @@ from . import vectorized
 from .config import Config, make_config
 from .errors import ConfigError
 from .limits import check_count, check_run, run_bytes
-from .model import BUILTIN_MODELS, USER_MODELS
 from .named import check_one_per_name
-from .penalty import BUILTIN_PENALTIES, PENALTIES
 from .store import Store, check_store_path, config_key
 from .sweep_exec import ExecutorError as ExecutorError  # re-exported: wdlib.ExecutorError
-from .sweep_exec import check_executor, progress_bar, translated
+from .sweep_exec import check_executor, execute
 from .sweep_exec import default_executor as default_executor  # re-exported: wdlib.mainguard uses it
 from .sweep_table import SweepTable
 from .sweep_worker import RunFailedError as RunFailedError  # re-exported: wdlib.RunFailedError
-from .sweep_worker import run_config, run_lambdas
 from .validate import as_list, check_backends, check_supported, lambda_list, seed_list
 
 if TYPE_CHECKING:  # imported where used: concurrent.futures and multiprocessing cost ~7 ms of `import wdlib`
@@ -180,7 +177,7 @@ def _run_grid(store: str | os.PathLike[str], configs: list[Config], executor: cf
         tasks = plan_tasks(configs, db.keys(config_key(c) for c in configs), vectorize=vectorize)
         computed = sum(len(missing) for _, missing in tasks)
         if tasks:
-            _execute(tasks, db, executor, workers, progress, arrays)
+            execute(tasks, db, executor, workers, progress, arrays)
         return list(db.records(config_key(c) for c in configs)), computed
 
 
@@ -244,64 +241,3 @@ def plan_tasks(configs: Sequence[Config], stored: Container[str], *, vectorize: 
 
 def _without_lambd(config: Config) -> tuple[Any, ...]:
     return tuple(getattr(config, f.name) for f in dataclasses.fields(Config) if f.name != "lambd")
-
-
-def _submit(pool: cf.Executor, unit: list[Config], arrays: tuple[Any, ...] | None) -> cf.Future[Any]:
-    """The task of ``unit``, with the user's own penalty and model objects (a fresh worker process
-    knows only the built-in ones)."""
-    c = unit[0]
-    penalty = None if c.penalty in BUILTIN_PENALTIES else PENALTIES[c.penalty]
-    model = None if c.model in BUILTIN_MODELS else USER_MODELS[c.model]
-    if len(unit) == 1:
-        return pool.submit(run_config, dataclasses.asdict(c), arrays, penalty, model)
-    return pool.submit(run_lambdas, dataclasses.asdict(c), [u.lambd for u in unit], arrays, penalty, model)
-
-
-def _execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers: int | None,
-             progress: bool | None, arrays: tuple[Any, ...] | None = None) -> None:
-    """Submit every task; store each task's missing runs, in one transaction, as soon as the task
-    finishes.
-
-    On the first failed task, the tasks not started are cancelled, those running are still stored,
-    and the failure is raised.
-    """
-    import concurrent.futures as cf
-
-    own = executor is None
-    from .mainguard import local_executor, unguarded_main_line  # the process pool, or in-process
-
-    pool = local_executor(len(tasks), workers, unguarded_main_line()) if own else executor
-    futures: dict[cf.Future[Any], Task] = {}
-    failure: BaseException | None = None
-    try:
-        try:
-            futures = {_submit(pool, unit, arrays): (unit, missing) for unit, missing in tasks}
-        except (RuntimeError, MemoryError) as err:  # a shut-down or broken executor refuses new tasks
-            failure = translated(err, "could not take the sweep's tasks")
-            raise failure from err
-        with progress_bar(sum(len(missing) for _, missing in tasks), progress) as advance:
-            for future in cf.as_completed(futures):
-                if future.cancelled():
-                    continue
-                if future.exception() is not None:
-                    failure = failure or translated(future.exception(), "failed while running the sweep")
-                    for pending in futures:
-                        pending.cancel()
-                    continue
-                unit, missing = futures[future]
-                result = future.result()
-                records = result if isinstance(result, list) else [result]
-                wanted = {config_key(c) for c in missing}
-                new = [(c, r) for c, r in zip(unit, records, strict=True) if config_key(c) in wanted]
-                db.put_many(new)
-                advance(len(new))
-        if failure is not None:
-            raise failure
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        raise
-    finally:
-        if own:
-            pool.shutdown(wait=True, cancel_futures=True)
-

@@ -1,10 +1,12 @@
-"""Where a sweep's runs execute: the default process pool (spawned workers that end with the driver),
-the check of a caller's executor, the progress bar, and the translation of an executor's or worker's
+"""Where a sweep's runs execute: the tasks submitted and their runs stored as each finishes, the
+default process pool (spawned workers that end with the driver), the check of a caller's executor,
+the progress bar, and the translation of an executor's or worker's
 failure into a WdlibError (the runs finished before it stay stored)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import threading
@@ -13,9 +15,18 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ExecutorFailedError, ResourceError, WdlibError
+from .model import BUILTIN_MODELS, USER_MODELS
+from .penalty import BUILTIN_PENALTIES, PENALTIES
+from .store_format import config_key
+from .sweep_worker import run_config, run_lambdas
 
 if TYPE_CHECKING:  # imported where used: concurrent.futures and multiprocessing cost ~7 ms of `import wdlib`
     import concurrent.futures as cf
+
+    from .config import Config
+    from .store import Store
+
+    Task = tuple[list[Config], list[Config]]
 
 
 class ExecutorError(WdlibError, TypeError):
@@ -133,3 +144,70 @@ def translated(err: BaseException | None, what: str) -> BaseException | None:
         return ExecutorFailedError(f"the executor {what} ({cause}): {kept} (a worker killed by the system "
                                    "is often out of memory)")
     return err
+
+
+def _submit(pool: cf.Executor, unit: list[Config], arrays: tuple[Any, ...] | None) -> cf.Future[Any]:
+    """The task of ``unit``, with the user's own penalty and model objects (a fresh worker process
+    knows only the built-in ones)."""
+    penalty, model = _user_objects(c := unit[0])
+    if len(unit) == 1:
+        return pool.submit(run_config, dataclasses.asdict(c), arrays, penalty, model)
+    return pool.submit(run_lambdas, dataclasses.asdict(c), [u.lambd for u in unit], arrays, penalty, model)
+
+
+def _user_objects(c: Config) -> tuple[Any, Any]:
+    """The user's own penalty and model objects of ``c`` (None for built-in ones)."""
+    return (None if c.penalty in BUILTIN_PENALTIES else PENALTIES[c.penalty],
+            None if c.model in BUILTIN_MODELS else USER_MODELS[c.model])
+
+
+def execute(tasks: list[Task], db: Store, executor: cf.Executor | None, workers: int | None,
+             progress: bool | None, arrays: tuple[Any, ...] | None = None) -> None:
+    """Submit every task; store each task's missing runs, in one transaction, as soon as the task
+    finishes.
+
+    On the first failed task, the tasks not started are cancelled, those running are still stored,
+    and the failure is raised.
+    """
+    import concurrent.futures as cf
+
+    own = executor is None
+    from .mainguard import defined_here, local_executor, unguarded_main_line  # processes or in-process
+
+    pool = (local_executor(len(tasks), workers, unguarded_main_line(),
+                           defined_here(o for unit, _ in tasks for o in _user_objects(unit[0])))
+            if own else executor)
+    futures: dict[cf.Future[Any], Task] = {}
+    failure: BaseException | None = None
+    try:
+        try:
+            futures = {_submit(pool, unit, arrays): (unit, missing) for unit, missing in tasks}
+        except (RuntimeError, MemoryError) as err:  # a shut-down or broken executor refuses new tasks
+            failure = translated(err, "could not take the sweep's tasks")
+            raise failure from err
+        with progress_bar(sum(len(missing) for _, missing in tasks), progress) as advance:
+            for future in cf.as_completed(futures):
+                if future.cancelled():
+                    continue
+                if future.exception() is not None:
+                    failure = failure or translated(future.exception(), "failed while running the sweep")
+                    for pending in futures:
+                        pending.cancel()
+                    continue
+                unit, missing = futures[future]
+                result = future.result()
+                records = result if isinstance(result, list) else [result]
+                wanted = {config_key(c) for c in missing}
+                new = [(c, r) for c, r in zip(unit, records, strict=True) if config_key(c) in wanted]
+                db.put_many(new)
+                advance(len(new))
+        if failure is not None:
+            raise failure
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    finally:
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
+
