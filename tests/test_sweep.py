@@ -309,3 +309,13 @@ def test_sweep_figure_of_your_own_data_draws_its_ridge_path(tmp_path) -> None:
     mlp = wdlib.sweep([0.0, 1.0], data=(X, y), backends=["numpy"], model="mlp", hidden=(4,),
                       optimizer="adam", lr=0.01, num_epochs=5, progress=False, workers=1)
     assert [line.get_label() for line in mlp.figure().axes[0].lines] == ["numpy (Adam)"]
+
+
+def test_a_tuple_valued_setting_is_one_value_and_a_list_the_values_swept() -> None:
+    """hidden=(8, 16) is one MLP of two layers in a sweep as in train (it was two one-layer MLPs)."""
+    one = sweep_configs([0.0], backends=["numpy"], model="mlp", hidden=(8, 16), penalize=("W1", "b1"),
+                        optimizer="momentum", optimizer_args={"beta": 0.5})
+    assert [(c.hidden, c.penalize, c.optimizer_args) for c in one] == [
+        ((8, 16), ("W1", "b1"), (("beta", 0.5),))]
+    two = sweep_configs([0.0], backends=["numpy"], model="mlp", hidden=[(8,), (8, 16)])
+    assert [c.hidden for c in two] == [(8,), (8, 16)]

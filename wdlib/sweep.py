@@ -52,6 +52,19 @@ MAX_CHUNK = 64
 
 # --- the grid ------------------------------------------------------------------------------------
 
+#: Config fields whose one value is a tuple (or a dict): a tuple given is one value, a list the values.
+TUPLE_FIELDS = ("hidden", "optimizer_args", "penalize")
+
+
+def setting_values(name: str, value: Any) -> list[Any]:
+    """The values a sweep takes a field through: a list's items, or ``value`` alone. For the fields
+    whose value is a tuple (``hidden=(8, 16)``: one MLP of two layers, as in train), a tuple or a
+    dict is one value, and a list of them the sweep's values."""
+    if name in TUPLE_FIELDS and isinstance(value, (tuple, dict)):
+        return [value]
+    return as_list(value)
+
+
 
 def sweep_configs(
     lambdas: Any, seeds: Any = (0,), backends: Any = None, *, preset: Any = "d2l", **fields: Any
@@ -72,7 +85,7 @@ def sweep_configs(
     axes: dict[str, list[Any]] = {
         "backend": check_backends(backends),
         "preset": as_list(preset),
-        **{name: as_list(value) for name, value in fields.items()},
+        **{name: setting_values(name, value) for name, value in fields.items()},
         "lambd": lambda_list(lambdas),
         "seed": seed_list(seeds),
     }
@@ -147,7 +160,7 @@ def sweep(
     if data is not None:
         from .data import data_config
 
-        probe = {k: v[0] if isinstance(v, (list, tuple)) and k != "hidden" else v for k, v in fields.items()}
+        probe = {k: setting_values(k, v)[0] for k, v in fields.items()}
         config, arrays = data_config(data, test, **probe)
         fields = {**fields, **{k: getattr(config, k) for k in
                                ("dataset", "data_fingerprint", "n_train", "n_test", "num_inputs")}}
