@@ -154,3 +154,48 @@ def test_a_name_is_the_last_penalty_registered_under_it(tmp_path) -> None:
     with pytest.raises(wdlib.ConfigError, match="one penalty object per name") as err:
         wdlib.sweep([1.0], backends=["numpy"], penalty=[Scaled(1.0), Scaled(2.0)], store=store)
     assert err.value.field == "penalty" and len(wdlib.Store(store)) == 2
+
+
+class NoGrad:
+    name = "no_grad"
+
+    def __call__(self, ops, w):
+        return (w * w).sum()
+
+
+class NotSummed(NoGrad):
+    name = "not_summed"
+
+    def __call__(self, ops, w):
+        return w * w
+
+    def grad(self, ops, w):
+        return 2 * w
+
+
+class ScalarGrad(NotSummed):
+    name = "scalar_grad"
+
+    def __call__(self, ops, w):
+        return (w * w).sum()
+
+    def grad(self, ops, w):
+        return (2 * w).sum()
+
+
+def test_a_penalty_returning_wrong_shapes_is_refused_before_training(backend: str) -> None:
+    """A penalty that is not a sum trained silently on NumPy and failed inside PyTorch."""
+    with pytest.raises(wdlib.ConfigError, match=r"returns a scalar.*on 'w' it returned shape \(200, 1\)") as err:
+        wdlib.train(backend, penalty=NotSummed(), lambd=1.0, num_epochs=2)
+    assert err.value.field == "penalty"
+    with pytest.raises(wdlib.ConfigError, match=r"an instance of the class: penalty=NoGrad\(\.\.\.\)"):
+        wdlib.train(backend, penalty=NoGrad, lambd=1.0, num_epochs=2)
+
+
+def test_numpy_needs_and_checks_a_penalty_gradient() -> None:
+    with pytest.raises(wdlib.ConfigError, match="a penalty with a grad") as err:
+        wdlib.train("numpy", penalty=NoGrad(), lambd=1.0, num_epochs=2)
+    assert err.value.field == "penalty"
+    with pytest.raises(wdlib.ConfigError, match=r"grad\(ops, w\) has w's shape.*returned shape \(\)"):
+        wdlib.train("numpy", penalty=ScalarGrad(), lambd=1.0, num_epochs=2)
+    assert wdlib.train("torch", penalty=NoGrad(), lambd=1.0, num_epochs=2).engine == "eager"  # autodiff

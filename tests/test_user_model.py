@@ -190,3 +190,18 @@ def test_numpy_checks_the_shapes_of_a_hand_derived_gradient() -> None:
     with pytest.raises(wdlib.ConfigError, match="one gradient per parameter") as err:
         wdlib.train("numpy", model=WrongBackward(), num_epochs=2)
     assert err.value.field == "model" and "'u': (1,)" in str(err.value)
+
+
+class NumpyInside(SkipNet):
+    name = "numpy_inside"
+
+    def apply(self, ops, params, X):
+        return np.dot(X, params["w"]) + params["b"]
+
+
+def test_a_model_computing_with_numpy_on_another_backend_is_told_to_use_ops() -> None:
+    with pytest.raises(wdlib.ConfigError, match=r"computed with ops \(ops.dot") as err:
+        wdlib.train("torch", model=NumpyInside(), num_epochs=2)
+    assert err.value.field == "model"
+    with pytest.raises(wdlib.ConfigError, match=r"model=SkipNet\(\.\.\.\)"):
+        wdlib.make_config(model=SkipNet)

@@ -8,8 +8,8 @@ from typing import Any
 from .errors import ConfigError
 from .field_checks import check_optimizer_args, check_scale
 from .model import BUILTIN_MODELS, parameter_names
-from .model_checks import user_parameters
 from .optim import OPTIMIZER_ARGS
+from .user_checks import user_parameters
 
 
 def check_lambd(c: dict[str, Any]) -> None:

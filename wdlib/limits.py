@@ -70,7 +70,7 @@ def parameter_count(config: Any) -> int:
     if config.model in ("linear", "mlp"):
         widths = [p, *config.hidden, 1] if config.model == "mlp" else [p, 1]
         return sum((a + 1) * b for a, b in itertools.pairwise(widths))
-    from .model_checks import user_parameters
+    from .user_checks import user_parameters
 
     return sum(a.size for a in user_parameters(config.model, p).values())
 

@@ -162,7 +162,7 @@ def parameter_names(c: Any) -> list[str]:
         return ["w", "b"]
     if get("model") == "mlp":
         return [f"{kind}{i}" for i in range(1, len(get("hidden")) + 2) for kind in "Wb"]
-    from .model_checks import user_parameters
+    from .user_checks import user_parameters
 
     return list(user_parameters(get("model"), get("num_inputs")))
 

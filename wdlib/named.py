@@ -36,6 +36,8 @@ def register_named(field: str, obj: Any, name: str, registry: dict[str, Any],
     Another object already under ``name`` is replaced: Configs tell them apart by fingerprint."""
     from .errors import ConfigError
 
+    if isinstance(obj, type):
+        raise ConfigError(field, obj.__name__, f"an instance of the class: {field}={obj.__name__}(...)")
     if name in builtin and registry.get(name) is not obj:
         raise ConfigError(field, name, f"a name not built in ({', '.join(sorted(builtin))} are)")
     registry[name] = obj

@@ -15,11 +15,11 @@ from .config import Config, make_config, with_lambdas
 from .data import Problem, data_config, make_problem
 from .errors import ConfigError
 from .limits import check_run, check_runs
-from .model import BUILTIN_MODELS, parameter_names
-from .model_checks import check_model_call
+from .model import parameter_names
 from .named import check_current
 from .run import Run, record
 from .steps import make_evaluate, make_step, objective_for, optimizer_for  # noqa: F401 (also from here)
+from .user_checks import check_user_objects
 from .validate import check_compiled, check_problem, check_supported, lambda_values
 
 
@@ -73,8 +73,7 @@ def _config_of(backend: Backend, problem: Problem, config: Config | None, fields
 
 def _fit(backend: Backend, problem: Problem, config: Config) -> Run:
     """The one training loop (or the backend's fast path, where it gives the same numbers)."""
-    if config.model not in BUILTIN_MODELS:
-        check_model_call(backend, problem, config)
+    check_user_objects(backend, problem, config)
     if config.engine != "eager" and backend.supports_fused(config):
         start = time.perf_counter()
         train_loss, test_loss, final = backend.fused_fit(problem, config)

@@ -208,10 +208,10 @@ def check_supported(configs: Sequence[Config]) -> None:
     from .named import check_current
     from .registry import backend_class
 
-    seen: set[tuple[str, ...]] = set()
+    seen: set[tuple[Any, ...]] = set()
     for config in configs:
         ask = (config.backend, config.rng, config.mode, config.engine, config.model, config.optimizer,
-               config.model_fingerprint, config.penalty_fingerprint)
+               config.model_fingerprint, config.penalty, config.penalty_fingerprint, bool(config.lambd))
         if ask in seen:
             continue
         seen.add(ask)
@@ -240,9 +240,21 @@ def check_supported(configs: Sequence[Config]) -> None:
                                   "(it trains by the model's hand-derived gradient)",
                                   "or a backend with autodiff: " + ", ".join(
                                       n for n in _installed() if backend_class(n).autodiff))
+        penalty = _user_penalty(config)
+        if not cls.autodiff and config.lambd and penalty is not None and not callable(
+                getattr(penalty, "grad", None)):
+            raise ConfigError("penalty", config.penalty, "a penalty with a grad(ops, w) method on backend "
+                              f"{config.backend!r}, which has no autodiff", "or a backend with autodiff")
         if config.mode == "scratch" and config.optimizer != "sgd" and config.optimizer not in offered:
             raise ConfigError("optimizer", config.optimizer, f"'sgd': backend {config.backend!r} lacks "
                               f"the ops of {config.optimizer} ({', '.join(CAPABILITIES[config.optimizer])})")
+
+
+def _user_penalty(config: Config) -> Any:
+    """The user's own penalty object of ``config``, or None for a built-in one (which has a grad)."""
+    from .penalty import BUILTIN_PENALTIES, PENALTIES
+
+    return None if config.penalty in BUILTIN_PENALTIES else PENALTIES[config.penalty]
 
 
 def _installed() -> list[str]:
