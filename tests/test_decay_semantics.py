@@ -202,3 +202,10 @@ def test_heatmaps_figure(tmp_path: Any) -> None:
     with pytest.raises(wdlib.ConfigError, match="path="):  # checked before drawing: an unknown suffix
         decay_heatmaps(rows, tmp_path / "grid.bmp")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.svg"]
+
+
+def test_convert_checks_its_value_as_a_config_checks_wd() -> None:
+    for bad in ("3", -3, float("nan")):
+        with pytest.raises(wdlib.ConfigError) as err:
+            wdlib.convert(bad, from_="torch.SGD", to="keras.L2")
+        assert err.value.field == "wd"

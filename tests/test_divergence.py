@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,18 @@ def test_messages_of_a_run_that_diverges_at_once_and_of_several_lambdas_for_one_
     with pytest.raises(wdlib.ConfigError, match=r"train_lambdas, wdlib\.compare and wdlib\.sweep") as bad:
         wdlib.train("numpy", lambd=[0, 3])
     assert bad.value.field == "lambd"
+
+
+def test_the_cause_names_the_decay_whose_step_alone_diverges(capsys: pytest.CaptureFixture) -> None:
+    """The L2 penalty's step (lr * lambd), independent decay (wd alone) or decoupled (lr * wd) beyond 2
+    is named as the cause, not the learning rate; the CLI says the same in its own words."""
+    for fields, cause in [({"lambd": 1e6}, "lr * lambd = 3e+03 > 2"),
+                          ({"wd": 3.0, "decay": "independent"}, "wd (not scaled by lr) = 3 > 2"),
+                          ({"wd": 1e3, "decay": "decoupled", "optimizer": "adam"}, "lr * wd = 3 > 2")]:
+        with pytest.raises(wdlib.DivergenceError, match=re.escape(cause)):
+            wdlib.train("numpy", **fields)
+    from wdlib.cli import main
+
+    assert main(["train", "--lambd", "1e6"]) != 0
+    assert "lower --lambd or --set lr=..., or keep the diverged run with --set on_divergence=record" in \
+        capsys.readouterr().err

@@ -159,3 +159,10 @@ def test_finite_check_finds_a_bad_value_in_any_row(block: int) -> None:
         X[-1, -1] = bad
         assert not _all_finite(X, block)
         X[-1, -1] = 1.0
+
+
+def test_test_fraction_is_checked_before_the_split_uses_it() -> None:
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    with pytest.raises(wdlib.ConfigError, match="strictly between 0 and 1") as err:
+        wdlib.train("numpy", data=(X, X.sum(axis=1)), test_fraction="0.5")
+    assert err.value.field == "test_fraction"

@@ -65,14 +65,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .run import last_loss_text
     from .table import Table
     from .training import train
+    from .validate import divergence_cause
 
     try:
         run = train(args.backend, args.preset, lambd=args.lambd, **data, **fields)
     except DivergenceError as err:
         raise DivergenceError(  # the API's hint in command-line words
-            f"the run diverged by epoch {err.epoch} ({last_loss_text(err.last_loss)}): lower "
-            f"the learning rate (e.g. --set lr={config.lr / 10:g}), or keep the diverged run with "
-            "--set on_divergence=record", epoch=err.epoch, last_loss=err.last_loss) from None
+            f"the run diverged by epoch {err.epoch} ({last_loss_text(err.last_loss)}): "
+            f"{divergence_cause(config, cli=True)}", epoch=err.epoch, last_loss=err.last_loss) from None
     c = run.config
     row = {"backend": args.backend, "version": run.backend_version, "preset": args.preset,
            **({"wd": c.wd, "decay": c.decay} if c.mode == "concise" or c.wd else {}),

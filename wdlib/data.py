@@ -237,7 +237,11 @@ def data_config(
     X, y = check_data(data, name="data")
     arrays: tuple[np.ndarray, ...]
     if test is None:
-        n_train, n_test = split_sizes(len(X), fields.get("test_fraction", Config.test_fraction))
+        from .config import FIELD_CHECKS
+
+        fraction = fields.get("test_fraction", Config.test_fraction)
+        fraction = FIELD_CHECKS["test_fraction"]("test_fraction", fraction)  # checked before it is used
+        n_train, n_test = split_sizes(len(X), fraction)
         arrays = (X, y)
     else:
         if "test_fraction" in fields:

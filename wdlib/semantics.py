@@ -201,6 +201,11 @@ def convert(wd: float, *, from_: str, to: str, lr: float | None = None) -> float
     Coupled ↔ coupled and decoupled ↔ decoupled are a change of constant; decoupled ↔ independent needs
     the (constant) ``lr``; coupled ↔ decoupled exists for plain SGD only, and is refused otherwise.
     """
+    from .field_checks import real
+
+    wd = real()("wd", wd)  # a finite number >= 0, as Config.wd
+    if lr is not None:
+        lr = real(positive=True)("lr", lr)
     for name, key in (("from_", from_), ("to", to)):
         if key not in BY_KEY:
             raise ConfigError(name, key, "a spelling: " + ", ".join(BY_KEY))

@@ -261,12 +261,30 @@ def _installed() -> list[str]:
     return [info.name for info in backend_infos() if info.installed]
 
 
-def divergence_cause(config: Config) -> str:
-    """What a DivergenceError says caused it: the data and the configuration's scales are checked
-    before training (wdlib.config, wdlib.arrays), so what is left is the step size: the penalty's step
-    alone when lr * lambd > 2 (each step multiplies w by 1 - lr * lambd), else the learning rate."""
-    if config.mode == "scratch" and config.penalty == "l2" and config.lr * config.lambd > 2:
-        return (f"lr * lambd = {config.lr * config.lambd:.3g} > 2, so the penalty's step alone makes w grow: "
-                "lower lambd or lr, or pass on_divergence='record'")
-    return (f"lr={config.lr} is probably too large for the data's scale: lower it, or pass "
-            "on_divergence='record'")
+def divergence_cause(config: Config, cli: bool = False) -> str:
+    """What a DivergenceError says caused it, and what to change, in Python's words or (``cli``) the
+    command line's. The data and the configuration's scales are checked before training
+    (wdlib.config, wdlib.arrays), so what is left is a step size: the decay's step alone when it
+    multiplies w by a factor beyond [-1, 1] (1 - lr * lambd for the L2 penalty), else the learning
+    rate."""
+    keep = "--set on_divergence=record" if cli else "on_divergence='record'"
+    step = _decay_step(config)
+    if step is not None:
+        what, value, lower = step
+        names = {"lambd": "--lambd", "lr": "--set lr=...", "wd": "--wd"} if cli else {}
+        return (f"{what} = {value:.3g} > 2, so the decay's step alone makes w grow: lower "
+                f"{' or '.join(names.get(n, n) for n in lower)}, or keep the diverged run with {keep}")
+    smaller = f"{config.lr / 10:g}"
+    return (f"lr={config.lr} is probably too large for the data's scale: lower it (e.g. "
+            f"{'--set lr=' if cli else 'lr='}{smaller}), or keep the diverged run with {keep}")
+
+
+def _decay_step(c: Config) -> tuple[str, float, tuple[str, ...]] | None:
+    """The decay whose step alone multiplies w by 1 - s with s > 2: (how s is made, s, what to lower)."""
+    if c.mode == "scratch" and c.penalty == "l2" and c.lr * c.lambd > 2:
+        return "lr * lambd", c.lr * c.lambd, ("lambd", "lr")
+    if c.decay == "independent" and c.wd > 2:
+        return "wd (not scaled by lr)", c.wd, ("wd",)
+    if (c.decay == "decoupled" or c.optimizer == "sgd") and c.lr * c.wd > 2:
+        return "lr * wd", c.lr * c.wd, ("wd", "lr")
+    return None
