@@ -185,7 +185,8 @@ class ScalarGrad(NotSummed):
 
 def test_a_penalty_returning_wrong_shapes_is_refused_before_training(backend: str) -> None:
     """A penalty that is not a sum trained silently on NumPy and failed inside PyTorch."""
-    with pytest.raises(wdlib.ConfigError, match=r"returns a scalar.*on 'w' it returned shape \(200, 1\)") as err:
+    wrong = r"returns a scalar.*on 'w' it returned shape \(200, 1\)"
+    with pytest.raises(wdlib.ConfigError, match=wrong) as err:
         wdlib.train(backend, penalty=NotSummed(), lambd=1.0, num_epochs=2)
     assert err.value.field == "penalty"
     with pytest.raises(wdlib.ConfigError, match=r"an instance of the class: penalty=NoGrad\(\.\.\.\)"):
