@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 import wdlib
@@ -169,3 +170,15 @@ def test_a_subnormal_number_is_refused_with_the_reason() -> None:
     with pytest.raises(wdlib.ConfigError, match=r"^lambd=5e-324 is not valid: expected 0 or a number >= 2.2"):
         wdlib.make_config(lambd=5e-324)
     assert wdlib.make_config(lambd=1e-300).lambd == 1e-300
+
+
+def test_numpy_spellings_of_a_value_are_taken_and_near_misses_named() -> None:
+    assert wdlib.make_config(dtype=np.float64).dtype == "float64"
+    assert wdlib.make_config(lambd=np.array(0.5)).lambd == 0.5
+    with pytest.raises(wdlib.ConfigError, match="did you mean 'l2'"):
+        wdlib.make_config(penalty="L2")
+    X = np.zeros((5, 3))
+    with pytest.raises(wdlib.ConfigError, match=r"data=\(<ndarray of shape \(5, 3\), dtype float64>, "
+                       r"<ndarray of shape \(5,\), dtype float64>\).*pass them to wdlib.train") as err:
+        wdlib.make_config(data=(X, X[:, 0]))
+    assert err.value.field == "data"

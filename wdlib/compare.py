@@ -131,7 +131,8 @@ class Comparison(Table):
         bad = len(self.flagged)
         verdict = "all agree with the NumPy float64 run" if not bad else f"{bad} DIFFER or diverged"
         return (f"<Comparison of {backends}: {penalties}; seed{'s' * (len(seeds) > 1)} "
-                f"{', '.join(map(str, seeds))}; {dtypes}; {len(self)} runs, {verdict}>")
+                f"{', '.join(map(str, seeds))}; {dtypes}; {len(self)} run{'s' * (len(self) != 1)}, "
+                f"{verdict}>")
 
     def figure(self, ax: Any = None) -> Any:
         """The overlay: one panel per penalty value, one colour per backend, train solid and test

@@ -16,6 +16,7 @@ from .errors import ConfigError
 from .field_checks import (
     backend_name,
     choice,
+    dtype_name,
     finite,
     flag,
     integer,
@@ -150,7 +151,7 @@ FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "lambd": real(),
     "penalty": penalty,
     "decay_bias": flag,
-    "dtype": choice(*DTYPES),
+    "dtype": dtype_name(*DTYPES),
     "seed": integer(0, MAX_SEED),
     "mode": choice(*MODES),
     "wd": real(),
@@ -189,10 +190,12 @@ def make_config(preset: str = "d2l", **overrides: Any) -> Config:
     if unknown:
         close = [ALIASES[unknown[0]]] if unknown[0] in ALIASES else difflib.get_close_matches(
             unknown[0], FIELD_CHECKS, n=1)
-        raise ConfigError(
-            unknown[0], overrides[unknown[0]], "a field of wdlib.Config: " + ", ".join(FIELD_CHECKS),
-            f"did you mean {close[0]!r}?" if close else "",
-        )
+        hint = f"did you mean {close[0]!r}?" if close else ""
+        if unknown[0] in ("data", "test"):
+            hint = ("a Config holds only the arrays' fingerprint: pass them to wdlib.train, compare or "
+                    "sweep (data=(X, y)), or build a Problem: wdlib.Problem.from_arrays(X, y)")
+        raise ConfigError(unknown[0], overrides[unknown[0]], "a field of wdlib.Config: "
+                          + ", ".join(FIELD_CHECKS), hint)
     values = {**_DEFAULT_VALUES, **PRESETS[preset], **overrides, "preset": preset}
     return _trusted(_checked(values, overrides))
 

@@ -13,12 +13,23 @@ class WdlibError(Exception):
     """Base of every error wdlib raises on purpose."""
 
 
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for a message: an array by its shape and dtype, anything else cut at ``limit``."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None and dtype is not None and len(shape) > 0:
+        return f"<{type(value).__name__} of shape {tuple(shape)}, dtype {dtype}>"
+    if isinstance(value, tuple) and any(hasattr(v, "shape") for v in value):  # data=(X, y)
+        return "(" + ", ".join(short_repr(v, limit) for v in value) + ")"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
 class ConfigError(WdlibError, ValueError):
     """A configuration field has a value outside what it accepts."""
 
     def __init__(self, field: str, got: object, accepted: str, fix: str = "") -> None:
         self.field, self.got, self.accepted, self.fix = field, got, accepted, fix
-        msg = f"{field}={got!r} is not valid: expected {accepted}"
+        msg = f"{field}={short_repr(got)} is not valid: expected {accepted}"
         super().__init__(msg + (f"; {fix}" if fix else ""))
 
     def __reduce__(self) -> tuple:  # picklable, e.g. raised in a sweep worker process

@@ -33,6 +33,8 @@ def integer(lo: int, hi: int | None = None) -> Callable[[str, Any], int]:
 def real(*, positive: bool = False) -> Callable[[str, Any], float]:
     def check(name: str, value: Any) -> float:
         what = "a finite number > 0" if positive else "a finite number >= 0"
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value[()]  # a 0-d array is its number
         if not is_number(value, numbers.Real):
             several = name in ("lambd", "wd") and isinstance(value, (list, tuple, range, np.ndarray))
             raise ConfigError(name, value, what, "one run takes one value: wdlib.train_lambdas, "
@@ -57,12 +59,28 @@ def finite(name: str, value: Any) -> float:
 def choice(*options: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if value not in options:
-            close = difflib.get_close_matches(str(value), options, n=1)
+            close = [str(value).lower()] if str(value).lower() in options else difflib.get_close_matches(
+                str(value), options, n=1)
             raise ConfigError(
                 name, value, "one of " + ", ".join(map(repr, options)),
                 f"did you mean {close[0]!r}?" if close else "",
             )
         return value
+
+    return check
+
+
+def dtype_name(*options: str) -> Callable[[str, Any], str]:
+    """One of ``options`` ("float32", "float64"), also given as a NumPy dtype or type (np.float64)."""
+    named = choice(*options)
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            try:
+                value = np.dtype(value).name
+            except TypeError:
+                pass
+        return named(name, value)
 
     return check
 

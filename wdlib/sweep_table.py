@@ -63,14 +63,17 @@ class SweepTable(Table):
     def caption(self) -> str:
         where = f" in {self.store}" if self.store is not None else ""
         settings = shared_settings(self.rows, self.fields_shown)
-        return (f"{len(self)} runs ({self.computed} computed, {self.skipped} already stored){where}"
-                + (f"; every run: {settings}" if settings else ""))
+        return self._counts() + where + (f"; every run: {settings}" if settings else "")
+
+    def _counts(self) -> str:
+        return (f"{len(self)} run{'s' * (len(self) != 1)} ({self.computed} computed, {self.skipped} "
+                "already stored)")
 
     def __str__(self) -> str:
         return f"{super().__str__()}\n{self.caption()}"
 
     def __repr__(self) -> str:
-        parts = [f"{len(self)} runs ({self.computed} computed, {self.skipped} already stored)"]
+        parts = [self._counts()]
         if self.rows:
             parts.append("backends " + ", ".join(dict.fromkeys(row["backend"] for row in self.rows)))
             for name, text in (("lambd", "λ"), ("wd", "wd"), ("seed", "seeds")):
