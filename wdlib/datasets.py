@@ -20,7 +20,7 @@ import numpy as np
 
 from .arrays import check_arrays, describe, fingerprint, split, split_rng, standardize
 from .config import FIELD_CHECKS
-from .errors import ConfigError, WdlibError
+from .errors import ConfigError, WdlibError, short_repr
 
 
 class DatasetNotInstalledError(WdlibError, ImportError):
@@ -191,8 +191,8 @@ def _read_csv(path: Path, name: str) -> dict[str, np.ndarray]:
     columns = [c.strip() for c in header or []]
     if len(columns) < 2 or columns.count("y") > 1 or all(_is_number(c) for c in columns):
         raise ConfigError(name, str(path), accepted + ", at least 2 columns (features, then the target y)",
-                          f"its first line is {header}; write a header such as x1,x2,y (one column "
-                          "named y, else the last column is the target)")
+                          f"its first line is {short_repr(header)}; write a header such as x1,x2,y (one "
+                          "column named y, else the last column is the target)")
     if not rows:
         raise ConfigError(name, str(path), accepted, "it has a header but no examples")
     table = np.empty((len(rows), len(columns)))
