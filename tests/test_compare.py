@@ -145,3 +145,15 @@ def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match) as err:
         wdlib.compare(**kwargs)
     assert isinstance(err.value, ValueError)
+
+
+def test_compare_warms_up_again_when_lambda_becomes_nonzero() -> None:
+    """JAX compiles a run without the penalty's term for λ = 0: a λ of 0.1 after it is a new compile,
+    so its time would include compilation unless it is warmed up too."""
+    from wdlib.timing import warm_key
+
+    def key(**fields):
+        return warm_key("jax", "d2l", fields)
+
+    assert key(lambd=0.0) != key(lambd=0.1) == key(lambd=3.0) != key(lambd=3.0, wd=1.0)
+    assert key(lambd=3.0, seed=1) == key(lambd=3.0, seed=2)

@@ -30,9 +30,11 @@ def test_the_example_notebook_runs_with_everything_inline(tmp_path: Path) -> Non
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     figures = [cell for cell in code if "image/png" in kinds(cell)]
     assert [cell.source for cell in figures] == [
-        "wdlib.plot([plain, decayed])", "table.plot()", "sweep.plot()", "wdlib.plot(runs)"]
+        "wdlib.plot([plain, decayed])", "table.plot()", "sweep.plot()", "wdlib.plot([adam_l2, adamw])",
+        "wdlib.plot(runs)"]
     tables = [cell.source.splitlines()[-1] for cell in code if "text/html" in kinds(cell)]
-    assert tables[:2] == ["table", "sweep"]  # Comparison and SweepTable as HTML tables
+    assert tables == ["table", "sweep", "mine", "wdlib.decay_semantics()",  # as HTML tables
+                      "wdlib.compare(data=(X, y), model=NoBias(), lambd=[0.1])"]
     ridge = next(cell for cell in code if cell.source.startswith("wdlib.ridge"))
     assert ridge.outputs[0]["data"]["text/plain"].startswith("RidgeSolution(lambd=3, ")
     printed = next(cell for cell in code if "run.printed" in cell.source)
