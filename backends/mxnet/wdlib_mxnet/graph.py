@@ -124,7 +124,8 @@ class GraphSteps(_Kernels):
 
     def losses(self, S: Any) -> tuple[np.ndarray, np.ndarray]:
         plan, k = self.plan, self.plan.k
-        R = np.square(self.nd.dot(self.L, S).asnumpy())  # (rows of both sets, C * k)
+        R = self.nd.dot(self.L, S).asnumpy()  # (rows of both sets, C * k)
+        np.square(R, out=R)  # in place: a second array of R's size cost more than the squares
         train = R[: self.rows].sum(axis=0, dtype=np.float64) / (2 * plan.n_train)
         test = R[self.rows :].sum(axis=0, dtype=np.float64) / (2 * len(plan.X_test))
         return train.reshape(-1, k), test.reshape(-1, k)
