@@ -115,7 +115,7 @@ class MxnetBackend(Backend):
     def native_problems(self, configs: Sequence[Config]) -> list[Problem]:
         return book.gluonbook_problems(configs)
 
-    # Fast path (wdlib_mxnet.fused): matrix-form SGD in two or three nd operators per minibatch.
+    # Fast path (wdlib_mxnet.fused): matrix-form SGD; the chapter's runs and λ sweeps in cached graphs.
 
     def fit_plan(self, plan: Any) -> Any:
         from .fused import fit_plan

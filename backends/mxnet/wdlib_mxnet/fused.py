@@ -42,7 +42,9 @@ def fit_plan(plan: vec.Plan) -> vec.Result:
     from mxnet import nd
 
     if plan.strategy == "scan":
-        return fastpath.run(Scan(nd, plan))
+        from . import scan_graph  # the same scan in one cached graph per chunk (wdlib_mxnet.scan_graph)
+
+        return fastpath.run(scan_graph.GraphScan(nd, plan) if scan_graph.ENABLED else Scan(nd, plan))
     if plan.strategy == "step_matrices":
         return fastpath.run(StepMatrices(nd, plan))
     if plan.small_state():  # λ sweeps of a small state: two operators per minibatch instead of three,

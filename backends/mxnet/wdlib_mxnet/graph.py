@@ -5,8 +5,9 @@ unrolled over a segment of epochs into one hybridized Gluon block (a CachedOp) a
 Why: imperatively every ``nd`` operator costs its Python front end and an engine push, tens of
 microseconds, against a few microseconds for the same node inside a cached graph (static memory,
 no Python per node). The minibatch order is shared by every λ and λ enters only through the decay,
-so one graph serves the whole sweep and every sweep of the same shape; it is built once per
-process, shape and thread (a block's static memory is not shared between threads), at a cost of
+so one graph serves the whole sweep and every sweep of the same shape (its inputs packed into one
+NumPy array, handed over without a copy: :func:`packed`); it is built once per process, shape and
+thread (a block's static memory is not shared between threads), at a cost of
 a few milliseconds per segment's nodes. Segments of about ``options.graph_steps`` minibatches keep
 that first call short and the graph calls few.
 
@@ -47,6 +48,17 @@ def segment(epochs: int, nb: int, decay_of: tuple[int, ...] | None, q: int, k: i
     return cache[key]
 
 
+def packed(nd: Any, dtype: str, arrays: list[np.ndarray]) -> list[Any]:
+    """``arrays`` as MXNet arrays of ``dtype``: views of one flat array made by one zero-copy
+    ``nd.from_numpy`` (``nd.array`` costs tens of microseconds a call, whatever the size)."""
+    flat = np.concatenate([np.ravel(a).astype(dtype, copy=False) for a in arrays])
+    whole, views, at = nd.from_numpy(flat, zero_copy=True), [], 0  # flat is read-only from now on
+    for a in arrays:
+        views.append(whole[at : at + a.size].reshape(a.shape))
+        at += a.size
+    return views
+
+
 def _make_block(epochs: int, nb: int, decay_of: tuple[int, ...] | None) -> Any:
     from mxnet import gluon
 
@@ -81,21 +93,20 @@ class GraphSteps(_Kernels):
     def __init__(self, nd: Any, plan: vec.Plan) -> None:  # no Z in MXNet: L holds both sets
         fastpath.Kernels.__init__(self, plan)
         self.nd, self.dt = nd, plan.config.dtype
-        self.theta = nd.array(np.repeat(plan.theta0, plan.k, axis=1), dtype=self.dt)
-        q, sizes = plan.q, [t - s for s, t in plan.bounds()]
+        q, k, sizes = plan.q, plan.k, [t - s for s, t in plan.bounds()]
         self.nb = len(sizes)
-        self.M = nd.array(plan.step_products().reshape(-1, q, q), dtype=self.dt)
-        decays = self.decays()
-        if decays is None:
-            self.D: list[Any] = []
-            self.decay_of: tuple[int, ...] | None = None
-        else:
-            distinct = list(dict.fromkeys(sizes))  # each size once, in order of first use
-            self.D = [decays[m] for m in distinct]
-            self.decay_of = tuple(distinct.index(m) for m in sizes)
-        self.epochs = max(1, min(self.chunk, round(plan.options.graph_steps / self.nb)))
+        distinct = list(dict.fromkeys(sizes)) if plan.penalized else []  # each size once, in order
+        self.decay_of = tuple(distinct.index(m) for m in sizes) if plan.penalized else None
+        decays = []
+        for m in distinct:  # the (q, k) decay factors of each minibatch size (float64, then cast)
+            D = np.ones((q, k))
+            D[: plan.decayed_rows] = plan.decay(m)
+            decays.append(D)
         L_train, L_test = plan.loss_rows(plan.Z_train), plan.loss_rows(plan.Z_test)
-        self.L = nd.array(np.concatenate([L_train, L_test]), dtype=self.dt)  # both sets: one dot
+        self.theta, self.M, self.L, *self.D = packed(nd, self.dt, [
+            np.repeat(plan.theta0, k, axis=1), plan.step_products().reshape(-1, q, q),
+            np.concatenate([L_train, L_test]), *decays])  # L: both sets, one dot
+        self.epochs = max(1, min(self.chunk, round(plan.options.graph_steps / self.nb)))
         self.rows = len(L_train)
 
     def train(self, e0: int, e1: int) -> Any:
@@ -113,7 +124,8 @@ class GraphSteps(_Kernels):
 
     def losses(self, S: Any) -> tuple[np.ndarray, np.ndarray]:
         plan, k = self.plan, self.plan.k
-        R = np.square(self.nd.dot(self.L, S).asnumpy())  # (rows of both sets, C * k)
+        R = self.nd.dot(self.L, S).asnumpy()  # (rows of both sets, C * k)
+        np.square(R, out=R)  # in place: a second array of R's size cost more than the squares
         train = R[: self.rows].sum(axis=0, dtype=np.float64) / (2 * plan.n_train)
         test = R[self.rows :].sum(axis=0, dtype=np.float64) / (2 * len(plan.X_test))
         return train.reshape(-1, k), test.reshape(-1, k)
