@@ -150,6 +150,21 @@ class JaxBackend(Backend):
 
         return fit_plan(plan)
 
+    def fused_fit(self, problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, Params]:
+        """The one-λ run through :mod:`wdlib_jax.onecolumn` (no plan, no driver: a chapter-sized
+        run's cost is mostly around its compiled call), or through the plan where that does not apply;
+        the result checked as the base class checks it."""
+        from wdlib import fastpath, vectorized
+        from wdlib.validate import check_result
+
+        from .onecolumn import fit
+
+        with self.context(config.dtype), fastpath.one_blas_thread():
+            result = fit(problem, config)
+            if result is None:
+                result = self.fit_plan(vectorized.make_plan(problem, config))
+        return vectorized.single(check_result(self.name, result, problem, config, 1))
+
 
 @functools.cache
 def _take() -> Any:
