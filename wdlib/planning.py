@@ -8,6 +8,7 @@ choices.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -27,8 +28,13 @@ def choose(
     """``(λ (k,) float64, dual, strategy)`` of the fused runs of ``config`` at each λ of ``lambdas``
     (default: ``config.lambd`` alone), as ``fastpath.OPTIONS`` pick them (see :mod:`wdlib.vectorized`);
     ValueError for inputs the fast paths do not take."""
-    lam = np.asarray([config.lambd] if lambdas is None else list(lambdas), dtype=np.float64)
-    if lam.ndim != 1 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
+    if lambdas is None:  # one run: checked as a Python number (the array checks cost microseconds)
+        lam = np.array([config.lambd], dtype=np.float64)
+        ok = math.isfinite(lam[0]) and lam[0] >= 0
+    else:
+        lam = np.asarray(list(lambdas), dtype=np.float64)
+        ok = lam.ndim == 1 and bool(np.all(np.isfinite(lam))) and not np.any(lam < 0)
+    if not ok:
         raise ValueError(f"lambdas must be finite numbers >= 0, got {lam}")
     if getattr(problem, "eval_every", 1) != 1 or getattr(problem, "eval_orders", None) is not None:
         raise ValueError("the fast paths record whole-set losses every epoch; this problem asks for "
