@@ -5,7 +5,7 @@ the state's update ``theta <- D theta - U_B^T Z_B theta``), without what a chapt
 around its compiled call: no :class:`wdlib.vectorized.Plan`, no driver; the few arrays the loop reads
 made directly (the dual layout's features as one product with ``[X^T, w0]``); the losses and the
 divergence check after the call in NumPy. The compiled call returns only the snapshots: its HLO cost
-(the loop body, counted once) stays under the ~1000 flops below which XLA's CPU client runs a call in
+(the loop body, counted once) stays under the :data:`INLINE_FLOPS` below which XLA's CPU client runs a call in
 the calling thread instead of handing it to a worker thread and waiting, which on the 2-core machine
 cost more than a third of the chapter's run (benchmarks/results.md). The products with every
 snapshot, which would put it above, cost a few microseconds in NumPy.
@@ -29,6 +29,10 @@ from wdlib.data import Problem
 
 from .fused import epochs
 
+#: XLA's CPU client runs a computation whose HLO cost analysis counts fewer flops than this in the
+#: calling thread, and hands the others to a worker thread (xla/pjrt/cpu/cpu_client.cc,
+#: ``cheap_computation_``); a loop's body counts once.
+INLINE_FLOPS = 1000
 
 @functools.cache
 def snapshots(batch_size: int, decayed_rows: int) -> Any:
