@@ -2,7 +2,7 @@
 and strategy (:func:`choose`), and its arrays cast and laid out (:func:`make_plan`).
 
 :func:`choose` is also what a backend's own one-call path asks first (JAX's one-λ runs,
-:mod:`wdlib_jax.onecolumn`, build their few arrays without a Plan), so both see the same checks and
+:mod:`wdlib_jax.direct`, build their few arrays without a Plan), so both see the same checks and
 choices.
 """
 

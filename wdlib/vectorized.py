@@ -203,13 +203,8 @@ class Plan:
         return self.strategy != "blocks" and self.options.small_state(self.q, minibatches, self.itemsize)
 
     def loss_rows(self, Z: np.ndarray) -> np.ndarray:
-        """A matrix with ``||L theta|| = ||Z theta||`` for every state, at most q rows: Z itself, or
-        the R of Z's QR factorization (computed in float64) when Z has more rows than columns. QR is
-        backward stable, so ``R theta`` is as accurate as ``Z theta`` (unlike ``theta^T Z^T Z theta``,
-        which squares the cancellation): the chapter's 100 test rows evaluate as 23."""
-        if Z.shape[0] <= Z.shape[1]:
-            return Z
-        return np.linalg.qr(Z.astype(np.float64), mode="r").astype(Z.dtype)
+        """:func:`loss_rows` of ``Z``."""
+        return loss_rows(Z)
 
     def block_rows(self) -> int:
         """Rows per block of a large minibatch (see ``options.block_bytes``)."""
@@ -237,6 +232,16 @@ class Plan:
             n = self.n_train
             w = self.basis @ theta[:n] + self.w0 * theta[n : n + 1]
         return np.ascontiguousarray(w.T[:, :, None]), np.ascontiguousarray(theta[self.bias_row][:, None])
+
+
+def loss_rows(Z: np.ndarray) -> np.ndarray:
+    """A matrix with ``||L theta|| = ||Z theta||`` for every state, at most q rows: Z itself, or the R
+    of Z's QR factorization (computed in float64) when Z has more rows than columns. QR is backward
+    stable, so ``R theta`` is as accurate as ``Z theta`` (unlike ``theta^T Z^T Z theta``, which squares
+    the cancellation): the chapter's 100 test rows evaluate as 23."""
+    if Z.shape[0] <= Z.shape[1]:
+        return Z
+    return np.linalg.qr(Z.astype(np.float64), mode="r").astype(Z.dtype)
 
 
 Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]

@@ -12,6 +12,8 @@ the evaluated epochs only (``lax.cond`` on the epoch's number with ``eval_every 
 rows are zeros, dropped afterwards), as the eager loop. The loop stops after the first evaluated epoch
 whose loss is NaN or infinite, as the eager loop does: its parameters are the run's, and the later
 epochs' losses stay NaN (no copy of the parameters kept in every epoch, no epochs run past the stop).
+That layout is :func:`drive`, for any carry and step: the MLP by plain SGD on few examples of many
+features runs it on its first layer's dual form (:mod:`wdlib_jax.dualmlp`).
 
 Compiled once per structure: the function is cached on the config's non-numeric fields, which of
 ``lr``, ``lambd`` and ``wd`` are zero, and the other optimizer arguments; the data, the batch order and

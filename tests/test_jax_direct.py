@@ -1,4 +1,4 @@
-"""JAX's one-λ fused runs (wdlib_jax.onecolumn, what ``JaxBackend.fused_fit`` runs) equal the plan's
+"""JAX's one-λ fused runs (wdlib_jax.direct, what ``JaxBackend.fused_fit`` runs) equal the plan's
 path (wdlib_jax.fused.Scan, which λ sweeps and large data still take): the same loop on the same
 layout, the losses from Z rather than from its QR rows, so float64 1e-12 and float32 1e-5 relative,
 within the fast paths' tolerance against the eager loop (tests/test_fused.py)."""
@@ -34,17 +34,17 @@ def plan_path(problem: wdlib.Problem, config: wdlib.Config) -> tuple:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("fields", CASES, ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
 def test_one_column_run_equals_the_plans_path(fields: dict, dtype: str) -> None:
-    from wdlib_jax import onecolumn
+    from wdlib_jax import direct
 
     config = wdlib.make_config(**{"preset": "d2l", **fields}, backend="jax", dtype=dtype)
     problem = wdlib.make_problem(config)
     calls = []
-    original = onecolumn.fit
+    original = direct.fit
     try:
-        onecolumn.fit = lambda *a: calls.append(1) or original(*a)
+        direct.fit = lambda *a: calls.append(1) or original(*a)
         got = wdlib.get_backend("jax").fused_fit(problem, config)
     finally:
-        onecolumn.fit = original
+        direct.fit = original
     assert calls == [1]
     want = plan_path(problem, config)
     tol = 1e-12 if dtype == "float64" else 1e-5
@@ -78,12 +78,12 @@ def test_a_diverging_run_keeps_the_parameters_of_its_first_non_finite_epoch() ->
                          ids=["large-data", "evaluation-in-chunks"])
 def test_other_runs_go_through_the_plan(change: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """Large data ("blocks") and runs whose snapshots exceed one evaluation chunk keep the driver."""
-    from wdlib_jax import onecolumn
+    from wdlib_jax import direct
 
     set_options(monkeypatch, **change)
     config = wdlib.make_config(backend="jax", lambd=3.0, num_epochs=5, dtype="float64")
     problem = wdlib.make_problem(config)
-    assert onecolumn.fit(problem, config) is None
+    assert direct.fit(problem, config) is None
     run = wdlib.train("jax", lambd=3.0, num_epochs=5, dtype="float64")
     eager = wdlib.train("jax", lambd=3.0, num_epochs=5, dtype="float64", engine="eager")
     assert run.engine == "fused"
@@ -106,11 +106,11 @@ def test_bad_lambdas_and_schedules_are_refused_as_by_the_plan() -> None:
 
 def test_compiled_once_per_shape_and_cheap_enough_to_run_inline() -> None:
     """A λ or lr sweep reuses one executable; the chapter's call stays under XLA's inline-execution
-    cost (onecolumn.INLINE_FLOPS), which is why the losses are not in it."""
-    from wdlib_jax import onecolumn
+    cost (direct.INLINE_FLOPS), which is why the losses are not in it."""
+    from wdlib_jax import direct
 
     wdlib.train("jax", lambd=0.0, num_epochs=3)
-    run = onecolumn.snapshots(5, 21)
+    run = direct.snapshots(5, 21)
     size = run._cache_size()
     for lambd, lr in ((3.0, 0.003), (7.5, 0.001), (0.25, 0.01)):
         wdlib.train("jax", lambd=lambd, lr=lr, num_epochs=3)
@@ -121,4 +121,33 @@ def test_compiled_once_per_shape_and_cheap_enough_to_run_inline() -> None:
     cost = run.lower(Z, Z, problem.batch_order, np.zeros((23, 1), np.float32),
                      np.ones((4, 1, 1), np.float32)).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    assert 0 < cost["flops"] < onecolumn.INLINE_FLOPS
+    assert 0 < cost["flops"] < direct.INLINE_FLOPS
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("fields", [{}, {"n_train": 23, "decay_bias": True},
+                                    {"n_train": 150, "num_inputs": 20},
+                                    {"on_divergence": "record"}],  # λ = 1e5: 1 - lr λ < -1 diverges
+                         ids=["d2l", "short-batch-decay_bias", "primal", "some-diverge"])
+def test_several_lambdas_equal_the_plans_path(fields: dict, dtype: str) -> None:
+    config = wdlib.make_config(backend="jax", dtype=dtype, **fields)
+    problem = wdlib.make_problem(config)
+    lambdas = [0.0, 0.5, 3.0, 20.0, 1e5 if fields.get("on_divergence") else 80.0]
+    with_plan = wdlib.get_backend("jax")
+    with with_plan.context(dtype):
+        want = with_plan.fit_plan(vectorized.make_plan(problem, config, lambdas))
+    got = wdlib.get_backend("jax").fused_fit_lambdas(problem, config, lambdas)
+    tol = 1e-12 if dtype == "float64" else 1e-4
+    for a, b, name in ((got[0], want[0], "train"), (got[1], want[1], "test")):
+        assert a.shape == b.shape == (5, config.num_epochs) and a.dtype == np.float64
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+        np.testing.assert_allclose(a, b, rtol=tol * (200 if name == "train" else 1), err_msg=name)
+    for name in ("w", "b"):
+        a, b = got[2][name], want[2][name]
+        assert a.shape == b.shape and a.dtype == b.dtype == np.dtype(dtype)
+        finite = np.isfinite(b)
+        np.testing.assert_array_equal(np.isfinite(a), finite, err_msg=name)
+        atol = tol * np.abs(b[finite]).max()
+        np.testing.assert_allclose(a[finite], b[finite], rtol=tol, atol=atol, err_msg=name)
+    if fields.get("on_divergence"):
+        assert np.isnan(got[1][-1]).any() and not np.isnan(got[1][0]).any()
