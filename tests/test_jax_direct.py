@@ -110,7 +110,7 @@ def test_compiled_once_per_shape_and_cheap_enough_to_run_inline() -> None:
     from wdlib_jax import direct
 
     wdlib.train("jax", lambd=0.0, num_epochs=3)
-    run = direct.snapshots(5, 21)
+    run = direct.snapshots(5, 21, False)
     size = run._cache_size()
     for lambd, lr in ((3.0, 0.003), (7.5, 0.001), (0.25, 0.01)):
         wdlib.train("jax", lambd=lambd, lr=lr, num_epochs=3)

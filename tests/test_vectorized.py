@@ -48,9 +48,9 @@ def test_jax_products_as_loops_or_dots(fused_product_max: int, monkeypatch: pyte
     set_options(monkeypatch, fused_product_max=fused_product_max)
     loops = fused_product_max > 0  # the chapter's 5 x 23 x 4 products are below 2**15
     for dtype in ("float64", "float32"):
-        direct.columns.cache_clear()  # fresh jitted functions, to see which one runs
+        direct.snapshots.cache_clear()  # fresh jitted functions, to see which one runs
         runs = wdlib.train_lambdas("jax", LAMBDAS, seed=4, dtype=dtype)
-        used = [direct.columns(5, 21, form)._cache_size() for form in (loops, not loops)]  # batch 5, 21 rows
+        used = [direct.snapshots(5, 21, form)._cache_size() for form in (loops, not loops)]  # 21 decayed
         assert used == [1, 0]
         for lambd, run in zip(LAMBDAS, runs, strict=True):
             assert_runs_close(run, wdlib.train("numpy", lambd=lambd, seed=4, dtype=dtype, engine="eager"),

@@ -6,15 +6,13 @@ the state's update ``theta <- D theta - U_B^T Z_B theta``), without what a chapt
 around its compiled call: no :class:`wdlib.vectorized.Plan`, no driver; the few arrays the loop reads
 made directly (the dual layout's features as one product with ``[X^T, w0]``).
 
-- One λ: the compiled call returns only the snapshots, and the losses and the divergence check follow
-  in NumPy. The call's HLO cost (the loop body, counted once) so stays under :data:`INLINE_FLOPS`,
-  below which XLA's CPU client runs a call in the calling thread instead of handing it to a worker
-  thread and waiting, which on the 2-core machine cost more than a third of the chapter's run
-  (benchmarks/results.md); the products with every snapshot, which would put it above, cost a few
-  microseconds in NumPy.
-- k λ (columns): the losses (from the QR rows of the sets, :func:`wdlib.vectorized.loss_rows`),
-  each column's first non-finite epoch and its parameters there (the Recorder's rule) in the compiled
-  call, which returns one array.
+The compiled call returns only the snapshots (E, q, k); the losses, each column's first non-finite
+epoch and its parameters there (the Recorder's rule) follow in NumPy, which multiplies the snapshots
+by the sets' rows faster than XLA's CPU dot does (one λ: Z itself; k λ: the QR rows of
+:func:`wdlib.vectorized.loss_rows`, one batched product). A one-λ call's HLO cost (the loop body,
+counted once) so stays under :data:`INLINE_FLOPS`, below which XLA's CPU client runs a call in the
+calling thread instead of handing it to a worker thread and waiting, which on the 2-core machine
+cost more than a third of the chapter's run (benchmarks/results.md).
 
 Used in the "scan", "step_matrices" and "minibatches" strategies when all epochs' snapshots and
 residuals fit in one evaluation chunk (``options.eval_chunk_bytes``); other runs go through the plan
@@ -60,41 +58,13 @@ def _loop(Z: Any, U: Any, order: Any, theta0: Any, decay: Any, bs: int, decayed_
 
 
 @functools.cache
-def snapshots(batch_size: int, decayed_rows: int) -> Any:
-    """One λ: ``run(Z, U, order, theta0, decay) -> (E, q)``, the state after every epoch, jit-compiled
-    (one executable per shape and dtype)."""
+def snapshots(batch_size: int, decayed_rows: int, loops: bool) -> Any:
+    """``run(Z, U, order, theta0, decay) -> (E, q, k)``, the state after every epoch, jit-compiled (one
+    executable per shape and dtype); ``loops`` as in :func:`wdlib_jax.fused.compiled`."""
     import jax
 
     def run(Z: Any, U: Any, order: Any, theta0: Any, decay: Any) -> Any:
-        return _loop(Z, U, order, theta0, decay, batch_size, decayed_rows, False)[:, :, 0]
-
-    return jax.jit(run)
-
-
-@functools.cache
-def columns(batch_size: int, decayed_rows: int, loops: bool) -> Any:
-    """k λ: ``run(Z, U, order, theta0, decay, L_train, L_test, n_train, n_test) -> (2 E + q, k)``: the
-    train and test
-    losses of every epoch (NaN after a column's first non-finite one), then each column's parameters
-    (of its last epoch, or of its first non-finite one); ``loops`` as in :func:`wdlib_jax.fused.compiled`."""
-    import jax
-    import jax.numpy as jnp
-
-    def run(Z: Any, U: Any, order: Any, theta0: Any, decay: Any, L_train: Any, L_test: Any, n_train: Any,
-            n_test: Any) -> Any:
-        snaps = _loop(Z, U, order, theta0, decay, batch_size, decayed_rows, loops)  # (E, q, k)
-        E, k = snaps.shape[0], snaps.shape[2]
-
-        def losses(L: Any, n: Any) -> Any:  # (E, k): ||L theta||^2 / (2 n)
-            return jnp.sum(jnp.square(jnp.einsum("nq,eqk->nek", L, snaps)), axis=0) / (2 * n)
-
-        train, test = losses(L_train, n_train), losses(L_test, n_test)
-        finite = jnp.isfinite(train) & jnp.isfinite(test)
-        last = jnp.where(finite.all(axis=0), E - 1, jnp.argmin(finite, axis=0))  # (k,)
-        after = jnp.arange(E)[:, None] > last[None, :]
-        train, test = jnp.where(after, jnp.nan, train), jnp.where(after, jnp.nan, test)
-        theta = snaps[last, :, jnp.arange(k)].T  # (q, k)
-        return jnp.concatenate([train, test, theta], axis=0)
+        return _loop(Z, U, order, theta0, decay, batch_size, decayed_rows, loops)
 
     return jax.jit(run)
 
@@ -137,22 +107,24 @@ def fit(problem: Problem, config: Config, lambdas: Sequence[float] | None = None
     sizes = np.array([min(s + bs, n) - s for s in range(0, n, bs)], dtype=np.float64)[:, None, None]
     decay = (1 - config.lr * sizes * lam / bs).astype(dt)  # (nb, 1, k)
     decayed = bias + 1 if config.decay_bias else bias
-    if k == 1:
-        S = np.asarray(snapshots(bs, decayed)(Z, U, problem.batch_order, theta0, decay)).T  # (q, E)
-        with np.errstate(all="ignore"):  # a diverged run's products overflow: its losses are inf or NaN
-            train, test = _loss(Z, S), _loss(Zt, S)
-        finite = np.isfinite(train) & np.isfinite(test)
-        last = E - 1
-        if not finite.all():  # keep the first non-finite epoch's parameters, NaN after it (the Recorder's)
-            last = int(np.argmin(finite))
-            train[last + 1 :] = np.nan
-            test[last + 1 :] = np.nan
-        train, test, theta = train[None], test[None], S[:, last : last + 1]
-    else:
-        run = columns(bs, decayed, bs * q * k <= fastpath.OPTIONS.fused_product_max)
-        rows = vectorized.loss_rows(Z), vectorized.loss_rows(Zt)
-        out = np.asarray(run(Z, U, problem.batch_order, theta0, decay, *rows, dt.type(n), dt.type(n_test)))
-        train, test, theta = out[:E].T.astype(np.float64), out[E : 2 * E].T.astype(np.float64), out[2 * E :]
+    loops = k > 1 and bs * q * k <= fastpath.OPTIONS.fused_product_max
+    S = np.asarray(snapshots(bs, decayed, loops)(Z, U, problem.batch_order, theta0, decay))  # (E, q, k)
+    with np.errstate(all="ignore"):  # a diverged run's products overflow: its losses are inf or NaN
+        if k == 1:  # Z itself, in one product each (a QR would cost more than it saves)
+            train, test = _loss(Z, S[:, :, 0].T)[None], _loss(Zt, S[:, :, 0].T)[None]
+        else:  # the sets' QR rows, one batched product for both: (E, rows, k)
+            L = [vectorized.loss_rows(Z), vectorized.loss_rows(Zt)]
+            R = np.square(np.matmul(np.concatenate(L), S))
+            m = len(L[0])
+            train = R[:, :m].sum(axis=1).T.astype(np.float64) / (2 * n)
+            test = R[:, m:].sum(axis=1).T.astype(np.float64) / (2 * n_test)
+    finite = np.isfinite(train) & np.isfinite(test)  # (k, E)
+    last = np.full(k, E - 1)
+    for j in np.flatnonzero(~finite.all(axis=1)):  # the first non-finite epoch's parameters, NaN after
+        last[j] = np.argmin(finite[j])
+        train[j, last[j] + 1 :] = np.nan
+        test[j, last[j] + 1 :] = np.nan
+    theta = S[last, :, np.arange(k)].T  # (q, k)
     w = X.T @ theta[:n] + w0 * theta[n : n + 1] if dual else theta[:p]
     return train, test, {"w": np.ascontiguousarray(w.T[:, :, None]), "b": theta[bias][:, None].copy()}
 
