@@ -10,8 +10,9 @@ compiled function with k columns (the batched form ``jax.vmap`` would produce). 
 first becomes NaN or infinite, the driver (:mod:`wdlib.fastpath`) keeps that epoch's parameters, as
 the eager loop stops there. float64 runs enable x64 inside the backend's ``context`` only.
 
-A one-λ run that fits one evaluation chunk, which is what ``wdlib.fit`` runs most, skips the plan
-and this driver: :mod:`wdlib_jax.direct` runs the same minibatch loop (:func:`epochs`).
+A run whose snapshots fit one evaluation chunk (the chapter's, of one λ or many) skips the plan and
+this driver: :mod:`wdlib_jax.direct` runs the same minibatch loop (:func:`epochs`); this module
+runs large data and longer runs, and any plan given to ``fit_plan``.
 
 Arguments are passed to the compiled function as NumPy arrays (jit's C++ dispatch transfers them;
 ``jnp.asarray`` on each first cost more than the whole chapter's run).
