@@ -43,14 +43,15 @@ def test_vectorized_on_the_large_data_path(backend: str, monkeypatch: pytest.Mon
 def test_jax_products_as_loops_or_dots(fused_product_max: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """JAX writes a small batched minibatch product as a fused loop and a large one as ``dot``: each
     form trains every λ as the eager one-at-a-time runs do."""
-    from wdlib_jax import fused
+    from wdlib_jax import direct
 
     set_options(monkeypatch, fused_product_max=fused_product_max)
     loops = fused_product_max > 0  # the chapter's 5 x 23 x 4 products are below 2**15
     for dtype in ("float64", "float32"):
-        fused.compiled.cache_clear()  # fresh jitted functions, to see which one runs
+        direct.snapshots.cache_clear()  # fresh jitted functions, to see which one runs
         runs = wdlib.train_lambdas("jax", LAMBDAS, seed=4, dtype=dtype)
-        assert (fused.compiled(loops)._cache_size(), fused.compiled(not loops)._cache_size()) == (1, 0)
+        used = [direct.snapshots(5, 21, form)._cache_size() for form in (loops, not loops)]  # 21 decayed
+        assert used == [1, 0]
         for lambd, run in zip(LAMBDAS, runs, strict=True):
             assert_runs_close(run, wdlib.train("numpy", lambd=lambd, seed=4, dtype=dtype, engine="eager"),
                               dtype)

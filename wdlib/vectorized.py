@@ -42,15 +42,13 @@ float32 about 1e-6 (asserted: 1e-4).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import fastpath
 from .config import Config
-from .data import Problem
 from .fastpath import FastPathOptions
+from .planning import augment, make_plan  # noqa: F401 - make_plan is wdlib.vectorized.make_plan too
 
 LAYOUTS = ("primal", "dual")
 STRATEGIES = ("scan", "step_matrices", "minibatches", "blocks")
@@ -95,11 +93,11 @@ class Plan:
     def Z_train(self) -> np.ndarray:
         """``[X, 1, -y]`` (n_train, q), made on first use: the "blocks" strategy works on ``X_train``
         and ``y_train`` instead, so a large X is never copied."""
-        return _augment(self.X_train, self.y_train)
+        return augment(self.X_train, self.y_train)
 
     @functools.cached_property
     def Z_test(self) -> np.ndarray:
-        return _augment(self.X_test, self.y_test)
+        return augment(self.X_test, self.y_test)
 
     @property
     def p(self) -> int:
@@ -205,13 +203,8 @@ class Plan:
         return self.strategy != "blocks" and self.options.small_state(self.q, minibatches, self.itemsize)
 
     def loss_rows(self, Z: np.ndarray) -> np.ndarray:
-        """A matrix with ``||L theta|| = ||Z theta||`` for every state, at most q rows: Z itself, or
-        the R of Z's QR factorization (computed in float64) when Z has more rows than columns. QR is
-        backward stable, so ``R theta`` is as accurate as ``Z theta`` (unlike ``theta^T Z^T Z theta``,
-        which squares the cancellation): the chapter's 100 test rows evaluate as 23."""
-        if Z.shape[0] <= Z.shape[1]:
-            return Z
-        return np.linalg.qr(Z.astype(np.float64), mode="r").astype(Z.dtype)
+        """:func:`loss_rows` of ``Z``."""
+        return loss_rows(Z)
 
     def block_rows(self) -> int:
         """Rows per block of a large minibatch (see ``options.block_bytes``)."""
@@ -241,69 +234,14 @@ class Plan:
         return np.ascontiguousarray(w.T[:, :, None]), np.ascontiguousarray(theta[self.bias_row][:, None])
 
 
-def _augment(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``[X, 1, -y]``."""
-    Z = np.empty((X.shape[0], X.shape[1] + 2), dtype=X.dtype)
-    Z[:, :-2] = X
-    Z[:, -2] = 1
-    Z[:, -1] = -y.reshape(-1)
-    return Z
-
-
-def make_plan(problem: Problem, config: Config, lambdas: Iterable[float] | None = None) -> Plan:
-    """Cast and lay out ``problem`` for the fused runs of ``config`` at each λ of ``lambdas``
-    (default: ``config.lambd`` alone), with the layout and strategy ``fastpath.OPTIONS`` pick."""
-    lam = np.asarray([config.lambd] if lambdas is None else list(lambdas), dtype=np.float64)
-    if lam.ndim != 1 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
-        raise ValueError(f"lambdas must be finite numbers >= 0, got {lam}")
-    if getattr(problem, "eval_every", 1) != 1 or getattr(problem, "eval_orders", None) is not None:
-        raise ValueError("the fast paths record whole-set losses every epoch; this problem asks for "
-                         "another evaluation schedule: use engine='eager'")
-    opt, dt = fastpath.OPTIONS, np.dtype(config.dtype)
-    (n, p), E = problem.X_train.shape, problem.batch_order.shape[0]
-    dual = n + 3 <= opt.dual_ratio * (p + 2) and n <= opt.dual_max_n
-    q = n + 3 if dual else p + 2
-    if not dual and 2 * n * q * dt.itemsize > opt.gather_bytes:
-        strategy = "blocks"
-    elif len(lam) == 1 and opt.scan(q, E * -(-n // config.batch_size), dt.itemsize):
-        strategy = "scan"
-    elif len(lam) == 1 and opt.small_state(q, E * -(-n // config.batch_size), dt.itemsize):
-        strategy = "step_matrices"
-    else:
-        strategy = "minibatches"
-    common = {"batch_order": problem.batch_order, "lambdas": lam, "config": config, "strategy": strategy,
-              "options": opt}
-    if not dual:
-        X, y = (np.asarray(a, dtype=dt) for a in (problem.X_train, problem.y_train))
-        U = None
-        if strategy != "blocks":
-            scale = np.full(p + 2, config.lr / config.batch_size, dtype=dt)
-            scale[-1] = 0
-            U = _augment(X, y) * scale
-        theta0 = np.concatenate([np.ravel(problem.w0), np.ravel(problem.b0), [1.0]])
-        return Plan(X_train=X, y_train=y.reshape(-1, 1), X_test=np.asarray(problem.X_test, dtype=dt),
-                    y_test=np.asarray(problem.y_test, dtype=dt).reshape(-1, 1), U_train=U,
-                    theta0=theta0.astype(dt)[:, None], layout="primal", **common)
-    X = np.asarray(problem.X_train, dtype=dt)
-    w0 = np.asarray(problem.w0, dtype=dt).reshape(-1, 1)
-
-    def features(A: np.ndarray) -> np.ndarray:  # [A X^T, A w0]
-        F = np.empty((A.shape[0], n + 1), dtype=dt)
-        F[:, :n] = A @ X.T
-        F[:, n:] = A @ w0
-        return F
-
-    U = np.zeros((n, n + 3), dtype=dt)
-    U[np.arange(n), np.arange(n)] = config.lr / config.batch_size
-    U[:, n + 1] = config.lr / config.batch_size
-    theta0 = np.zeros((n + 3, 1), dtype=dt)
-    theta0[n] = 1
-    theta0[n + 1] = np.ravel(problem.b0)[0]
-    theta0[n + 2] = 1
-    return Plan(X_train=features(X), y_train=np.asarray(problem.y_train, dtype=dt).reshape(-1, 1),
-                X_test=features(np.asarray(problem.X_test, dtype=dt)),
-                y_test=np.asarray(problem.y_test, dtype=dt).reshape(-1, 1), U_train=U, theta0=theta0,
-                basis=np.ascontiguousarray(X.T), w0=w0, layout="dual", **common)
+def loss_rows(Z: np.ndarray) -> np.ndarray:
+    """A matrix with ``||L theta|| = ||Z theta||`` for every state, at most q rows: Z itself, or the R
+    of Z's QR factorization (computed in float64) when Z has more rows than columns. QR is backward
+    stable, so ``R theta`` is as accurate as ``Z theta`` (unlike ``theta^T Z^T Z theta``, which squares
+    the cancellation): the chapter's 100 test rows evaluate as 23."""
+    if Z.shape[0] <= Z.shape[1]:
+        return Z
+    return np.linalg.qr(Z.astype(np.float64), mode="r").astype(Z.dtype)
 
 
 Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]

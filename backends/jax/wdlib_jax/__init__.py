@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from wdlib import Backend, Config, Objective, Problem
+from wdlib import Backend, Config, Objective, Problem, fastpath, vectorized
 from wdlib.model import Params, decay_mask, make_model
 from wdlib.optim import OPTIMIZER_ARGS
 from wdlib.semantics import native_spelling
+from wdlib.validate import check_result
 
 jax: Any = None  # imported by load()
 jnp: Any = None
@@ -149,6 +150,25 @@ class JaxBackend(Backend):
         from .fused import fit_plan
 
         return fit_plan(plan)
+
+    def fused_fit(self, problem: Problem, config: Config) -> tuple[np.ndarray, np.ndarray, Params]:
+        """The one-λ run through :mod:`wdlib_jax.direct` (no plan, no driver: a chapter-sized run's
+        cost is mostly around its compiled call), or through the plan where that does not apply; the
+        result checked as the base class checks it."""
+        return vectorized.single(self._direct(problem, config, None))
+
+    def fused_fit_lambdas(self, problem: Problem, config: Config, lambdas: Sequence[float]) -> Any:
+        """Every λ at once, as :meth:`fused_fit` runs one (:mod:`wdlib_jax.direct`)."""
+        return self._direct(problem, config, list(lambdas))
+
+    def _direct(self, problem: Problem, config: Config, lambdas: list[float] | None) -> Any:
+        from .direct import fit
+
+        with self.context(config.dtype), fastpath.one_blas_thread():
+            result = fit(problem, config, lambdas)
+            if result is None:
+                result = self.fit_plan(vectorized.make_plan(problem, config, lambdas))
+        return check_result(self.name, result, problem, config, 1 if lambdas is None else len(lambdas))
 
 
 @functools.cache

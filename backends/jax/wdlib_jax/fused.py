@@ -10,6 +10,10 @@ compiled function with k columns (the batched form ``jax.vmap`` would produce). 
 first becomes NaN or infinite, the driver (:mod:`wdlib.fastpath`) keeps that epoch's parameters, as
 the eager loop stops there. float64 runs enable x64 inside the backend's ``context`` only.
 
+A run whose snapshots fit one evaluation chunk (the chapter's, of one λ or many) skips the plan and
+this driver: :mod:`wdlib_jax.direct` runs the same minibatch loop (:func:`epochs`); this module
+runs large data and longer runs, and any plan given to ``fit_plan``.
+
 Arguments are passed to the compiled function as NumPy arrays (jit's C++ dispatch transfers them;
 ``jnp.asarray`` on each first cost more than the whole chapter's run).
 
@@ -41,27 +45,39 @@ def compiled(loops: bool) -> Any:
         return jnp.sum(jnp.square(jnp.einsum("nq,cqk->nck", L, snaps)), axis=0) / (2 * n)
 
     def run(Z, U, theta, idx, keep, decay, decayed, L_train, L_test, n_train, n_test):
-        def minibatch(theta, xs):
-            rows, kp, d = xs
-            Zb, Ub = Z[rows], U[rows]
-            if loops:
-                r = jnp.sum(Zb[:, :, None] * theta[None], axis=1) * kp
-                g = jnp.sum(Ub[:, :, None] * r[:, None, :], axis=0)
-            else:
-                r = (Zb @ theta) * kp  # residuals; padded rows of a short last batch contribute 0
-                g = Ub.T @ r
-            return jnp.where(decayed, theta * d, theta) - g, None
-
-        def epoch(theta, rows_e):
-            theta, _ = jax.lax.scan(minibatch, theta, (rows_e, keep, decay))
-            return theta, theta
-
-        _, snaps = jax.lax.scan(epoch, theta, idx)
+        snaps = epochs(Z, U, theta, idx, keep, decay, decayed, loops)
         # one output array (one transfer to the host instead of three): the losses, then the snapshots
         return jnp.concatenate([losses(L_train, n_train, snaps), losses(L_test, n_test, snaps),
                                 snaps.reshape(snaps.shape[0], -1)], axis=1)
 
     return jax.jit(run)
+
+
+def epochs(Z: Any, U: Any, theta: Any, idx: Any, keep: Any, decay: Any, decayed: Any, loops: bool) -> Any:
+    """Traced: the snapshots (E, q, k) after each epoch of the minibatches ``idx`` (E, nb, bs) from
+    ``theta`` (q, k), as an outer scan over epochs of an inner scan over minibatches. ``keep`` (nb, bs, 1)
+    zeroes the padded rows of a short last batch (None: no short batch), ``decay`` (nb, 1, k) is each
+    minibatch's factor on the ``decayed`` rows (a (q, 1) mask); ``loops`` as in :func:`compiled`."""
+    import jax
+    import jax.numpy as jnp
+
+    def minibatch(theta: Any, xs: Any) -> tuple[Any, None]:
+        rows, kp, d = xs
+        Zb, Ub = Z[rows], U[rows]
+        if loops:
+            r = jnp.sum(Zb[:, :, None] * theta[None], axis=1)
+        else:
+            r = Zb @ theta  # residuals
+        if kp is not None:
+            r = r * kp  # padded rows of a short last batch contribute 0
+        g = jnp.sum(Ub[:, :, None] * r[:, None, :], axis=0) if loops else Ub.T @ r
+        return jnp.where(decayed, theta * d, theta) - g, None
+
+    def epoch(theta: Any, rows_e: Any) -> tuple[Any, Any]:
+        theta, _ = jax.lax.scan(minibatch, theta, (rows_e, keep, decay))
+        return theta, theta
+
+    return jax.lax.scan(epoch, theta, idx)[1]
 
 
 def fit_plan(plan: vec.Plan) -> vec.Result:
@@ -85,9 +101,11 @@ class Scan(fastpath.Kernels):
         idx = np.zeros((E, nb * bs), dtype=np.int32)
         idx[:, :n] = plan.batch_order
         self.idx = idx.reshape(E, nb, bs)
-        keep = np.ones((nb * bs, 1), dtype=dt)
-        keep[n:] = 0
-        self.keep = keep.reshape(nb, bs, 1)
+        self.keep = None
+        if nb * bs > n:
+            keep = np.ones((nb * bs, 1), dtype=dt)
+            keep[n:] = 0
+            self.keep = keep.reshape(nb, bs, 1)
         ones = np.ones((1, k), dtype=dt)
         self.decay = np.stack([plan.decay(t - s).astype(dt) if plan.penalized else ones
                                for s, t in plan.bounds()])

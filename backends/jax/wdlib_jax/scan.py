@@ -12,6 +12,8 @@ the evaluated epochs only (``lax.cond`` on the epoch's number with ``eval_every 
 rows are zeros, dropped afterwards), as the eager loop. The loop stops after the first evaluated epoch
 whose loss is NaN or infinite, as the eager loop does: its parameters are the run's, and the later
 epochs' losses stay NaN (no copy of the parameters kept in every epoch, no epochs run past the stop).
+That layout is :func:`drive`, for any carry and step: the MLP by plain SGD on few examples of many
+features runs it on its first layer's dual form (:mod:`wdlib_jax.dualmlp`).
 
 Compiled once per structure: the function is cached on the config's non-numeric fields, which of
 ``lr``, ``lambd`` and ``wd`` are zero, and the other optimizer arguments; the data, the batch order and
@@ -166,7 +168,12 @@ def fit_compiled(ops: Any, problem: Problem, config: Config) -> tuple[np.ndarray
                                                 problem.y_test))
     params = {k: np.asarray(v, dt) for k, v in problem.init.items()}
     hyper = tuple(np.asarray(getattr(config, name), dt) for name in HYPER)
-    run = _compiled(ops, _key(config), problem.batch_size, problem.eval_every)
+    from . import dualmlp
+
+    if dualmlp.applies(problem, config):  # the MLP by SGD on few examples of many features
+        run = dualmlp.compiled_for(problem, config)
+    else:
+        run = _compiled(ops, _key(config), problem.batch_size, problem.eval_every)
     final, curve = run(params, *arrays, problem.batch_order, hyper)
     picked = np.asarray(curve)[problem.eval_every - 1 :: problem.eval_every]
     return picked[:, 0].copy(), picked[:, 1].copy(), {k: np.asarray(v).copy() for k, v in final.items()}
@@ -196,48 +203,57 @@ def _compiled(ops: Any, key: tuple[Any, ...], bs: int, eval_every: int) -> Calla
         config = types.SimpleNamespace(**{**fields, **values, "batch_size": bs})
         state, update = make_update(ops, config, params)
 
-        def losses(p: Params) -> Any:
+        def step(carry: tuple[Params, Any], rows: Any) -> tuple[Params, Any]:
+            return update(carry[0], carry[1], X[rows], y[rows])
+
+        def losses(carry: tuple[Params, Any]) -> Any:
+            p = carry[0]
             return jnp.stack([mean_loss(ops, p, X, y, model), mean_loss(ops, p, X_test, y_test, model)])
 
-        def steps(carry: tuple[Params, Any], rows: Any) -> tuple[Params, Any]:
-            """The minibatches of ``rows`` (full ones, then a short one, if any), from ``carry``."""
-            m = rows.shape[0] // bs
-            if m:
-                carry, _ = jax.lax.scan(lambda c, idx: (update(c[0], c[1], X[idx], y[idx]), None), carry,
-                                        rows[: m * bs].reshape(m, bs))
-            if rows.shape[0] > m * bs:
-                tail = rows[m * bs :]
-                carry = update(carry[0], carry[1], X[tail], y[tail])
-            return carry
-
-        first = order[0, :bs]  # batch_size <= n_train: the first minibatch is a full one
-        params, state = update(params, state, X[first], y[first])
-        params, state = steps((params, _counts(state)), order[0, bs:])
-        first_losses = losses(params) if eval_every == 1 else jnp.zeros(2, X.dtype)  # not evaluated
-        done = (eval_every == 1) & ~jnp.all(jnp.isfinite(first_losses))
-
-        E = order.shape[0]
-        curve = jnp.full((E, 2), jnp.nan, X.dtype).at[0].set(first_losses)
-
-        def more(carry: tuple[Any, ...]) -> Any:
-            return (carry[2] < E) & ~carry[3]
-
-        def epoch(carry: tuple[Any, ...]) -> tuple[Any, ...]:
-            p, s, e, _, curve = carry  # e: the epoch's index, 1, 2, ... (its number e + 1)
-            p, s = steps((p, s), order[e])
-            evaluated = (e + 1) % eval_every == 0
-            if eval_every == 1:
-                out = losses(p)
-            else:  # the losses of the evaluated epochs only (a forward pass over both sets each)
-                out = jax.lax.cond(evaluated, losses, lambda p: jnp.zeros(2, X.dtype), p)
-            bad = evaluated & ~jnp.all(jnp.isfinite(out))
-            return p, s, e + 1, bad, curve.at[e].set(out)
-
-        start = (params, state, jnp.asarray(1, jnp.int32), done, curve)
-        final, _, _, _, curve = jax.lax.while_loop(more, epoch, start)
-        return final, curve
+        final, curve = drive(step, losses, (params, state), order, bs, eval_every, X.dtype,
+                             lambda c: (c[0], _counts(c[1])))
+        return final[0], curve
 
     return jax.jit(run)
+
+
+def drive(step: Callable[[Any, Any], Any], losses: Callable[[Any], Any], carry: Any, order: Any, bs: int,
+          eval_every: int, dtype: Any, after_first: Callable[[Any], Any] = lambda c: c) -> tuple[Any, Any]:
+    """Traced: the whole run from ``carry`` (the layout of the module docstring), ``(final carry,
+    per-epoch losses (E, 2))``. ``step(carry, rows) -> carry`` is one minibatch of the training rows
+    ``rows``, ``losses(carry)`` the train and test loss (2,); ``after_first`` maps the carry after the
+    first step (traced with Python int counts) to the one the loops carry."""
+    def steps(carry: Any, rows: Any) -> Any:
+        """The minibatches of ``rows`` (full ones, then a short one, if any), from ``carry``."""
+        m = rows.shape[0] // bs
+        if m:
+            carry, _ = jax.lax.scan(lambda c, idx: (step(c, idx), None), carry, rows[: m * bs].reshape(m, bs))
+        if rows.shape[0] > m * bs:
+            carry = step(carry, rows[m * bs :])
+        return carry
+
+    carry = steps(after_first(step(carry, order[0, :bs])), order[0, bs:])  # batch_size <= n_train
+    first_losses = losses(carry) if eval_every == 1 else jnp.zeros(2, dtype)  # not evaluated
+    done = (eval_every == 1) & ~jnp.all(jnp.isfinite(first_losses))
+    E = order.shape[0]
+    curve = jnp.full((E, 2), jnp.nan, dtype).at[0].set(first_losses)
+
+    def more(state: tuple[Any, ...]) -> Any:
+        return (state[1] < E) & ~state[2]
+
+    def epoch(state: tuple[Any, ...]) -> tuple[Any, ...]:
+        carry, e, _, curve = state  # e: the epoch's index, 1, 2, ... (its number e + 1)
+        carry = steps(carry, order[e])
+        evaluated = (e + 1) % eval_every == 0
+        if eval_every == 1:
+            out = losses(carry)
+        else:  # the losses of the evaluated epochs only (a forward pass over both sets each)
+            out = jax.lax.cond(evaluated, losses, lambda c: jnp.zeros(2, dtype), carry)
+        bad = evaluated & ~jnp.all(jnp.isfinite(out))
+        return carry, e + 1, bad, curve.at[e].set(out)
+
+    final, _, _, curve = jax.lax.while_loop(more, epoch, (carry, jnp.asarray(1, jnp.int32), done, curve))
+    return final, curve
 
 
 @functools.lru_cache(maxsize=32)
