@@ -199,6 +199,7 @@ class NumpyInside(SkipNet):
         return np.dot(X, params["w"]) + params["b"]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # NumPy 2 on np.dot of torch tensors
 def test_a_model_computing_with_numpy_on_another_backend_is_told_to_use_ops() -> None:
     with pytest.raises(wdlib.ConfigError, match=r"computed with ops \(ops.dot") as err:
         wdlib.train("torch", model=NumpyInside(), num_epochs=2)
