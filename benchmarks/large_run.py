@@ -24,7 +24,8 @@ def large(backend: str, n: int, p: int, repeats: int = 3) -> dict[str, Any]:
     import wdlib
     from wdlib import fastpath, vectorized
 
-    name, backend = backend, backend.removesuffix("-blas")  # numpy-blas: NumPy as if without numba
+    # numpy-blas, torch-ops: the backend as if numba were not installed
+    name, backend = backend, backend.split("-")[0]
     impl = wdlib.get_backend(backend)
     config = wdlib.make_config(backend=backend, n_train=n, num_inputs=p, batch_size=256, lambd=1.0,
                                num_epochs=3, lr=1e-5, dtype="float32", engine="fused")
@@ -32,16 +33,23 @@ def large(backend: str, n: int, p: int, repeats: int = 3) -> dict[str, Any]:
     problem = wdlib.make_problem(config)
     X = problem.X_train
     seconds_make_problem = time.perf_counter() - start
+    # numpy, torch: their default for long runs, the compiled kernel where numba is installed, for the
+    # 1-epoch run too (whatever --large-n)
+    fastpath.OPTIONS = fastpath.OPTIONS.replace(kernel_min_bytes=float("inf") if "-" in name else 0)
+    plan = vectorized.make_plan(problem, config)
     path = "torch ops" if backend == "torch" else "BLAS blocks"
     if backend == "numpy":
         from wdlib_numpy import fused
 
-        # numpy: its default for long runs, the kernel where numba is installed, for the 1-epoch run
-        # too (whatever --large-n); numpy-blas: as without numba
-        fastpath.OPTIONS = fastpath.OPTIONS.replace(
-            kernel_min_bytes=float("inf") if name.endswith("-blas") else 0)
-        if fused.large_ops(vectorized.make_plan(problem, config)) is not None:
+        if fused.large_ops(plan) is not None:
             path = "compiled kernel (numba)"
+    elif backend == "torch":
+        import torch
+
+        from wdlib_torch import large as torch_large
+
+        if isinstance(torch_large.large_ops(torch, plan), torch_large.KernelTorchOps):
+            path = "compiled kernel (numba) on the tensors"
     out: dict[str, Any] = {"backend": name, "path": path, "n": n, "p": p, "X_bytes": X.nbytes,
                            "seconds_make_problem": seconds_make_problem}
     one = dataclasses.replace(problem, batch_order=problem.batch_order[:1])

@@ -1,6 +1,7 @@
 """The large-data fast path (strategy "blocks": X read once per epoch in cache-sized blocks, on NumPy,
-PyTorch and NumPy's compiled kernel) gives the eager loop's numbers, never copies X, and computes the
-same bits on any number of threads (tolerances: tests/test_fused.py)."""
+PyTorch, and NumPy's compiled kernel on NumPy's arrays and on PyTorch's tensors) gives the eager
+loop's numbers, never copies X, and computes the same bits on any number of threads (tolerances:
+tests/test_fused.py)."""
 
 from __future__ import annotations
 
@@ -130,17 +131,114 @@ def test_numpy_compiled_kernel_only_where_it_pays(monkeypatch: pytest.MonkeyPatc
                       "float64")
 
 
-@pytest.mark.parametrize("path", LARGE_PATHS)
+TORCH = "torch" in wdlib.installed_backends()
+
+
+def torch_kernel(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """PyTorch's large-data runs on NumPy's compiled kernel (whatever their size). Returns a list of
+    the arrays each kernel call was given."""
+    if not TORCH:
+        pytest.skip("torch is not installed")
+    kernel_module()
+    from wdlib_torch import large as torch_large
+
+    set_options(monkeypatch, kernel_min_bytes=0)
+    calls: list[tuple] = []
+    original = torch_large.KernelTorchOps.__init__
+
+    def recording(self: object, torch: object, minibatch_rows: object) -> None:
+        def counted(*arrays: np.ndarray) -> None:
+            calls.append(arrays)
+            minibatch_rows(*arrays)
+
+        original(self, torch, counted)
+
+    monkeypatch.setattr(torch_large.KernelTorchOps, "__init__", recording)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("n_train", "batch_size"), [(20, 5), (23, 11)])
+@pytest.mark.parametrize("setting", SETTINGS, ids=["lambd0", "lambd3", "lambd3-decay_bias"])
+def test_torch_compiled_kernel_equals_eager(setting: dict, n_train: int, batch_size: int, dtype: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyTorch's path on NumPy's kernel (wdlib_torch.large.KernelTorchOps): every minibatch in one or
+    two parts, short last batch included, against the eager loop."""
+    large_data_path(monkeypatch)
+    calls = torch_kernel(monkeypatch)
+    kw = {"n_train": n_train, "batch_size": batch_size, "num_epochs": 10, "dtype": dtype, **setting}
+    fused = wdlib.train("torch", engine="fused", **kw)
+    minibatches = 10 * -(-n_train // batch_size)
+    assert minibatches <= len(calls) <= 2 * minibatches
+    assert_runs_close(fused, wdlib.train("numpy", engine="eager", **kw), dtype)
+
+
+def test_torch_compiled_kernel_reads_x_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel is handed the problem's own X (a tensor's ``numpy()`` shares its memory) and writes
+    its results into the path's own buffers: nothing is copied on the way in or out."""
+    large_data_path(monkeypatch)
+    calls = torch_kernel(monkeypatch)
+    config = wdlib.make_config(backend="torch", lambd=3.0, num_epochs=3)
+    problem = wdlib.make_problem(config)
+    plan = vectorized.make_plan(problem, config)
+    wdlib.get_backend("torch").fit_plan(plan)
+    assert calls and all(args[0] is not problem.X_train and np.shares_memory(args[0], problem.X_train)
+                         for args in calls)
+    assert all(args[0].base is not None and not args[0].flags.owndata for args in calls)
+    assert all(a.base is not None for args in calls for a in args[2:])  # views of the path's tensors
+
+
+def test_torch_compiled_kernel_only_where_numpy_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel for a long one-column run; torch calls for λ sweeps, short runs, or without numba;
+    handed a sweep directly, KernelTorchOps refuses it."""
+    if not TORCH:
+        pytest.skip("torch is not installed")
+    kernel_module()
+    import torch
+
+    from wdlib_torch import large as torch_large
+
+    large_data_path(monkeypatch)
+    config = wdlib.make_config(backend="torch", lambd=3.0, num_epochs=4)
+    problem = wdlib.make_problem(config)
+    plan = vectorized.make_plan(problem, config)
+    assert type(torch_large.large_ops(torch, plan)) is torch_large.TorchOps  # 4 epochs of a 16 KB X
+    set_options(monkeypatch, kernel_min_bytes=4 * plan.X_train.nbytes)
+    plan = vectorized.make_plan(problem, config)
+    assert type(torch_large.large_ops(torch, plan)) is torch_large.KernelTorchOps
+    sweep = vectorized.make_plan(problem, config, lambdas=[0.0, 3.0])
+    assert type(torch_large.large_ops(torch, sweep)) is torch_large.TorchOps
+    three = config.replace(num_epochs=3)
+    assert type(torch_large.large_ops(torch, vectorized.make_plan(wdlib.make_problem(three), three))) \
+        is torch_large.TorchOps
+    from wdlib_numpy.kernel import minibatch_rows
+
+    with pytest.raises(ValueError, match="one column"):
+        large.fit_large(sweep, torch_large.KernelTorchOps(torch, minibatch_rows))
+    monkeypatch.setitem(sys.modules, "numba", None)  # as if numba were not installed
+    monkeypatch.delitem(sys.modules, "wdlib_numpy.kernel", raising=False)
+    assert type(torch_large.large_ops(torch, plan)) is torch_large.TorchOps
+    kw = {"lambd": 3.0, "num_epochs": 4, "dtype": "float64"}
+    assert_runs_close(wdlib.train("torch", engine="fused", **kw), wdlib.train("numpy", engine="eager", **kw),
+                      "float64")
+
+
+@pytest.mark.parametrize("path", [*LARGE_PATHS, *(["torch-kernel"] if TORCH else [])])
 def test_large_data_path_same_bits_on_any_number_of_threads(path: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Minibatches split into parts run on two threads or one: the same bits, and the same run."""
-    name = use_large_path(path, monkeypatch)
+    if path == "torch-kernel":
+        name = use_large_path("torch", monkeypatch)
+        calls = torch_kernel(monkeypatch)
+    else:
+        name, calls = use_large_path(path, monkeypatch), [()]
     kw = {"lambd": 3.0, "dtype": "float32", "num_epochs": 20, "decay_bias": True}
     assert large.split_rows(5, 2, large.SLOTS) == [(0, 4), (4, 5)]  # the chapter's 5 rows in 2-row blocks
     runs = {}
     for threads in (1, 2):
         set_options(monkeypatch, large_threads=threads)
         runs[threads] = wdlib.train(name, engine="fused", **kw)
+    assert calls  # the kernel ran, where asked for
     assert np.array_equal(runs[1].params["w"], runs[2].params["w"])
     assert np.array_equal(runs[1].test_loss, runs[2].test_loss)
     assert np.array_equal(runs[1].train_loss, runs[2].train_loss)

@@ -10,7 +10,8 @@ thread.
   ``mul_`` for the decay when λ > 0) on views of buffers that one ``index_select`` per epoch refills,
   the epochs loop in TorchScript (:func:`scripted_epochs`).
 - ``"blocks"`` (large data): :class:`wdlib.large.BlockKernels` in torch ops, on X itself, never
-  copied, read from memory once per epoch (:mod:`wdlib_torch.large`).
+  copied, read from memory once per epoch; long one-column runs with NumPy's compiled kernel on the
+  tensors' memory where numba is installed (:mod:`wdlib_torch.large`).
 
 TorchScript halves the per-call overhead of these loops; where it is unavailable the same loops run
 in Python. Losses: one batched product per chunk of epochs, with at most q rows per set
@@ -30,7 +31,7 @@ import numpy as np
 from wdlib import fastpath, large
 from wdlib import vectorized as vec
 from wdlib.scan import block_size
-from wdlib_torch.large import TorchOps, script, scripted_minibatch  # noqa: F401  (the large-data section)
+from wdlib_torch.large import TorchOps, large_ops, script, scripted_minibatch  # noqa: F401  (large data)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -128,7 +129,7 @@ def _steps(torch: Any, As: list, nb: int, theta: Any, spare: Any, snaps: Any, e0
 
 def _fit(torch: Any, plan: vec.Plan) -> vec.Result:
     if plan.strategy == "blocks":
-        return fastpath.run(large.BlockKernels(plan, TorchOps(torch)))
+        return fastpath.run(large.BlockKernels(plan, large_ops(torch, plan)))
     kinds = {"scan": Scan, "step_matrices": StepMatrices, "minibatches": Minibatches}
     return fastpath.run(kinds[plan.strategy](torch, plan))
 
