@@ -39,9 +39,10 @@ from .fused import epochs
 #: ``cheap_computation_``); a loop's body counts once.
 INLINE_FLOPS = 1000
 
-#: At most this many bytes of a λ sweep's residuals at once (:func:`_losses`): below glibc's
-#: default mmap threshold (128 KiB), so the buffer comes from memory the process already touched.
-CHUNK_BYTES = 96 * 1024
+#: At most this many bytes of a λ sweep's residuals at once (:func:`_losses`): few enough that
+#: malloc hands the buffer back from memory the process already touched on the previous call, enough
+#: epochs at a time that the loop's Python steps stay few (the chapter's 64 λ: 23 epochs, 5 steps).
+CHUNK_BYTES = 256 * 1024
 
 Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
 
@@ -149,10 +150,10 @@ def _loss1(Z: np.ndarray, S: np.ndarray) -> np.ndarray:
 def _losses(A: np.ndarray, B: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(k, E) float64 each: ``||A theta||^2`` and ``||B theta||^2`` of every snapshot in S (E, q, k).
 
-    The residuals of a few epochs at a time go into one buffer of at most :data:`CHUNK_BYTES`,
-    squared and summed in place: the whole (E, rows, k) products at once are new memory on every call
-    (the chapter's 64 λ: two 1.1 MB arrays), whose first touch, one page fault per 4 KiB page, cost
-    more than the products themselves (benchmarks/results.md)."""
+    The residuals of a few epochs at a time go into one buffer of at most :data:`CHUNK_BYTES`, their
+    squares summed by ``einsum`` (one pass, no squared copy): the whole (E, rows, k) products at once
+    were new memory on every call (the chapter's 64 λ: two 1.1 MB arrays), whose first touch, one
+    page fault per 4 KiB page, cost more than the products themselves (benchmarks/results.md)."""
     C = np.concatenate([A, B])
     (E, _, k), m = S.shape, len(A)
     c = max(1, CHUNK_BYTES // (len(C) * k * S.itemsize))
@@ -161,8 +162,7 @@ def _losses(A: np.ndarray, B: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np
     for e in range(0, E, c):
         R = buf[: min(c, E - e)]
         np.matmul(C, S[e : e + c], out=R)
-        np.square(R, out=R)
-        np.sum(R[:, :m], axis=1, out=sums[0, e : e + c])
-        np.sum(R[:, m:], axis=1, out=sums[1, e : e + c])
+        np.einsum("erk,erk->ek", R[:, :m], R[:, :m], out=sums[0, e : e + c])
+        np.einsum("erk,erk->ek", R[:, m:], R[:, m:], out=sums[1, e : e + c])
     return sums[0].T.astype(np.float64), sums[1].T.astype(np.float64)
 
