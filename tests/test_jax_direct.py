@@ -151,3 +151,31 @@ def test_several_lambdas_equal_the_plans_path(fields: dict, dtype: str) -> None:
         np.testing.assert_allclose(a[finite], b[finite], rtol=tol, atol=atol, err_msg=name)
     if fields.get("on_divergence"):
         assert np.isnan(got[1][-1]).any() and not np.isnan(got[1][0]).any()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_sweeps_losses_in_chunks_equal_the_whole_product(dtype: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """direct._losses: several chunks of epochs and a short last one give the losses of the whole
+    (E, rows, k) product; a sweep whose losses come in 3-epoch chunks equals one in a single chunk."""
+    from wdlib_jax import direct
+
+    rng = np.random.default_rng(0)
+    A, B, S = (rng.standard_normal(s).astype(dtype) for s in ((20, 23), (23, 23), (10, 23, 7)))
+    rows = len(A) + len(B)
+    monkeypatch.setattr(direct, "CHUNK_BYTES", 3 * rows * 7 * np.dtype(dtype).itemsize)  # 3 + 3 + 3 + 1
+    train, test = direct._losses(A, B, S)
+    want = [np.square(np.matmul(M, S)).sum(axis=1).T for M in (A, B)]
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for a, b in zip((train, test), want, strict=True):
+        assert a.shape == (7, 10) and a.dtype == np.float64
+        np.testing.assert_allclose(a, b, rtol=tol)
+    config = wdlib.make_config(backend="jax", dtype=dtype, num_epochs=10)
+    problem = wdlib.make_problem(config)
+    lambdas = [0.0, 3.0, 20.0]
+    chunked = wdlib.get_backend("jax").fused_fit_lambdas(problem, config, lambdas)
+    monkeypatch.setattr(direct, "CHUNK_BYTES", 1 << 30)
+    whole = wdlib.get_backend("jax").fused_fit_lambdas(problem, config, lambdas)
+    for a, b in zip(chunked[:2], whole[:2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=tol)
+    np.testing.assert_array_equal(chunked[2]["w"], whole[2]["w"])

@@ -9,10 +9,10 @@ made directly (the dual layout's features as one product with ``[X^T, w0]``).
 The compiled call returns only the snapshots (E, q, k); the losses, each column's first non-finite
 epoch and its parameters there (the Recorder's rule) follow in NumPy, which multiplies the snapshots
 by the sets' rows faster than XLA's CPU dot does (one λ: Z itself; k λ: the QR rows of
-:func:`wdlib.vectorized.loss_rows`, one batched product). A one-λ call's HLO cost (the loop body,
-counted once) so stays under :data:`INLINE_FLOPS`, below which XLA's CPU client runs a call in the
-calling thread instead of handing it to a worker thread and waiting, which on the 2-core machine
-cost more than a third of the chapter's run (benchmarks/results.md).
+:func:`wdlib.vectorized.loss_rows`, a few epochs at a time into one small buffer). A one-λ call's
+HLO cost (the loop body, counted once) so stays under :data:`INLINE_FLOPS`, below which XLA's CPU
+client runs a call in the calling thread instead of handing it to a worker thread and waiting, which
+on the 2-core machine cost more than a third of the chapter's run (benchmarks/results.md).
 
 Used in the "scan", "step_matrices" and "minibatches" strategies when all epochs' snapshots and
 residuals fit in one evaluation chunk (``options.eval_chunk_bytes``); other runs go through the plan
@@ -38,6 +38,11 @@ from .fused import epochs
 #: calling thread, and hands the others to a worker thread (xla/pjrt/cpu/cpu_client.cc,
 #: ``cheap_computation_``); a loop's body counts once.
 INLINE_FLOPS = 1000
+
+#: At most this many bytes of a λ sweep's residuals at once (:func:`_losses`): few enough that
+#: malloc hands the buffer back from memory the process already touched on the previous call, enough
+#: epochs at a time that the loop's Python steps stay few (the chapter's 64 λ: 23 epochs, 5 steps).
+CHUNK_BYTES = 256 * 1024
 
 Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
 
@@ -111,13 +116,11 @@ def fit(problem: Problem, config: Config, lambdas: Sequence[float] | None = None
     S = np.asarray(snapshots(bs, decayed, loops)(Z, U, problem.batch_order, theta0, decay))  # (E, q, k)
     with np.errstate(all="ignore"):  # a diverged run's products overflow: its losses are inf or NaN
         if k == 1:  # Z itself, in one product each (a QR would cost more than it saves)
-            train, test = _loss(Z, S[:, :, 0].T)[None], _loss(Zt, S[:, :, 0].T)[None]
-        else:  # the sets' QR rows, one batched product for both: (E, rows, k)
-            L = [vectorized.loss_rows(Z), vectorized.loss_rows(Zt)]
-            R = np.square(np.matmul(np.concatenate(L), S))
-            m = len(L[0])
-            train = R[:, :m].sum(axis=1).T.astype(np.float64) / (2 * n)
-            test = R[:, m:].sum(axis=1).T.astype(np.float64) / (2 * n_test)
+            train, test = _loss1(Z, S[:, :, 0].T)[None], _loss1(Zt, S[:, :, 0].T)[None]
+        else:  # the sets' QR rows, a few epochs at a time
+            train, test = _losses(vectorized.loss_rows(Z), vectorized.loss_rows(Zt), S)
+            train /= 2 * n
+            test /= 2 * n_test
     finite = np.isfinite(train) & np.isfinite(test)  # (k, E)
     last = np.full(k, E - 1)
     for j in np.flatnonzero(~finite.all(axis=1)):  # the first non-finite epoch's parameters, NaN after
@@ -138,8 +141,28 @@ def _features(A: np.ndarray, B: np.ndarray, y: np.ndarray) -> np.ndarray:
     return Z
 
 
-def _loss(Z: np.ndarray, S: np.ndarray) -> np.ndarray:
+def _loss1(Z: np.ndarray, S: np.ndarray) -> np.ndarray:
     """(E,) float64: ``||Z theta||^2 / (2 n)`` of every snapshot (a column of S)."""
     R = Z @ S
     return np.einsum("ij,ij->j", R, R).astype(np.float64) / (2 * len(Z))
+
+
+def _losses(A: np.ndarray, B: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k, E) float64 each: ``||A theta||^2`` and ``||B theta||^2`` of every snapshot in S (E, q, k).
+
+    The residuals of a few epochs at a time go into one buffer of at most :data:`CHUNK_BYTES`, their
+    squares summed by ``einsum`` (one pass, no squared copy): the whole (E, rows, k) products at once
+    were new memory on every call (the chapter's 64 λ: two 1.1 MB arrays), whose first touch, one
+    page fault per 4 KiB page, cost more than the products themselves (benchmarks/results.md)."""
+    C = np.concatenate([A, B])
+    (E, _, k), m = S.shape, len(A)
+    c = max(1, CHUNK_BYTES // (len(C) * k * S.itemsize))
+    sums = np.empty((2, E, k), S.dtype)
+    buf = np.empty((min(c, E), len(C), k), S.dtype)
+    for e in range(0, E, c):
+        R = buf[: min(c, E - e)]
+        np.matmul(C, S[e : e + c], out=R)
+        np.einsum("erk,erk->ek", R[:, :m], R[:, :m], out=sums[0, e : e + c])
+        np.einsum("erk,erk->ek", R[:, m:], R[:, m:], out=sums[1, e : e + c])
+    return sums[0].T.astype(np.float64), sums[1].T.astype(np.float64)
 
