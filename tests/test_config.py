@@ -182,3 +182,9 @@ def test_numpy_spellings_of_a_value_are_taken_and_near_misses_named() -> None:
                        r"<ndarray of shape \(5,\), dtype float64>\).*pass them to wdlib.train") as err:
         wdlib.make_config(data=(X, X[:, 0]))
     assert err.value.field == "data"
+
+
+def test_a_config_passed_as_a_field_says_how_to_run_it() -> None:
+    with pytest.raises(wdlib.ConfigError, match=r"wdlib.train_sequence\(\[config\]\)") as err:
+        wdlib.train("numpy", config=wdlib.make_config(num_epochs=2))
+    assert err.value.field == "config" and len(str(err.value)) < 1000  # the Config's repr is cut

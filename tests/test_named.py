@@ -172,3 +172,26 @@ def test_a_notebook_class_sweeps_in_process_and_a_new_kernel_finds_its_runs(tmp_
                            check=True).stdout for _ in range(2)]
     assert outs[0].startswith('2 ["sweep: running in this process') and "'scaled_elsewhere'" in outs[0]
     assert outs[1].startswith("0 ")
+
+
+def test_a_class_attribute_changed_after_use_changes_the_fingerprint() -> None:
+    class Tuned(Widened):
+        name = "tuned"
+        gain = 1.0
+
+    before = fingerprint(Tuned())
+    Tuned.gain = 2.0
+    assert fingerprint(Tuned()) != before
+
+
+def test_pickling_an_instance_first_leaves_the_fingerprint_alone() -> None:
+    """copyreg caches __slotnames__ on a class the first time one of its instances is pickled or
+    copied: a worker that has not done so yet must get the same fingerprint."""
+    class Fresh(Widened):
+        name = "fresh"
+
+    before = fingerprint(Fresh())
+    import copy
+
+    copy.copy(Fresh())  # __reduce_ex__, as pickle.dumps of a module-level class
+    assert "__slotnames__" in vars(Fresh) and fingerprint(Fresh()) == before

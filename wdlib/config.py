@@ -194,6 +194,8 @@ def make_config(preset: str = "d2l", **overrides: Any) -> Config:
         if unknown[0] in ("data", "test"):
             hint = ("a Config holds only the arrays' fingerprint: pass them to wdlib.train, compare or "
                     "sweep (data=(X, y)), or build a Problem: wdlib.Problem.from_arrays(X, y)")
+        elif unknown[0] == "config":
+            hint = "run a Config with wdlib.train_sequence([config]) or wdlib.fit(backend, problem, config)"
         raise ConfigError(unknown[0], overrides[unknown[0]], "a field of wdlib.Config: "
                           + ", ".join(FIELD_CHECKS), hint)
     values = {**_DEFAULT_VALUES, **PRESETS[preset], **overrides, "preset": preset}

@@ -26,7 +26,6 @@ from typing import Any
 #: Config fields holding the fingerprints, by the field naming the object.
 FINGERPRINT_FIELDS = {"model": "model_fingerprint", "penalty": "penalty_fingerprint"}
 
-_class_digests: weakref.WeakKeyDictionary[type, bytes] = weakref.WeakKeyDictionary()
 _unpicklable: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
@@ -78,23 +77,19 @@ def _class_digest(cls: type) -> bytes:
     their other attributes. Not their source, file or line numbers: a class defined in a notebook cell
     (which has no source file), rerun in a new kernel, or imported by a worker as ``__mp_main__``, is
     the same class. The code is Python's compiled form, so a new Python version makes new keys."""
-    found = _class_digests.get(cls)
-    if found is None:
-        parts = []
-        for klass in cls.__mro__[:-1]:  # without object
-            for name, value in sorted(vars(klass).items()):
-                if name in _CLASS_BOOKKEEPING:
-                    continue
+    parts = []
+    for klass in cls.__mro__[:-1]:  # without object
+        for name, value in sorted(vars(klass).items()):
+            if name not in _CLASS_BOOKKEEPING:
                 parts.append(name.encode() + b"=" + _attribute_bytes(value))
-        found = hashlib.sha256(b"\0".join(parts)).digest()
-        _class_digests[cls] = found
-    return found
+    return hashlib.sha256(b"\0".join(parts)).digest()  # not cached: a class attribute may change
 
 
 #: Entries of a class's namespace that Python fills in, not the user.
 _CLASS_BOOKKEEPING = frozenset({"__module__", "__qualname__", "__dict__", "__weakref__", "__doc__",
                                 "__annotations__", "__firstlineno__", "__static_attributes__",
-                                "__dataclass_fields__", "__dataclass_params__", "__match_args__"})
+                                "__dataclass_fields__", "__dataclass_params__", "__match_args__",
+                                "__slotnames__"})  # set by copyreg once an instance is pickled
 
 
 def _attribute_bytes(value: Any) -> bytes:

@@ -136,9 +136,6 @@ def train(
     "diabetes"`` on the bundled diabetes data; ``model="mlp"``, ``optimizer="adam"`` and so on choose
     the model and optimizer.
     """
-    if isinstance(overrides.get("config"), Config):
-        raise ConfigError("config", "a Config", "Config fields as keywords, e.g. train(lambd=3)",
-                          "run a Config with wdlib.train_sequence([config])")
     if data is None:
         if test is not None:
             raise ConfigError("test", "a test set", "None unless data=(X, y) is given")

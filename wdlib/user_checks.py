@@ -76,10 +76,10 @@ def check_penalty_call(backend: Backend, problem: Problem, config: Config) -> No
         for key in (k for k, on in mask.items() if on):
             p = backend.asarray(problem.init[key], config.dtype)
             value = _called(config, "penalty", "__call__(ops, w)", penalty, backend, p)
-            if math.prod(_shape(backend, config, "penalty", "__call__", value)) != 1:  # MXNet's sum: (1,)
+            shape = _shape(backend, config, "penalty", "__call__", value)
+            if math.prod(shape) != 1:  # a scalar; MXNet's sum is of shape (1,)
                 raise ConfigError("penalty", config.penalty, "a penalty whose __call__(ops, w) returns a "
-                                  "scalar (e.g. (w**2).sum() / 2)", f"on {key!r} it returned shape "
-                                  f"{_shape(backend, config, 'penalty', '__call__', value)}")
+                                  "scalar (e.g. (w**2).sum() / 2)", f"on {key!r} it returned shape {shape}")
             if not backend.autodiff:
                 grad = _called(config, "penalty", "grad(ops, w)", penalty.grad, backend, p)
                 got = _shape(backend, config, "penalty", "grad", grad)
