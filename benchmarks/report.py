@@ -138,7 +138,7 @@ def summarize(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         if "fraction_of_c" in g:
             target(f"{large}: GB/s per epoch / the C epoch's on two threads", g["fraction_of_c"], 0.8, ">=")
             target(f"{large}: GB/s per epoch / a sequential read of X", g["fraction_of_sequential_read"],
-                   0.5 if g["backend"] == "torch" else 0.4, ">=")
+                   0.5 if g["backend"].startswith("torch") else 0.4, ">=")
         if "peak_rss_over_X" in g:
             target(f"{large}: peak RSS / X", g["peak_rss_over_X"], 1.5, "<=")
     imp = results["import"]

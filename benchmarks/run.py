@@ -11,7 +11,7 @@ quartiles of:
 - a 64-λ sweep: ``fused_fit_lambdas`` (one batched run) vs 64 one-at-a-time fast-path runs;
 - scaling of the fast path in n_train and num_inputs;
 - (``--large``) the issue's large problem, n_train = 200,000, p = 20,000 (16 GB), batch 256, float32
-  (NumPy on its compiled kernel, NumPy as without numba, PyTorch): GB/s of X streamed per epoch
+  (NumPy and PyTorch on the compiled kernel, and each as without numba): GB/s of X streamed per epoch
   against C epochs on one and two threads and a sequential read of X, and peak RSS against the data
   size;
 - the whole public calls next to those loops: ``wdlib.train`` of each run, ``wdlib.train_lambdas``
@@ -50,6 +50,9 @@ from report import summarize  # noqa: E402
 from startup import import_share, import_time  # noqa: E402
 
 BACKENDS = ("numpy", "torch", "jax", "mxnet")
+#: The large problem's paths: each backend's default (NumPy's and PyTorch's compiled kernel where numba is
+#: installed) and, with the suffix, the same backend as if numba were not (BLAS blocks, torch ops).
+LARGE_PATHS = ("numpy", "numpy-blas", "torch", "torch-ops")
 
 
 def book_loop(backend: str, problem: Any, config: Any, variant: str = "book") -> Callable[[], Any]:
@@ -136,7 +139,7 @@ def worker(backend: str, repeats: int, quick: bool) -> dict[str, Any]:
         "train_lambdas": lambda: wdlib.train_lambdas(backend, lambdas),
         "64 train calls": lambda: [wdlib.train(backend, lambd=float(lam)) for lam in lambdas],
     }
-    res["sweep64"] = measure(sweep, max(3, repeats // 2))
+    res["sweep64"] = measure(sweep, repeats)
 
     res["optimizers"], res["optimizer_checks"] = optimizer_cases(backend, impl, repeats)
 
@@ -207,7 +210,7 @@ def previous_large(path: Path) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--backends", nargs="+", default=None, help="default: every installed one")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--quick", action="store_true", help="fewer cases, for a smoke test")
     parser.add_argument("--large", action="store_true",
                         help="also the large problem (the issue's 200,000 x 20,000 float32: 16 GB of RAM)")
@@ -246,7 +249,7 @@ def main() -> None:
             raise SystemExit(f"the {name} worker failed")
         results["backends"].append(json.loads(out.stdout.strip().splitlines()[-1]))
     if args.large:
-        for name in [n for n in ("numpy", "numpy-blas", "torch") if n.removesuffix("-blas") in names]:
+        for name in [n for n in LARGE_PATHS if n.split("-")[0] in names]:
             print(f"large problem on {name} ...", file=sys.stderr, flush=True)
             cmd = [sys.executable, __file__, "--large-worker", name, "--large-n", str(args.large_n),
                    "--large-p", str(args.large_p)]
