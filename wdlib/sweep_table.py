@@ -112,7 +112,9 @@ class SweepTable(Table):
             ax_loss.plot(grid, test_loss, "k--", lw=1, label=name)
             ax_norm.plot(grid, w_norm, "k--", lw=1, label=name)
         positive = [v for v in values if v > 0]
-        xlabel = {"lambd": "λ", "wd": "wd"}.get(x, "λ (scratch) or wd (concise)")
+        concise = {row["mode"] for row in self.rows} == {"concise"}
+        xlabel = {"lambd": "λ", "wd": "wd (concise)" if concise else "wd",
+                  "mode": "λ (scratch) or wd (concise)"}[x]
         for axis, ylabel in ((ax_loss, "test loss"), (ax_norm, "||w||")):
             if positive:
                 axis.set_xscale("symlog", linthresh=min(positive))  # log-x that still shows 0
