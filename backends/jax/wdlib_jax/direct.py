@@ -45,11 +45,12 @@ INLINE_FLOPS = 1000
 #: epochs at a time that the loop's Python steps stay few (the chapter's 64 λ: 23 epochs, 5 steps).
 CHUNK_BYTES = 256 * 1024
 
-#: A sweep's snapshots come out of the compiled call in parts of at most this many bytes (whole steps
-#: of :func:`_losses`), at most :data:`MAX_PARTS` of them: XLA's CPU compiler splits the zero fill of
-#: a larger scan output (above ~512 KiB in jax 0.7) into tasks for its thread pool, a hand-off on
-#: every call that cost more than the fill on the 2-core machine (benchmarks/results.md).
-PART_BYTES = 256 * 1024
+#: A sweep's snapshots come out of the compiled call in as few parts as keep each within this many
+#: bytes (whole steps of :func:`_losses`; at most :data:`MAX_PARTS` parts): XLA's CPU compiler (jax
+#: 0.7) splits the zero fill of a scan output above 512 KiB into tasks for its thread pool, hand-offs
+#: on every call that cost more than the fill on the 2-core machine; each part's own fill is another
+#: task, so more parts than needed cost too (benchmarks/results.md).
+PART_BYTES = 512 * 1024
 MAX_PARTS = 8
 
 Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
@@ -127,13 +128,15 @@ def fit(problem: Problem, config: Config, lambdas: Sequence[float] | None = None
             test /= 2 * n_test
     finite = np.isfinite(train) & np.isfinite(test)  # (k, E)
     thetaT = parts[-1][-1].T.copy()  # (k, q): each column's last state, laid out as S[last, :, range(k)]
-    starts = np.cumsum([0] + [len(s) for s in parts])
     for j in np.flatnonzero(~finite.all(axis=1)):  # the first non-finite epoch's parameters, NaN after
         last = int(np.argmin(finite[j]))
         train[j, last + 1 :] = np.nan
         test[j, last + 1 :] = np.nan
-        i = int(np.searchsorted(starts, last, side="right")) - 1
-        thetaT[j] = parts[i][last - starts[i], :, j]
+        for S in parts:  # the part holding epoch `last`
+            if last < len(S):
+                thetaT[j] = S[last, :, j]
+                break
+            last -= len(S)
     theta = thetaT.T  # (q, k)
     w = x.X.T @ theta[:n] + x.w0 * theta[n : n + 1] if dual else theta[:p]
     return train, test, {"w": np.ascontiguousarray(w.T[:, :, None]), "b": theta[x.bias][:, None].copy()}
