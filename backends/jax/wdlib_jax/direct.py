@@ -4,15 +4,17 @@ the run allows.
 The same run as :class:`wdlib_jax.fused.Scan` (the same compiled minibatch loop, the same layouts,
 the state's update ``theta <- D theta - U_B^T Z_B theta``), without what a chapter-sized run spent
 around its compiled call: no :class:`wdlib.vectorized.Plan`, no driver; the few arrays the loop reads
-made directly (the dual layout's features as one product with ``[X^T, w0]``).
+made directly (:mod:`wdlib_jax.inputs`; a λ sweep's remembered for data of the same bytes, already on
+the device).
 
-The compiled call returns only the snapshots (E, q, k); the losses, each column's first non-finite
-epoch and its parameters there (the Recorder's rule) follow in NumPy, which multiplies the snapshots
-by the sets' rows faster than XLA's CPU dot does (one λ: Z itself; k λ: the QR rows of
-:func:`wdlib.vectorized.loss_rows`, a few epochs at a time into one small buffer). A one-λ call's
-HLO cost (the loop body, counted once) so stays under :data:`INLINE_FLOPS`, below which XLA's CPU
-client runs a call in the calling thread instead of handing it to a worker thread and waiting, which
-on the 2-core machine cost more than a third of the chapter's run (benchmarks/results.md).
+The compiled call returns only the snapshots (E, q, k; a sweep's in parts, :data:`PART_BYTES`); the
+losses, each column's first non-finite epoch and its parameters there (the Recorder's rule) follow
+in NumPy, which multiplies the snapshots by the sets' rows faster than XLA's CPU dot does (one λ: Z
+itself; k λ: the QR rows of :func:`wdlib.vectorized.loss_rows`, a few epochs at a time into one
+small buffer). A one-λ call's HLO cost (the loop body, counted once) so stays under
+:data:`INLINE_FLOPS`, below which XLA's CPU client runs a call in the calling thread instead of
+handing it to a worker thread and waiting, which on the 2-core machine cost more than a third of the
+chapter's run (benchmarks/results.md).
 
 Used in the "scan", "step_matrices" and "minibatches" strategies when all epochs' snapshots and
 residuals fit in one evaluation chunk (``options.eval_chunk_bytes``); other runs go through the plan

@@ -78,8 +78,8 @@ def make(problem: Problem, config: Config, dual: bool) -> Inputs:
 def cached(problem: Problem, config: Config, dual: bool) -> Inputs:
     """:func:`make`'s inputs with the loss rows and the device arrays, remembered for problems of the
     same bytes (call inside the backend's context: the device arrays are made there)."""
-    arrays = (problem.X_train, problem.y_train, problem.X_test, problem.y_test, problem.w0, problem.b0,
-              problem.batch_order)
+    arrays = [np.asarray(a) for a in (problem.X_train, problem.y_train, problem.X_test, problem.y_test,
+                                      problem.w0, problem.b0, problem.batch_order)]
     if sum(a.nbytes for a in arrays) > MAX_BYTES:
         return _complete(make(problem, config, dual), problem)
     key = (config.dtype, config.lr, config.batch_size, dual,
