@@ -53,11 +53,6 @@ CHUNK_BYTES = 256 * 1024
 #: on every call that cost more than the fill on the 2-core machine; each part's own fill is another
 #: task, so more parts than needed cost too (benchmarks/results.md).
 PART_BYTES = 512 * 1024
-
-#: XLA options of a sweep's loop in the broadcast form (``loops``), whose fused multiply-and-reduce
-#: loops run along the k columns: 512-bit vectors where the CPU has them (XLA's CPU default prefers
-#: 256), the same bits (each column's arithmetic in the same order). The one-λ call keeps the default.
-LOOP_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
 MAX_PARTS = 8
 
 Result = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
@@ -91,14 +86,13 @@ def _loop(Z: Any, U: Any, order: Any, theta0: Any, decay: Any, bs: int, decayed_
 def snapshots(batch_size: int, decayed_rows: int, loops: bool) -> Any:
     """``run(Z, U, order, theta0, decay, parts=None) -> (E, q, k)``, the state after every epoch, or
     a tuple of parts of ``parts`` epochs each (static), jit-compiled (one executable per shape, dtype
-    and parts); ``loops`` as in :func:`wdlib_jax.fused.compiled` (λ sweeps only), compiled with
-    :data:`LOOP_OPTIONS`."""
+    and parts); ``loops`` as in :func:`wdlib_jax.fused.compiled`."""
     import jax
 
     def run(Z: Any, U: Any, order: Any, theta0: Any, decay: Any, parts: Any = None) -> Any:
         return _loop(Z, U, order, theta0, decay, batch_size, decayed_rows, loops, parts)
 
-    return jax.jit(run, static_argnames="parts", **({"compiler_options": LOOP_OPTIONS} if loops else {}))
+    return jax.jit(run, static_argnames="parts")
 
 
 def fit(problem: Problem, config: Config, lambdas: Sequence[float] | None = None) -> Result | None:
