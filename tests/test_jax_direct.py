@@ -179,3 +179,48 @@ def test_a_sweeps_losses_in_chunks_equal_the_whole_product(dtype: str,
     for a, b in zip(chunked[:2], whole[:2], strict=True):
         np.testing.assert_allclose(a, b, rtol=tol)
     np.testing.assert_array_equal(chunked[2]["w"], whole[2]["w"])
+
+
+def test_a_sweeps_snapshots_in_parts_equal_one_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep's snapshots in several parts of the compiled call (direct.PART_BYTES) give the bits of
+    one part, the parameters of a column that diverges in a later part included."""
+    from wdlib_jax import direct
+
+    config = wdlib.make_config(backend="jax", dtype="float64", on_divergence="record")
+    problem = wdlib.make_problem(config)
+    lambdas = [0.0, 3.0, 1e5]  # 1e5 overflows float64 after some 30 epochs
+    monkeypatch.setattr(direct, "CHUNK_BYTES", 1)  # losses one epoch at a time: parts of 13 epochs
+    runs = {}
+    for part_bytes in (1, 1 << 30):
+        monkeypatch.setattr(direct, "PART_BYTES", part_bytes)
+        runs[part_bytes] = wdlib.get_backend("jax").fused_fit_lambdas(problem, config, lambdas)
+        assert len(direct._parts(100, 1, 23 * 3 * 8)) == (8 if part_bytes == 1 else 1)  # 7 x 13 + 9
+    parts, whole = runs[1], runs[1 << 30]
+    bad = int(np.argmin(np.isfinite(parts[1][2])))
+    assert 13 < bad < 99 and np.isfinite(parts[1][:2]).all()
+    for a, b in zip((*parts[:2], parts[2]["w"], parts[2]["b"]), (*whole[:2], whole[2]["w"], whole[2]["b"]),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_sweeps_inputs_are_remembered_by_the_datas_bytes() -> None:
+    """wdlib_jax.inputs.cached: a problem of the same bytes (make_problem's fresh copies) reuses the
+    inputs; an array changed in place makes them anew, so the sweep sees the new data."""
+    from wdlib_jax import inputs
+
+    config = wdlib.make_config(backend="jax", num_epochs=5)
+    lambdas = [0.0, 3.0]
+    backend = wdlib.get_backend("jax")
+    problem = wdlib.make_problem(config)
+    first = backend.fused_fit_lambdas(problem, config, lambdas)
+    with backend.context(config.dtype):
+        x = inputs.cached(problem, config, True)
+        assert inputs.cached(wdlib.make_problem(config), config, True) is x
+    problem.X_train[3] *= 2
+    changed = backend.fused_fit_lambdas(problem, config, lambdas)
+    fresh = wdlib.Problem(**{**vars(problem), "X_train": problem.X_train.copy()})
+    inputs._cache.clear()
+    want = backend.fused_fit_lambdas(fresh, config, lambdas)
+    assert not np.array_equal(changed[1], first[1])
+    for a, b in zip((*changed[:2], changed[2]["w"]), (*want[:2], want[2]["w"]), strict=True):
+        np.testing.assert_array_equal(a, b)
