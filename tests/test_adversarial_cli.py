@@ -74,6 +74,13 @@ CASES: list[tuple[str, list[str], str]] = [
     ("sweep-workers", [*SWEEP, "--lambd", "5", "--workers", "0"], "--workers 0"),
     ("sweep-run-huge", [*SWEEP, "--lambd", "5", "--set", "num_inputs=1000000000"], "is too large"),
     ("sweep-lr", [*SWEEP, "--lambd", "5", "--set", "lr=0"], "lr=0.0"),
+    ("sweep-wd-grid-negative", [*SWEEP, "--wd", "0,-1"], "--wd"),
+    # --- misspellings get a suggestion --------------------------------------------------------------
+    ("command-misspelt", ["trian"], "did you mean train?"),
+    ("opt-momentum", ["train", "--optimizer", "momentum", "--opt", "momentum=0.9"],
+     "--opt momentum=0.9 is not valid: expected argument names of --optimizer momentum: beta, nesterov, "
+     "dampening; did you mean 'beta'"),
+    ("opt-weight-decay", ["train", "--optimizer", "adam", "--opt", "weight_decay=0.1"], "did you mean --wd?"),
 ]
 
 

@@ -226,3 +226,18 @@ def test_a_bad_data_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,3\n4,x,6\n")
     code, _, err = run_cli(["train", "--data", str(tmp_path / "d.csv")], capsys)
     assert code == 2 and "--data" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sweep_takes_a_grid_of_the_optimizers_wd(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--wd 0 1`` (or ``0,1``) is the grid of a concise sweep or an AdamW sweep, λ then 0; the rows are
+    those of the Python sweep over ``wd=[0, 1]``."""
+    store = tmp_path / "wd.sqlite"
+    assert main(["sweep", "--mode", "concise", "--wd", "0", "1", "--backends", "numpy", "--set",
+                 "num_epochs=3", "--store", str(store), "--quiet"]) == 0
+    table = wdlib.load_sweep(store)
+    assert sorted(row["wd"] for row in table.rows) == [0.0, 1.0]
+    assert {row["lambd"] for row in table.rows} == {0}
+    again = wdlib.sweep(backends=["numpy"], mode="concise", wd=[0, 1], num_epochs=3, store=store)
+    assert again.computed == 0
+    with pytest.raises(wdlib.ConfigError, match=r"^lambdas=None.*wd="):
+        wdlib.sweep(backends=["numpy"], store=None)

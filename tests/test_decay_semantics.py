@@ -209,3 +209,22 @@ def test_convert_checks_its_value_as_a_config_checks_wd() -> None:
         with pytest.raises(wdlib.ConfigError) as err:
             wdlib.convert(bad, from_="torch.SGD", to="keras.L2")
         assert err.value.field == "wd"
+
+
+def test_convert_refuses_a_spelling_that_is_not_the_core_update() -> None:
+    """gluon.nag leaves wd out of its look-ahead: no value of torch's Nesterov wd is its update (but wd=0)."""
+    for kwargs in ({"from_": "gluon.nag", "to": "torch.SGD(nesterov)"},
+                   {"from_": "optax.sgd(nesterov)", "to": "gluon.nag"}):
+        with pytest.raises(wdlib.ConfigError, match="nag_mom_update leaves wd"):
+            wdlib.convert(3, **kwargs)
+        assert wdlib.convert(0, **kwargs) == 0
+    assert wdlib.convert(3, from_="gluon.nag", to="gluon.nag") == 3
+
+
+def test_table_names_each_spellings_argument_and_its_equal_momenta() -> None:
+    rows = {row["key"]: row for row in wdlib.decay_semantics().rows}
+    assert "add_decayed_weights(lambd)" in rows["wdlib.lambd"]["core_chain"]
+    assert "add_decayed_weights(2 * l2)" in rows["keras.L2"]["core_chain"]
+    same = rows["torch.SGD(nesterov)"]["same_as"].split("; ")
+    assert "optax.sgd(nesterov) x1" in same and "wdlib.lambd x1" in same and "keras.L2 x0.5" in same
+    assert not any(s.startswith(("optax.sgd(momentum)", "gluon")) for s in same)

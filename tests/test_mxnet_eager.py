@@ -117,3 +117,18 @@ def test_the_fused_step_leaves_its_input_parameters_alone(impl: Any) -> None:
     assert not np.array_equal(first["w"], before["w"])
     second = {k: impl.to_numpy(p) for k, p in step(params, X, y).items()}
     assert not np.array_equal(first["w"], second["w"])  # t = 2: the moments carried over
+
+
+def test_loading_mxnet_leaves_pytorchs_threads_as_they_were() -> None:
+    """Importing mxnet sets the loaded OpenMP runtime to one thread (PyTorch's, or the one a later
+    ``import torch`` shares); the backend sets it back. Fresh interpreters: torch imported before
+    (given 2 threads) and after (OpenMP's default, OMP_NUM_THREADS=2 here)."""
+    import os
+    import subprocess
+    import sys
+
+    run, show = "import wdlib; wdlib.train('mxnet', num_epochs=1)", "print(torch.get_num_threads())"
+    for code in (f"import torch; torch.set_num_threads(2); {run}; {show}", f"{run}; import torch; {show}"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "2"}).stdout
+        assert out.split()[-1] == "2", code

@@ -319,3 +319,16 @@ def test_a_tuple_valued_setting_is_one_value_and_a_list_the_values_swept() -> No
         ((8, 16), ("W1", "b1"), (("beta", 0.5),))]
     two = sweep_configs([0.0], backends=["numpy"], model="mlp", hidden=[(8,), (8, 16)])
     assert [c.hidden for c in two] == [(8,), (8, 16)]
+
+
+def test_sweep_figure_puts_the_swept_penalty_on_its_x_axis() -> None:
+    """A grid over the optimizer's wd (AdamW) is drawn against wd, one line per other setting swept;
+    a grid over λ against λ."""
+    table = wdlib.sweep([0], backends=["numpy"], optimizer="adam", decay="decoupled", lr=[0.01, 0.03],
+                        wd=[0.0, 1.0, 10.0], num_epochs=5, progress=False, workers=1)
+    loss_ax, _ = table.figure().axes
+    assert loss_ax.get_xlabel() == "wd"
+    lines = {line.get_label(): sorted(line.get_xdata()) for line in loss_ax.lines}
+    assert lines == {"numpy, lr=0.01 (Adam)": [0.0, 1.0, 10.0], "numpy, lr=0.03 (Adam)": [0.0, 1.0, 10.0]}
+    by_lambd = wdlib.sweep([0, 1, 3], backends=["numpy"], num_epochs=5, progress=False, workers=1)
+    assert by_lambd.figure().axes[0].get_xlabel() == "λ"

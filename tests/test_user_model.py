@@ -206,3 +206,10 @@ def test_a_model_computing_with_numpy_on_another_backend_is_told_to_use_ops() ->
     assert err.value.field == "model"
     with pytest.raises(wdlib.ConfigError, match=r"model=SkipNet\(\.\.\.\)"):
         wdlib.make_config(model=SkipNet)
+
+
+def test_a_built_in_model_object_is_named_in_the_error() -> None:
+    with pytest.raises(wdlib.ConfigError, match=r"use model='mlp', hidden=\(8,\)"):
+        wdlib.train("numpy", model=wdlib.model.MLP((8,)))
+    with pytest.raises(wdlib.ConfigError, match="use model='linear'"):
+        wdlib.make_config(model=wdlib.model.Linear())

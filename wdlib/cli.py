@@ -144,7 +144,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers is not None and args.scheduler:
         raise ConfigError("--workers", args.workers, "no value with --scheduler",
                           "the Dask cluster decides the number of workers")
-    if args.lambd is None:
+    if args.lambd is None and args.wd is None and not any(s.startswith("wd=") for s in args.set):
         if not (plot_path or export_path):
             raise ConfigError("--lambd", None, "a grid such as --lambd 0:10:41",
                               "or --export FILE / --plot FILE to read an existing store")
@@ -152,7 +152,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         table = load_sweep(args.store)
     else:
-        lambdas = parse_lambdas(args.lambd)
+        lambdas = parse_lambdas(args.lambd) if args.lambd is not None else None  # None: 0, a wd grid
         seeds = parse_seeds(args.seeds)
         fields = command_fields(args, lists=True)
         if "mode" in fields:

@@ -141,6 +141,9 @@ def model_fields(args: argparse.Namespace) -> dict[str, Any]:
     options = {"model": args.model, "hidden": args.hidden, "optimizer": args.optimizer, "wd": args.wd,
                "decay": args.decay, "penalty": args.penalty, "mode": getattr(args, "mode", None)}
     fields = {k: v for k, v in options.items() if v is not None}
+    if isinstance(fields.get("wd"), list):  # sweep's --wd grid
+        grid = parse_lambdas(fields["wd"], "--wd")
+        fields["wd"] = grid if len(grid) > 1 else grid[0]
     if "hidden" in fields:
         fields["hidden"] = parse_widths(fields["hidden"])
     if args.opt:

@@ -100,6 +100,9 @@ _PYTHON_SETTING = re.compile(r"(?<!--set )(?<![\w-])(--)?([a-z][a-z0-9_-]*)="
                              r"(?:'([^'\s]*)'|(-?\d[\w.+-]*\b|True\b|False\b|\.\.\.)|\((\d+(?:, \d+)*),?\))")
 
 
+_OPTIMIZER_ARGS = re.compile(r"optimizer_args=\{'(\w+)': ([^{}]*)\}")
+
+
 def cli_words(text: str, options: Collection[str]) -> str:
     """A message written for Python callers (``use model='mlp'``), in the words of a command that has
     ``options``: ``--model mlp``, or ``--set lr=0.3`` for a Config field without an option of its own.
@@ -119,6 +122,9 @@ def cli_words(text: str, options: Collection[str]) -> str:
             return f"--set {name}={value}"
         return match[0]
 
+    if "--opt" in options:  # optimizer_args={'beta': 0.9}: --opt beta=0.9
+        text = _OPTIMIZER_ARGS.sub(lambda m: f"--opt {m[1]}={m[2]}", text)
+        text = text.replace("the Config field ", "--")
     return _PYTHON_SETTING.sub(spelled, text)
 
 

@@ -42,6 +42,12 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         hints = [self._hint(word) for word in message.split() if word.startswith("--")] \
             if message.startswith("unrecognized arguments") else []
+        if "invalid choice: '" in message:  # a misspelt command: wdlib trian
+            import difflib
+
+            word = message.split("invalid choice: '")[1].split("'")[0]
+            choices = [c for a in self._actions if a.choices for c in a.choices]
+            hints += [f"did you mean {c}?" for c in difflib.get_close_matches(word, choices, n=1)]
         hint = "; ".join(h for h in hints if h)
         raise UsageError(f"{message}{'; ' + hint if hint else ''} (see: {self.prog} --help)")
 
@@ -73,8 +79,9 @@ def _one_lambda(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected one number, got {text!r}{hint}") from None
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """The data, model, penalty and optimizer options shared by train, compare and sweep."""
+def add_model_options(p: argparse.ArgumentParser, wd_grid: bool = False) -> None:
+    """The data, model, penalty and optimizer options shared by train, compare and sweep (``wd_grid``:
+    ``--wd`` takes a grid, as sweep's ``--lambd`` does)."""
     g = p.add_argument_group("data, model and optimizer")
     g.add_argument("--data", metavar="FILE", help="your own data: .npz (X, y [, X_test, y_test]) or .csv "
                    "(header; the last column, or one named y, is the target)")
@@ -84,7 +91,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", help="sgd (default), momentum or adam")
     g.add_argument("--opt", action="append", default=[], metavar="NAME=VALUE",
                    help="an optimizer argument, e.g. --opt beta=0.9 --opt nesterov=true (repeatable)")
-    g.add_argument("--wd", type=float, help="the optimizer's weight decay (default 0)")
+    if wd_grid:
+        g.add_argument("--wd", nargs="+", help="the optimizer's weight decay: one value or a grid like "
+                       "--lambd's (0:1:5, 0,0.1,1); without --lambd, λ is 0")
+    else:
+        g.add_argument("--wd", type=float, help="the optimizer's weight decay (default 0)")
     g.add_argument("--decay", help="how --wd acts: coupled (default), decoupled (AdamW) or independent")
     p.add_argument("--quiet", action="store_true", help="print no table (only where files were written)")
 
@@ -151,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "run, equal to the single runs within the cross-backend tolerance)")
     p.add_argument("--plot", metavar="FILE.png", help="test loss and ||w|| vs λ, with the exact ridge path")
     p.add_argument("--export", metavar="FILE.csv", help="write the table (.csv, or .json with curves)")
-    add_model_options(p)
+    add_model_options(p, wd_grid=True)
 
     p = sub.add_parser("decay-table", help="what each framework's weight_decay means, and the conversions")
     p.add_argument("--json", metavar="FILE.json", help="write the table as JSON instead of printing it")

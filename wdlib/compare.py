@@ -139,15 +139,15 @@ class Comparison(Table):
         dotted; with several seeds the mean and (shaded) the min-max over seeds. ``ax``: one Axes
         per panel to draw on instead of a new figure."""
         from .plot import curves, panels, titled_settings
-        from .sweep_table import data_name
+        from .sweep_table import data_name, penalty_value
 
-        values = list(dict.fromkeys(sorted((row["mode"], _value(row)) for row in self.rows)))
+        values = list(dict.fromkeys(sorted((row["mode"], penalty_value(row)) for row in self.rows)))
         fig, axes = panels(ax, len(values), (5 * len(values), 3.6))
         seeds = sorted({row["seed"] for row in self.rows})
         configs = [row["_run"].config for row in self.rows]
         presets = ", ".join([*sorted({data_name(c) for c in configs}), *titled_settings(configs)])
         for axis, (mode, value) in zip(axes, values, strict=True):
-            rows = [row for row in self.rows if row["mode"] == mode and _value(row) == value]
+            rows = [row for row in self.rows if row["mode"] == mode and penalty_value(row) == value]
             backends = list(dict.fromkeys(row["backend"] for row in rows))
             for i, backend in enumerate(backends):  # agreeing backends overlap: widest first, all show
                 mine = [row for row in rows if row["backend"] == backend]
@@ -172,10 +172,6 @@ def _with_run(row: dict[str, Any], run: Run | None) -> dict[str, Any]:
     c = run.config
     return {**row, "mode": c.mode, "lambd": c.lambd, "wd": c.wd, "epochs": run.epochs,
             "train_loss_curve": run.train_loss, "test_loss_curve": run.test_loss, "_run": run}
-
-
-def _value(row: dict[str, Any]) -> float:
-    return row["wd"] if row["mode"] == "concise" else row["lambd"]
 
 
 def _penalty_text(row: dict[str, Any]) -> str:

@@ -38,22 +38,36 @@ MAX_SEED = 2**31 - 1
 
 @dataclass(frozen=True)
 class Config:
-    """All inputs of one training run. Build it with :func:`make_config`, which validates."""
+    """All inputs of one training run: data, model, penalty, optimizer, backend and numerics.
 
+    Frozen and hashable; a run's store key is a digest of the fields that differ from their defaults.
+    Build it with :func:`make_config` (or let :func:`wdlib.train` do it), which checks every field
+    and their combinations once and names the field and the accepted values in a
+    :class:`~wdlib.ConfigError`; ``config.replace(lambd=3)`` is a checked copy. The defaults are the d2l
+    chapter's; ``preset="gluonbook"`` starts from the MXNet book's.
+    """
+
+    #: The book whose chapter gives the defaults: "d2l" or "gluonbook".
     preset: str = "d2l"
+    #: The framework that trains: "numpy", "torch", "jax", "mxnet" or a registered backend.
     backend: str = "numpy"
+    #: The chapter's synthetic data: n_train and n_test rows of num_inputs N(0, 1) features,
+    #: y = X true_w + true_b + noise * N(0, 1) (true_w the same for every feature).
     n_train: int = 20
     n_test: int = 100
     num_inputs: int = 200
     true_w: float = 0.01
     true_b: float = 0.05
     noise: float = 0.01
+    #: Minibatch SGD as the books run it: the summed gradient divided by batch_size, lr per step.
     batch_size: int = 5
     num_epochs: int = 100
     lr: float = 0.003
+    #: The penalty lambd * penalty(w) in the loss (the books' weight decay), on the weight matrices.
     lambd: float = 0.0
     penalty: str = "l2"
     decay_bias: bool = False
+    #: "float32" (the books') or "float64"; ``seed`` draws the data and the initial weights.
     dtype: str = "float32"
     seed: int = 0
     #: "scratch": the books' from-scratch penalty; "concise": the framework's optimizer weight decay ``wd``.

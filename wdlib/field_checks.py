@@ -108,8 +108,11 @@ def penalty(name: str, value: Any) -> str:
 
 def model(name: str, value: Any) -> str:
     """A model name, or a model object (registered under its name: a Config stores names)."""
-    from .model import model_names, register_model
+    from .model import MLP, Linear, model_names, register_model
 
+    if isinstance(value, (Linear, MLP)):  # a Config names a built-in model: its settings are fields
+        spelled = "model='linear'" if isinstance(value, Linear) else f"model='mlp', hidden={value.hidden}"
+        raise ConfigError(name, value, "a built-in model by name, or an object of your own", f"use {spelled}")
     if not isinstance(value, str):
         return register_model(value)
     return choice(*model_names())(name, value)
@@ -186,13 +189,22 @@ def check_scale(c: dict[str, Any]) -> None:
                       "rescale the data, or use dtype='float64'" if c["dtype"] == "float32" else "")
 
 
+#: The frameworks' names of core optimizer arguments and Config fields.
+OTHER_NAMES = {"momentum": "'beta' (PyTorch's and MXNet's momentum)", "beta1": "'b1'", "beta2": "'b2'",
+               "betas": "'b1' and 'b2'", "epsilon": "'eps'", "lr": "the Config field lr",
+               "learning_rate": "the Config field lr", "weight_decay": "the Config field wd",
+               "wd": "the Config field wd"}
+
+
 def check_optimizer_args(optimizer: str, args: dict[str, Any], accepted: dict[str, float | bool]) -> None:
     """``optimizer_args`` of ``optimizer``: known names (``accepted``, their defaults), a bool where the
     default is one, ``eps`` > 0, the decay rates (betas) in [0, 1), ``dampening`` >= 0."""
     for key, value in args.items():
         if key not in accepted:
-            raise ConfigError("optimizer_args", key, f"arguments of optimizer={optimizer!r}: "
-                              + (", ".join(accepted) or "none"))
+            meant, names = OTHER_NAMES.get(key), ", ".join(accepted) or "none"
+            raise ConfigError("optimizer_args", {key: value},
+                              f"argument names of optimizer={optimizer!r}: {names}",
+                              f"did you mean {meant}?" if meant else "")
         if isinstance(accepted[key], bool) != isinstance(value, bool):
             raise ConfigError(f"optimizer_args[{key!r}]", value, f"a {type(accepted[key]).__name__}")
         low_ok = value > 0 if key == "eps" else 0 <= value

@@ -131,7 +131,10 @@ SPELLINGS: tuple[Spelling, ...] = (
     *_numpy_rows(),
     Spelling("wdlib.lambd", "wdlib", "wdlib.train(lambd=λ): λ ||w||^2 / 2 in the loss", "lambd", 0.0,
              "any", "coupled", "decay_bias=False (default)", backend="numpy",
-             note="a loss penalty is coupled decay for every optimizer"),
+             note="a loss penalty is coupled decay for every optimizer; equal to coupled wd = λ when "
+                  "batch_size divides n_train: the books sum the penalty over a minibatch's examples and "
+                  "divide by batch_size, so a short last minibatch of m examples gets m / batch_size of λ "
+                  "and coupled wd all of it"),
     Spelling("keras.L2", "Keras", "keras.regularizers.L2(l2): l2 * ||w||^2 in the loss (no 1/2)", "l2", 0.01,
              "any", "coupled", "no regularizer on the bias", backend="numpy", factor=2.0,
              note="l2 = λ / 2; checked with the same penalty in wdlib's scratch objective"),
@@ -199,7 +202,10 @@ def convert(wd: float, *, from_: str, to: str, lr: float | None = None) -> float
     (keys of :data:`SPELLINGS`, e.g. ``convert(3, from_="torch.SGD", to="keras.L2") == 1.5``).
 
     Coupled ↔ coupled and decoupled ↔ decoupled are a change of constant; decoupled ↔ independent needs
-    the (constant) ``lr``; coupled ↔ decoupled exists for plain SGD only, and is refused otherwise.
+    the (constant) ``lr``; coupled ↔ decoupled exists for plain SGD only, and is refused otherwise, as
+    is a spelling that is not the core update (``equal`` "not compared" in :func:`decay_semantics`, e.g.
+    ``gluon.nag``) unless ``wd`` is 0. ``wdlib.lambd`` equals coupled wd where ``batch_size`` divides
+    the training set (its note says why).
     """
     from .field_checks import real
 
@@ -210,6 +216,10 @@ def convert(wd: float, *, from_: str, to: str, lr: float | None = None) -> float
         if key not in BY_KEY:
             raise ConfigError(name, key, "a spelling: " + ", ".join(BY_KEY))
     a, b = BY_KEY[from_], BY_KEY[to]
+    for name, spelling in (("from_", a), ("to", b)):
+        if spelling.rtol is None and a.key != b.key and wd != 0:
+            raise ConfigError(name, spelling.key, "a spelling that is the core update (or wd=0)",
+                              f"{spelling.key} is not: {spelling.note}")
     core = a.factor * wd
     if a.decay != b.decay:
         if "coupled" in (a.decay, b.decay) and not {a.optimizer, b.optimizer} <= {"sgd", "any"}:
@@ -228,7 +238,8 @@ def core_chain(s: Spelling) -> str:
     """The core chain of :func:`wdlib.optim.make_optimizer` that ``s`` equals, as text."""
     direction = {"sgd": [], "momentum": [f"trace(beta{', nesterov' if s.nesterov else ''})"],
                  "adam": ["scale_by_adam(b1, b2, eps)"], "any": ["<optimizer>"]}[s.optimizer]
-    wd = "wd" if s.factor == 1 else f"{s.factor:g} * {s.argument}"
+    name = "wd" if s.argument in ("wd", "weight_decay") else s.argument
+    wd = name if s.factor == 1 else f"{s.factor:g} * {name}"
     head = [f"add_decayed_weights({wd})"] if s.decay == "coupled" else []
     tail = [] if s.decay == "coupled" else [
         f"decoupled_decay({wd}, lr{', lr_scaled=False' if s.decay == 'independent' else ''})"]
@@ -255,7 +266,8 @@ def decay_semantics() -> DecayTable:
                 continue  # by hand, and conversions through lr, are left to convert()
             if s.optimizer not in (other.optimizer, "any") and other.optimizer != "any":
                 continue
-            if None in (s.rtol, other.rtol) or s.nesterov != other.nesterov:
+            momenta = s.optimizer == other.optimizer == "momentum"
+            if None in (s.rtol, other.rtol) or (momenta and s.nesterov != other.nesterov):
                 continue  # not shown equal to the core chain, or another momentum
             try:
                 k = convert(1.0, from_=s.key, to=other.key)

@@ -67,15 +67,21 @@ def setting_values(name: str, value: Any) -> list[Any]:
 
 
 def sweep_configs(
-    lambdas: Any, seeds: Any = (0,), backends: Any = None, *, preset: Any = "d2l", **fields: Any
+    lambdas: Any = None, seeds: Any = (0,), backends: Any = None, *, preset: Any = "d2l", **fields: Any
 ) -> list[Config]:
     """Every combination as a validated Config (duplicates removed, order kept).
 
     ``lambdas``, ``seeds``, ``backends``, ``preset`` and any other Config field may each be one value
     or a list. In ``mode="concise"`` the λ grid is the framework's weight decay ``wd`` (as in
-    :func:`~wdlib.compare`), unless ``wd=`` gives that grid (``lambdas`` then ``[0]``). Imports no
-    framework: backends are checked against the installed packages' metadata.
+    :func:`~wdlib.compare`), unless ``wd=`` gives that grid (``lambdas`` then ``[0]``, its default
+    when ``wd`` is given). Imports no framework: backends are checked against the installed packages'
+    metadata.
     """
+    if lambdas is None:
+        if "wd" not in fields:
+            raise ConfigError("lambdas", None, "a λ grid (one value or a list)",
+                              "or wd=[...] for a grid of the optimizer's weight decay (lambdas then [0])")
+        lambdas = [0.0]
     if "on_divergence" in fields:
         raise ConfigError("on_divergence", fields["on_divergence"], "not set in a sweep",
                           "a sweep always records diverged runs (run.diverged) instead of stopping")
@@ -112,7 +118,7 @@ def sweep_configs(
 
 
 def sweep(
-    lambdas: Any,
+    lambdas: Any = None,
     seeds: Any = (0,),
     backends: Any = None,
     *,

@@ -83,24 +83,28 @@ class SweepTable(Table):
         return f"<SweepTable{where}: {'; '.join(parts)}>"
 
     def figure(self, ax: Any = None) -> Any:
-        """Test loss and ||w|| against λ (wd for concise runs): SGD per backend (mean, min-max band
-        over seeds), and the exact ridge solution of the same data (mean over seeds) drawn over them.
+        """Test loss and ||w|| against the penalty swept (λ, or the optimizer's wd where only wd
+        varies or every run is concise), one line per other setting (mean, min-max band over seeds),
+        and the exact ridge solution of the same data (mean over seeds) drawn over λ.
         ``ax``: two Axes to draw on instead of a new figure."""
         from .plot import panels, titled_settings
 
         if not self.rows:
             raise ConfigError("store", str(self.store), "a store with at least one run to plot")
         fig, (ax_loss, ax_norm) = panels(ax, 2, (10, 3.8))
-        values = sorted({_value(row) for row in self.rows})
-        groups = _groups(self.rows, [f for f in self.fields_shown if f not in ("lambd", "wd", "seed")])
+        x = penalty_axis(self.rows)
+        values = sorted({penalty_value(row, x) for row in self.rows})
+        apart = {"seed", "lambd", "wd"} - {f for f in ("lambd", "wd") if f != x != "mode"
+                                           and len({row[f] for row in self.rows}) > 1}
+        groups = _groups(self.rows, [f for f in self.fields_shown if f not in apart])
         for i, (label, rows) in enumerate(groups):
             width = 1 + 2.5 * (1 - i / max(len(groups) - 1, 1))  # agreeing backends overlap: all show
             for axis, column in ((ax_loss, "test_loss"), (ax_norm, "w_norm")):
-                xs, mean, lo, hi = _summary(rows, column)
+                xs, mean, lo, hi = _summary(rows, column, x)
                 (line,) = axis.plot(xs, mean, "o-", ms=3, lw=width, label=f"{label} ({_trained_by(rows)})")
                 if len(rows) > len(xs):
                     axis.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
-        ridge_rows = [row for row in self.rows if _ridge_applies(row)]
+        ridge_rows = [row for row in self.rows if _ridge_applies(row)] if x == "lambd" else []
         lambdas = sorted({row["lambd"] for row in ridge_rows})
         exact = _exact_curves(ridge_rows, lambdas, self.arrays) if ridge_rows else {}
         for data_label, (grid, test_loss, w_norm) in exact.items():
@@ -108,8 +112,9 @@ class SweepTable(Table):
             ax_loss.plot(grid, test_loss, "k--", lw=1, label=name)
             ax_norm.plot(grid, w_norm, "k--", lw=1, label=name)
         positive = [v for v in values if v > 0]
-        modes = {row["mode"] for row in self.rows}
-        xlabel = "λ" if modes == {"scratch"} else "wd (concise)" if modes == {"concise"} else "λ or wd"
+        concise = {row["mode"] for row in self.rows} == {"concise"}
+        xlabel = {"lambd": "λ", "wd": "wd (concise)" if concise else "wd",
+                  "mode": "λ (scratch) or wd (concise)"}[x]
         for axis, ylabel in ((ax_loss, "test loss"), (ax_norm, "||w||")):
             if positive:
                 axis.set_xscale("symlog", linthresh=min(positive))  # log-x that still shows 0
@@ -149,9 +154,22 @@ def _hashable(value: Any) -> Any:
     return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _value(row: dict[str, Any]) -> float:
-    """The run's penalty: wd for a concise run, λ otherwise."""
-    return row["wd"] if row["mode"] == "concise" else row["lambd"]
+def penalty_axis(rows: Sequence[dict[str, Any]]) -> str:
+    """What a sweep figure puts on its x axis: "wd" when every run is concise or wd alone varies,
+    "lambd" when no run is concise, "mode" (wd for concise runs, λ for the others) when both kinds are
+    mixed."""
+    modes = {row["mode"] for row in rows}
+    only_wd_varies = len({row["wd"] for row in rows}) > 1 and len({row["lambd"] for row in rows}) == 1
+    if modes == {"concise"} or (only_wd_varies and len(modes) == 1):
+        return "wd"
+    return "mode" if "concise" in modes else "lambd"
+
+
+def penalty_value(row: dict[str, Any], axis: str = "mode") -> float:
+    """The run's place on the x axis :func:`penalty_axis` chose."""
+    if axis == "mode":
+        return row["wd"] if row["mode"] == "concise" else row["lambd"]
+    return row[axis]
 
 
 def _span(values: list[Any]) -> str:
@@ -187,13 +205,14 @@ def _groups(rows: list[dict[str, Any]], fields: Sequence[str]) -> list[tuple[str
              members) for key, members in groups.items()]
 
 
-def _summary(rows: list[dict[str, Any]], column: str) -> tuple[np.ndarray, ...]:
-    """Per λ (or wd): mean, min and max of ``column`` over the runs that did not diverge."""
+def _summary(rows: list[dict[str, Any]], column: str, axis: str) -> tuple[np.ndarray, ...]:
+    """Per x value (:func:`penalty_axis`): mean, min and max of ``column`` over the runs that did not
+    diverge."""
     by_lambd: dict[float, list[float]] = {}
     for row in rows:
         value = row[column]
         if value is not None and math.isfinite(value) and not row["diverged"]:
-            by_lambd.setdefault(_value(row), []).append(value)
+            by_lambd.setdefault(penalty_value(row, axis), []).append(value)
     xs = sorted(by_lambd)
     stats = [(np.mean(by_lambd[x]), np.min(by_lambd[x]), np.max(by_lambd[x])) for x in xs]
     mean, lo, hi = (np.array(s) for s in zip(*stats, strict=True)) if stats else ([], [], [])

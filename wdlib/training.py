@@ -130,11 +130,27 @@ def train(
 ) -> Run:
     """Run the chapter's experiment on one backend, or the same on your data.
 
-    ``preset`` is "d2l" (default) or "gluonbook"; any :class:`~wdlib.Config` field can be overridden
-    by keyword, e.g. ``train("jax", lambd=3, dtype="float64", seed=1)``. ``data=(X, y)`` trains on
-    your arrays (``test=(X_test, y_test)``, or a seeded split of ``test_fraction``); ``dataset=
-    "diabetes"`` on the bundled diabetes data; ``model="mlp"``, ``optimizer="adam"`` and so on choose
-    the model and optimizer.
+    Args:
+        backend: "numpy" (default), "torch", "jax", "mxnet", or a registered backend.
+        preset: "d2l" (default) or "gluonbook": the book whose settings are the defaults.
+        lambd: λ of the penalty ``λ ||w||² / 2`` in the loss (``penalty=`` another one).
+        data: your arrays ``(X, y)``: 2-D X, one target per row; checked once, before anything runs.
+        test: your test set ``(X_test, y_test)``; without it, a seeded split of ``test_fraction``.
+        **overrides: any :class:`~wdlib.Config` field: ``model="mlp"``, ``optimizer="adam"``,
+            ``wd=0.01, decay="decoupled"`` (AdamW), ``dataset="diabetes"``, ``dtype="float64"``, ...
+
+    Returns:
+        A :class:`~wdlib.Run`: the config, the loss curves (``train_loss``, ``test_loss`` at
+        ``epochs``), the final ``params`` and ``w_norm``, the engine used and the loop's time.
+
+    Raises:
+        ConfigError: a bad field or combination (naming it and the accepted values), before any
+            framework is imported or data drawn.
+        BackendNotInstalledError: the backend's framework is missing (the message says how to install it).
+        DivergenceError: the loss became NaN or inf (``on_divergence="record"`` keeps the run instead).
+
+    >>> run = wdlib.train("torch", lambd=3)  # doctest: +SKIP
+    >>> run.test_loss[-1], run.w_norm  # doctest: +SKIP
     """
     if data is None:
         if test is not None:

@@ -1,13 +1,16 @@
 """MXNet backend in the gluonbook style: ``nd`` arrays, ``attach_grad``, ``autograd.record``, ``backward``.
 
 MXNet 1.9.1, its last release, uses ``numpy.bool``, which NumPy 1.24 removed; :meth:`MxnetBackend.load`
-restores that alias (``numpy.bool = bool``) just before importing mxnet. Only this backend does that.
+restores that alias (``numpy.bool = bool``) just before importing mxnet. Only this backend does that,
+and it undoes the OpenMP thread count the import sets (:func:`_openmp_threads_kept`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,29 @@ autograd: Any = None
 book: Any = None
 
 
+@contextlib.contextmanager
+def _openmp_threads_kept() -> Iterator[None]:
+    """Importing mxnet sets the OpenMP runtime's thread count to 1: PyTorch's, if torch was imported
+    first, else the system libgomp it loads, which a later ``import torch`` then shares
+    (``torch.get_num_threads()`` 1, and PyTorch's numbers those of one thread). Each runtime gets back
+    its count from before the import, a new one OpenMP's default (``OMP_NUM_THREADS``, else the CPUs
+    this process may use)."""
+    from threadpoolctl import ThreadpoolController
+
+    def runtimes() -> list[Any]:
+        return ThreadpoolController().select(user_api="openmp").lib_controllers
+
+    before = {lib.filepath: lib.num_threads for lib in runtimes()}
+    yield
+    default = os.environ.get("OMP_NUM_THREADS", "")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    default_count = int(default) if default.isdigit() else cpus
+    for lib in runtimes():
+        wanted = before.get(lib.filepath, default_count)
+        if lib.num_threads != wanted:
+            lib.set_num_threads(wanted)
+
+
 class MxnetBackend(Backend):
     name = "mxnet"
     framework = "mxnet"
@@ -30,8 +56,9 @@ class MxnetBackend(Backend):
         global mx, nd, autograd, book
         if "bool" not in vars(np):  # NumPy 1.24-1.26 lack it; NumPy 2 has it again
             np.bool = bool  # type: ignore[attr-defined]  # mxnet 1.9.1 still refers to it
-        import mxnet as mx
-        from mxnet import autograd, nd
+        with _openmp_threads_kept():
+            import mxnet as mx
+            from mxnet import autograd, nd
 
         book = importlib.import_module(f"{__name__}.book")
 
