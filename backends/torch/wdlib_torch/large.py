@@ -10,9 +10,9 @@ Two variants, chosen by :func:`large_ops` by the NumPy backend's rule:
   with :class:`wdlib_numpy.kernel.KernelOps` on the same memory (the plan's NumPy arrays, which
   the tensors would only have wrapped), so the run is the NumPy backend's kernel run, bit for bit.
   Once the kernel does the rows, what is left per minibatch is a dozen small operations on (p, 1)
-  vectors (offset, the parts' gradients summed, decay, update, bias step), and each costs a torch
-  call's dispatch plus a ``.numpy()`` view for the kernel's arguments, several times NumPy's cost
-  for the same work (benchmarks/results.md): PyTorch has nothing to add there.
+  vectors (offset, the parts' gradients summed, decay, update, bias step), and in torch each costs
+  a call's dispatch, plus ``.numpy()`` views for the kernel's arguments: GIL-held time that made a
+  minibatch slower than NumPy's (benchmarks/results.md), and PyTorch has nothing to add there.
 
 The same numbers to rounding either way.
 """
