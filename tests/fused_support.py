@@ -62,17 +62,18 @@ def kernel_module() -> Any:
     return kernel
 
 
-def compiled_kernel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The NumPy backend's large-data runs on its compiled kernel (numba), whatever their size (the
-    tests' runs are far below KERNEL_MIN_BYTES). Returns a list counting the kernel's calls."""
+def compiled_kernel(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Large-data runs on the compiled kernel (numba), NumPy's and PyTorch's (which runs NumPy's
+    kernel path), whatever their size (the tests' runs are far below KERNEL_MIN_BYTES). Returns a
+    list of the arguments of each call of ``KernelOps.minibatch`` (``X`` first)."""
     kernel = kernel_module()
     set_options(monkeypatch, kernel_min_bytes=0)
-    calls = []
+    calls: list[tuple] = []
     original = kernel.KernelOps.minibatch
 
-    def counted(*args: object) -> None:
-        calls.append(1)
-        original(*args)
+    def counted(self: object, *args: object) -> None:
+        calls.append(args)
+        original(self, *args)
 
     monkeypatch.setattr(kernel.KernelOps, "minibatch", counted)
     return calls

@@ -1,7 +1,7 @@
 """The large-data fast path (strategy "blocks": X read once per epoch in cache-sized blocks, on NumPy,
-PyTorch, and NumPy's compiled kernel on NumPy's arrays and on PyTorch's tensors) gives the eager
-loop's numbers, never copies X, and computes the same bits on any number of threads (tolerances:
-tests/test_fused.py)."""
+PyTorch, and NumPy's compiled kernel, which PyTorch's long one-column runs use too: NumPy's kernel
+path itself, the same bits) gives the eager loop's numbers, never copies X, and computes the same
+bits on any number of threads (tolerances: tests/test_fused.py)."""
 
 from __future__ import annotations
 
@@ -36,10 +36,17 @@ def test_large_data_code_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> 
         assert_runs_close(fused, eager, dtype)
 
 
-@pytest.mark.parametrize("name", [b for b in ("numpy", "torch") if b in wdlib.installed_backends()])
-def test_large_data_path_never_copies_x(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """NumPy and PyTorch train large data on the problem's own X: no [X, 1, -y] copy is made."""
+@pytest.mark.parametrize("path", [*(b for b in ("numpy", "torch") if b in wdlib.installed_backends()),
+                                  "numpy-kernel", "torch-kernel"])
+def test_large_data_path_never_copies_x(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NumPy and PyTorch train large data on the problem's own X: no [X, 1, -y] copy is made; on
+    the compiled kernel (NumPy's, and PyTorch's, which is NumPy's kernel path), every minibatch part
+    is handed that very array."""
+    name = path.split("-")[0]
+    if name not in wdlib.installed_backends():
+        pytest.skip(f"{name} is not installed")
     set_options(monkeypatch, gather_bytes=0, dual_ratio=0)
+    calls = compiled_kernel(monkeypatch) if path.endswith("-kernel") else None
     config = wdlib.make_config(backend=name, lambd=3.0, num_epochs=3)
     problem = wdlib.make_problem(config)
     plan = vectorized.make_plan(problem, config)
@@ -47,6 +54,8 @@ def test_large_data_path_never_copies_x(name: str, monkeypatch: pytest.MonkeyPat
     assert plan.X_train is problem.X_train and plan.U_train is None
     train, test, params = wdlib.get_backend(name).fit_plan(plan)
     assert "Z_train" not in vars(plan)  # the lazily made augmented copy was never asked for
+    if calls is not None:
+        assert calls and all(args[0] is problem.X_train for args in calls)
     expected = wdlib.fit(wdlib.get_backend("numpy"), problem, config.replace(engine="eager", backend="numpy"))
     np.testing.assert_allclose(test[0], expected.test_loss, rtol=1e-4)
     np.testing.assert_allclose(train[0], expected.train_loss, rtol=2e-2)
@@ -136,64 +145,43 @@ TORCH = "torch" in wdlib.installed_backends()
 
 def torch_kernel(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     """PyTorch's large-data runs on NumPy's compiled kernel (whatever their size). Returns a list of
-    the arrays each kernel call was given."""
+    the arguments of each kernel call (:func:`fused_support.compiled_kernel`)."""
     if not TORCH:
         pytest.skip("torch is not installed")
-    kernel_module()
-    from wdlib_torch import large as torch_large
-
-    set_options(monkeypatch, kernel_min_bytes=0)
-    calls: list[tuple] = []
-    original = torch_large.KernelTorchOps.__init__
-
-    def recording(self: object, torch: object, minibatch_rows: object) -> None:
-        def counted(*arrays: np.ndarray) -> None:
-            calls.append(arrays)
-            minibatch_rows(*arrays)
-
-        original(self, torch, counted)
-
-    monkeypatch.setattr(torch_large.KernelTorchOps, "__init__", recording)
-    return calls
+    return compiled_kernel(monkeypatch)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("n_train", "batch_size"), [(20, 5), (23, 11)])
 @pytest.mark.parametrize("setting", SETTINGS, ids=["lambd0", "lambd3", "lambd3-decay_bias"])
-def test_torch_compiled_kernel_equals_eager(setting: dict, n_train: int, batch_size: int, dtype: str,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """PyTorch's path on NumPy's kernel (wdlib_torch.large.KernelTorchOps): every minibatch in one or
-    two parts, short last batch included, against the eager loop."""
+def test_torch_compiled_kernel_is_numpys_bit_for_bit(setting: dict, n_train: int, batch_size: int, dtype: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyTorch's kernel path is NumPy's (wdlib_numpy.kernel.KernelOps on the same arrays): every
+    minibatch in one or two parts, short last batch included, the same bits as NumPy's kernel run
+    (and the eager loop's numbers to rounding)."""
     large_data_path(monkeypatch)
     calls = torch_kernel(monkeypatch)
     kw = {"n_train": n_train, "batch_size": batch_size, "num_epochs": 10, "dtype": dtype, **setting}
-    fused = wdlib.train("torch", engine="fused", **kw)
+    torch_run = wdlib.train("torch", engine="fused", **kw)
     minibatches = 10 * -(-n_train // batch_size)
     assert minibatches <= len(calls) <= 2 * minibatches
-    assert_runs_close(fused, wdlib.train("numpy", engine="eager", **kw), dtype)
-
-
-def test_torch_compiled_kernel_reads_x_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel is handed the problem's own X (a tensor's ``numpy()`` shares its memory) and writes
-    its results into the path's own buffers: nothing is copied on the way in or out."""
-    large_data_path(monkeypatch)
-    calls = torch_kernel(monkeypatch)
-    config = wdlib.make_config(backend="torch", lambd=3.0, num_epochs=3)
-    problem = wdlib.make_problem(config)
-    plan = vectorized.make_plan(problem, config)
-    wdlib.get_backend("torch").fit_plan(plan)
-    assert calls and all(args[0] is not problem.X_train and np.shares_memory(args[0], problem.X_train)
-                         for args in calls)
-    assert all(args[0].base is not None and not args[0].flags.owndata for args in calls)
-    assert all(a.base is not None for args in calls for a in args[2:])  # views of the path's tensors
+    del calls[:]
+    numpy_run = wdlib.train("numpy", engine="fused", **kw)
+    assert calls  # NumPy's run on the kernel too
+    for name in ("w", "b"):
+        assert numpy_run.params[name].dtype == torch_run.params[name].dtype == np.dtype(dtype)
+        assert np.array_equal(torch_run.params[name], numpy_run.params[name]), name
+    assert np.array_equal(torch_run.train_loss, numpy_run.train_loss)
+    assert np.array_equal(torch_run.test_loss, numpy_run.test_loss)
+    assert_runs_close(torch_run, wdlib.train("numpy", engine="eager", **kw), dtype)
 
 
 def test_torch_compiled_kernel_only_where_numpy_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel for a long one-column run; torch calls for λ sweeps, short runs, or without numba;
-    handed a sweep directly, KernelTorchOps refuses it."""
+    """NumPy's kernel path for a long one-column run; torch calls for λ sweeps, short runs, or
+    without numba, whose numbers are the eager loop's to rounding."""
     if not TORCH:
         pytest.skip("torch is not installed")
-    kernel_module()
+    KernelOps = kernel_module().KernelOps
     import torch
 
     from wdlib_torch import large as torch_large
@@ -205,22 +193,20 @@ def test_torch_compiled_kernel_only_where_numpy_uses_it(monkeypatch: pytest.Monk
     assert type(torch_large.large_ops(torch, plan)) is torch_large.TorchOps  # 4 epochs of a 16 KB X
     set_options(monkeypatch, kernel_min_bytes=4 * plan.X_train.nbytes)
     plan = vectorized.make_plan(problem, config)
-    assert type(torch_large.large_ops(torch, plan)) is torch_large.KernelTorchOps
+    assert type(torch_large.large_ops(torch, plan)) is KernelOps
     sweep = vectorized.make_plan(problem, config, lambdas=[0.0, 3.0])
     assert type(torch_large.large_ops(torch, sweep)) is torch_large.TorchOps
     three = config.replace(num_epochs=3)
     assert type(torch_large.large_ops(torch, vectorized.make_plan(wdlib.make_problem(three), three))) \
         is torch_large.TorchOps
-    from wdlib_numpy.kernel import minibatch_rows
-
-    with pytest.raises(ValueError, match="one column"):
-        large.fit_large(sweep, torch_large.KernelTorchOps(torch, minibatch_rows))
     monkeypatch.setitem(sys.modules, "numba", None)  # as if numba were not installed
     monkeypatch.delitem(sys.modules, "wdlib_numpy.kernel", raising=False)
     assert type(torch_large.large_ops(torch, plan)) is torch_large.TorchOps
-    kw = {"lambd": 3.0, "num_epochs": 4, "dtype": "float64"}
-    assert_runs_close(wdlib.train("torch", engine="fused", **kw), wdlib.train("numpy", engine="eager", **kw),
-                      "float64")
+    set_options(monkeypatch, kernel_min_bytes=0)  # any run meets the kernel's bound: torch calls still
+    for dtype in ("float64", "float32"):
+        kw = {"lambd": 3.0, "num_epochs": 4, "dtype": dtype, "decay_bias": True}
+        fused = wdlib.train("torch", engine="fused", **kw)
+        assert_runs_close(fused, wdlib.train("numpy", engine="eager", **kw), dtype)
 
 
 @pytest.mark.parametrize("path", [*LARGE_PATHS, *(["torch-kernel"] if TORCH else [])])

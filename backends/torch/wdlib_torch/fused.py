@@ -10,8 +10,8 @@ thread.
   ``mul_`` for the decay when λ > 0) on views of buffers that one ``index_select`` per epoch refills,
   the epochs loop in TorchScript (:func:`scripted_epochs`).
 - ``"blocks"`` (large data): :class:`wdlib.large.BlockKernels` in torch ops, on X itself, never
-  copied, read from memory once per epoch; long one-column runs with NumPy's compiled kernel on the
-  tensors' memory where numba is installed (:mod:`wdlib_torch.large`).
+  copied, read from memory once per epoch; long one-column runs, where numba is installed, on NumPy's
+  kernel path itself on the same memory (fewer per-call costs: :mod:`wdlib_torch.large`).
 
 TorchScript halves the per-call overhead of these loops; where it is unavailable the same loops run
 in Python. Losses: one batched product per chunk of epochs, with at most q rows per set

@@ -1,12 +1,20 @@
-"""The PyTorch backend's large-data path (strategy "blocks"): :class:`wdlib.large.BlockKernels` in torch
-ops (:class:`TorchOps`), on X itself, never copied, read from memory once per epoch; run by
-``wdlib_torch.fused.fit_plan`` under ``torch.no_grad`` on one intra-op thread.
+"""The PyTorch backend's large-data path (strategy "blocks"): :class:`wdlib.large.BlockKernels` on X
+itself, never copied, read from memory once per epoch; run by ``wdlib_torch.fused.fit_plan`` on one
+intra-op thread.
 
-Each minibatch part is either torch calls on gathered blocks of rows (:func:`scripted_minibatch`),
-or, for long one-column runs where numba is installed, the NumPy backend's compiled kernel
-(:func:`wdlib_numpy.kernel.minibatch_rows`) on the tensors' own memory (:class:`KernelTorchOps`,
-chosen by :func:`large_ops` by the NumPy backend's rule): it reads the rows in place, so no row is
-copied, and its one call per part releases the GIL. The same numbers to rounding either way.
+Two variants, chosen by :func:`large_ops` by the NumPy backend's rule:
+
+- torch calls on gathered blocks of rows (:class:`TorchOps`, :func:`scripted_minibatch`), under
+  ``torch.no_grad``: λ sweeps, short runs, or where numba is not installed;
+- for long one-column runs where numba is installed, NumPy's kernel path itself: ``BlockKernels``
+  with :class:`wdlib_numpy.kernel.KernelOps` on the same memory (the plan's NumPy arrays, which
+  the tensors would only have wrapped), so the run is the NumPy backend's kernel run, bit for bit.
+  Once the kernel does the rows, what is left per minibatch is a dozen small operations on (p, 1)
+  vectors (offset, the parts' gradients summed, decay, update, bias step), and in torch each costs
+  a call's dispatch, plus ``.numpy()`` views for the kernel's arguments: GIL-held time that made a
+  minibatch slower than NumPy's (benchmarks/results.md), and PyTorch has nothing to add there.
+
+The same numbers to rounding either way.
 """
 
 from __future__ import annotations
@@ -65,39 +73,18 @@ class TorchOps(large.LargeOps):
         (scripted_minibatch() or super().minibatch)(*args)
 
 
-class KernelTorchOps(TorchOps):
-    """:class:`TorchOps` with each minibatch part done by the NumPy backend's compiled kernel on the
-    tensors' memory (``Tensor.numpy()`` shares it: nothing is copied), for one-column runs; the block
-    buffer ``Xbuf`` and ``Gb`` go unused (nothing is gathered)."""
-
-    def __init__(self, torch: Any, minibatch_rows: Any) -> None:
-        super().__init__(torch)
-        self.minibatch_rows = minibatch_rows
-
-    def part_rows(self, block: int) -> int:
-        return 4  # the kernel's row group: parts of whole groups never reach its one-row tail loop
-
-    def minibatch(self, X: Any, rows: Any, Xbuf: Any, w: Any, w_prev: Any, c: Any, r: Any, previous: Any,
-                  G: Any, Gb: Any) -> None:
-        if w.shape[1] != 1:
-            raise ValueError(f"KernelTorchOps trains one column (one λ); got {w.shape[1]}: use TorchOps")
-        self.minibatch_rows(*(t.numpy() for t in (X, rows)),
-                            *(t.numpy()[:, 0] for t in (w, w_prev, c, r, previous, G)))
-
-
-def large_ops(torch: Any, plan: vec.Plan) -> TorchOps:
-    """The compiled kernel's operations (:class:`KernelTorchOps`) where the NumPy backend would use
-    its kernel (one column, at least ``options.kernel_min_bytes`` of X read in all, numba and
-    wdlib_numpy installed: ``pip install wdlib-torch[numba]``); torch calls (:class:`TorchOps`)
-    otherwise. A function of the run alone, so a run's numbers never depend on what the process did
-    before."""
+def large_ops(torch: Any, plan: vec.Plan) -> large.LargeOps:
+    """NumPy's kernel path (:class:`wdlib_numpy.kernel.KernelOps`) where the NumPy backend would use
+    it (one column, at least ``options.kernel_min_bytes`` of X read in all, numba and wdlib_numpy
+    installed: ``pip install wdlib-torch[numba]``); torch calls (:class:`TorchOps`) otherwise. A
+    function of the run alone, so a run's numbers never depend on what the process did before."""
     if plan.k == 1 and plan.num_epochs * plan.X_train.nbytes >= plan.options.kernel_min_bytes:
         try:
-            from wdlib_numpy.kernel import minibatch_rows
+            from wdlib_numpy.kernel import KernelOps
         except (ImportError, RuntimeError):  # numba or wdlib_numpy missing, or numba has no cache dir
             pass
         else:
-            return KernelTorchOps(torch, minibatch_rows)
+            return KernelOps()
     return TorchOps(torch)
 
 
