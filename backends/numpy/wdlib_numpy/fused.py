@@ -60,12 +60,17 @@ class _Small(fastpath.Kernels):
         super().__init__(plan)
         self.theta = theta
         self.snaps = np.empty((self.chunk, *theta.shape), dtype=theta.dtype)
-        self.sets = [(plan.loss_rows(Z), len(Z)) for Z in (plan.Z_train, plan.Z_test)]
+        #: One small column: both sets' rows for one product (a QR's fewer rows would cost more).
+        self.both = both_sets(plan) if plan.strategy in ("scan", "step_matrices") else None
+        if self.both is None:
+            self.sets = [(plan.loss_rows(Z), len(Z)) for Z in (plan.Z_train, plan.Z_test)]
 
     def context(self) -> Any:
         return np.errstate(over="ignore", invalid="ignore")  # divergence is recorded, not warned about
 
     def losses(self, snaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.both is not None:
+            return one_column_losses(self.both, self.plan.n_train, snaps)
         train, test = (squared_losses(L, n, snaps) for L, n in self.sets)
         return train, test
 
@@ -100,7 +105,8 @@ class Scan(_Small):
         self.block = block_size(plan)
         blocks = -(-self.chunk // self.block)
         q, dt = plan.q, self.A.dtype
-        self.P = np.zeros((blocks * self.block, q, q), dtype=dt)  # epoch matrices, zero-padded
+        self.P = np.empty((blocks * self.block, q, q), dtype=dt)  # epoch matrices, zero-padded
+        self.P[self.chunk :] = 0  # (every epoch's is written before it is read)
         self.spare = np.empty_like(self.P)
         self.Q = np.empty_like(self.P)  # the prefix products within each block
         self.snaps = np.empty((blocks * self.block, q, 1), dtype=dt)
@@ -172,3 +178,27 @@ def squared_losses(L: np.ndarray, n: int, thetas: np.ndarray) -> np.ndarray:
     R = L @ np.ascontiguousarray(thetas.transpose(1, 0, 2)).reshape(q, C * k)
     np.square(R, out=R)
     return (R.sum(axis=0, dtype=np.float64) / (2 * n)).reshape(C, k)
+
+
+def both_sets(plan: vec.Plan) -> np.ndarray:
+    """``[Z_train; Z_test]`` (n_train + n_test, q), the test rows augmented in place (as
+    :func:`wdlib.planning.augment` makes them)."""
+    n, q = plan.n_train, plan.q
+    Z = np.empty((n + len(plan.X_test), q), dtype=plan.X_train.dtype)
+    Z[:n] = plan.Z_train
+    Z[n:, :-2] = plan.X_test
+    Z[n:, -2] = 1
+    Z[n:, -1] = -plan.y_test.reshape(-1)
+    return Z
+
+
+def one_column_losses(both: np.ndarray, n: int, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The train and test losses (C, 1) of one column's snapshots ``thetas`` (C, q, 1), from
+    ``both = [Z_train; Z_test]``: the residuals of both sets by one product (the snapshots as the
+    columns of a transposed view, no copy), squared in place and summed in the run's dtype, divided in
+    float64."""
+    R = np.dot(both, thetas.reshape(len(thetas), -1).T)  # (n_train + n_test, C): the residuals
+    np.square(R, out=R)
+    train = np.true_divide(R[:n].sum(axis=0), 2 * n, dtype=np.float64)
+    test = np.true_divide(R[n:].sum(axis=0), 2 * (len(both) - n), dtype=np.float64)
+    return train[:, None], test[:, None]
