@@ -48,6 +48,12 @@ class FastPathOptions:
     block_bytes: int = 2**20
     #: Bytes of parameter snapshots and evaluation residuals held at once (sets the evaluation chunk).
     eval_chunk_bytes: int = 16 * 2**20
+    #: NumPy, small data: snapshot and residual buffers of at most this many bytes (λ sweeps: a few
+    #: epochs at a time). Below glibc's mmap threshold (128 KiB) malloc serves them from its heap,
+    #: memory the process touched on its previous call; larger ones were fresh pages on every call,
+    #: one page fault per 4 KiB (the chapter's 64 λ: ~500 a call, more time than the evaluation's
+    #: products). The numbers do not depend on it.
+    scratch_bytes: int = 128 * 2**10
     #: "step_matrices" for one-column runs whose state has at most this many rows, and whose matrices
     #: take at most step_matrix_bytes in all.
     step_matrix_max_q: int = 64

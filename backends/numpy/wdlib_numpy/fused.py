@@ -11,8 +11,9 @@ calls, run by :func:`wdlib.fastpath.run`.
   :mod:`wdlib_numpy.kernel` where numba is installed and the run is long enough to repay it
   (:func:`large_ops`).
 
-Losses are evaluated a chunk of epochs at a time, one product per set with
-:meth:`~wdlib.vectorized.Plan.loss_rows` (:func:`squared_losses`).
+Losses are evaluated a chunk of epochs at a time: one column's from one product over both sets'
+rows (:func:`one_column_losses`), several columns' from both sets' :meth:`~wdlib.vectorized.Plan.loss_rows`
+a few epochs at a time in a small reused buffer (:class:`Evaluation`).
 """
 
 from __future__ import annotations
@@ -56,14 +57,15 @@ def large_ops(plan: vec.Plan) -> LargeOps | None:
 class _Small(fastpath.Kernels):
     """What both small-data strategies share: the state, the snapshot buffer and the evaluation."""
 
-    def __init__(self, plan: vec.Plan, theta: np.ndarray) -> None:
+    def __init__(self, plan: vec.Plan, theta: np.ndarray, max_chunk: int | None = None) -> None:
         super().__init__(plan)
+        self.chunk = min(self.chunk, max_chunk or self.chunk)
         self.theta = theta
         self.snaps = np.empty((self.chunk, *theta.shape), dtype=theta.dtype)
         #: One small column: both sets' rows for one product (a QR's fewer rows would cost more).
         self.both = both_sets(plan) if plan.strategy in ("scan", "step_matrices") else None
         if self.both is None:
-            self.sets = [(plan.loss_rows(Z), len(Z)) for Z in (plan.Z_train, plan.Z_test)]
+            self.evaluation = Evaluation(plan, self.chunk)
 
     def context(self) -> Any:
         return np.errstate(over="ignore", invalid="ignore")  # divergence is recorded, not warned about
@@ -71,8 +73,7 @@ class _Small(fastpath.Kernels):
     def losses(self, snaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.both is not None:
             return one_column_losses(self.both, self.plan.n_train, snaps)
-        train, test = (squared_losses(L, n, snaps) for L, n in self.sets)
-        return train, test
+        return self.evaluation.losses(snaps)
 
 
 class StepMatrices(_Small):
@@ -140,7 +141,9 @@ class Minibatches(_Small):
     """``r = Z_B theta``, ``theta = D theta - U_B^T r`` for each minibatch."""
 
     def __init__(self, plan: vec.Plan) -> None:
-        super().__init__(plan, np.ascontiguousarray(np.repeat(plan.theta0, plan.k, axis=1)))
+        theta = np.ascontiguousarray(np.repeat(plan.theta0, plan.k, axis=1))
+        # the snapshots' buffer within options.scratch_bytes too (the training's bits do not depend on it)
+        super().__init__(plan, theta, max(1, plan.options.scratch_bytes // theta.nbytes))
         dt = plan.X_train.dtype
         self.rows = self.theta[: plan.decayed_rows]
         R = np.empty((plan.batch_size, plan.k), dtype=dt)
@@ -170,14 +173,31 @@ class Minibatches(_Small):
         return self.snaps[: e1 - e0]
 
 
-def squared_losses(L: np.ndarray, n: int, thetas: np.ndarray) -> np.ndarray:
-    """Mean of the n squared residuals / 2 for each snapshot of ``thetas`` (C, q, k) -> (C, k), from
-    ``L = plan.loss_rows(Z)`` (``||L theta|| = ||Z theta||``): one matrix product for all of them,
-    the squares summed in float64."""
-    C, q, k = thetas.shape
-    R = L @ np.ascontiguousarray(thetas.transpose(1, 0, 2)).reshape(q, C * k)
-    np.square(R, out=R)
-    return (R.sum(axis=0, dtype=np.float64) / (2 * n)).reshape(C, k)
+class Evaluation:
+    """The losses of the snapshots (C, q, k) of the "minibatches" strategy (λ sweeps, large states)
+    from both sets' :meth:`~wdlib.vectorized.Plan.loss_rows` stacked (at most 2 q rows), a few epochs
+    at a time into one reused buffer of at most ``options.scratch_bytes`` (new memory on every call
+    cost more than the products), the squares summed by ``einsum`` in the run's dtype, divided in
+    float64."""
+
+    def __init__(self, plan: vec.Plan, chunk: int) -> None:
+        train = plan.loss_rows(plan.Z_train)
+        self.L = np.concatenate([train, plan.loss_rows(plan.Z_test)])
+        self.m, self.sizes = len(train), (plan.n_train, len(plan.X_test))
+        row = len(self.L) * plan.k * self.L.itemsize
+        self.step = max(1, min(chunk, plan.options.scratch_bytes // row))
+        self.buf = np.empty((self.step, len(self.L), plan.k), dtype=self.L.dtype)
+
+    def losses(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        C, m, c = len(thetas), self.m, self.step
+        sums = np.empty((2, C, thetas.shape[2]), dtype=thetas.dtype)
+        for e in range(0, C, c):
+            R = self.buf[: min(c, C - e)]
+            np.matmul(self.L, thetas[e : e + c], out=R)
+            np.einsum("erk,erk->ek", R[:, :m], R[:, :m], out=sums[0, e : e + c])
+            np.einsum("erk,erk->ek", R[:, m:], R[:, m:], out=sums[1, e : e + c])
+        train = np.true_divide(sums[0], 2 * self.sizes[0], dtype=np.float64)
+        return train, np.true_divide(sums[1], 2 * self.sizes[1], dtype=np.float64)
 
 
 def both_sets(plan: vec.Plan) -> np.ndarray:
