@@ -149,6 +149,7 @@ class Minibatches(_Small):
         theta = np.ascontiguousarray(np.repeat(plan.theta0, plan.k, axis=1))
         # the snapshots' buffer within options.scratch_bytes too (the training's bits do not depend on it)
         super().__init__(plan, theta, max(1, plan.options.scratch_bytes // theta.nbytes))
+        self.snaps = np.empty((plan.q, self.chunk, plan.k), dtype=theta.dtype)  # (q, C k) for Evaluation
         dt = plan.X_train.dtype
         self.rows = self.theta[: plan.decayed_rows]
         R = np.empty((plan.batch_size, plan.k), dtype=dt)
@@ -174,35 +175,37 @@ class Minibatches(_Small):
                 if d is not None:
                     rows *= d
                 theta -= G
-            self.snaps[e - e0] = theta
-        return self.snaps[: e1 - e0]
+            self.snaps[:, e - e0] = theta
+        return self.snaps[:, : e1 - e0].transpose(1, 0, 2)
 
 
 class Evaluation:
     """The losses of the snapshots (C, q, k) of the "minibatches" strategy (λ sweeps, large states)
-    from both sets' :meth:`~wdlib.vectorized.Plan.loss_rows` stacked (at most 2 q rows), a few epochs
-    at a time into one reused buffer of at most ``options.scratch_bytes`` (new memory on every call
-    cost more than the products), the squares summed by ``einsum`` in the run's dtype, divided in
-    float64."""
+    from both sets' :meth:`~wdlib.vectorized.Plan.loss_rows` stacked (at most 2 q rows): the snapshots
+    as the (q, C k) matrix they are stored as (:class:`Minibatches`), a block of its columns at a time
+    into one reused buffer of at most ``options.scratch_bytes`` (new memory on every call cost more
+    than the products), squared in place and summed in the run's dtype, divided in float64."""
 
     def __init__(self, plan: vec.Plan, chunk: int) -> None:
         train = plan.loss_rows(plan.Z_train)
         self.L = np.concatenate([train, plan.loss_rows(plan.Z_test)])
         self.m, self.sizes = len(train), (plan.n_train, len(plan.X_test))
-        row = len(self.L) * plan.k * self.L.itemsize
-        self.step = max(1, min(chunk, plan.options.scratch_bytes // row))
-        self.buf = np.empty((self.step, len(self.L), plan.k), dtype=self.L.dtype)
+        column = len(self.L) * self.L.itemsize  # the residuals of one snapshot column
+        self.width = max(1, min(chunk * plan.k, plan.options.scratch_bytes // column))
+        self.buf = np.empty(len(self.L) * self.width, dtype=self.L.dtype)
 
     def losses(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        C, m, c = len(thetas), self.m, self.step
-        sums = np.empty((2, C, thetas.shape[2]), dtype=thetas.dtype)
-        for e in range(0, C, c):
-            R = self.buf[: min(c, C - e)]
-            np.matmul(self.L, thetas[e : e + c], out=R)
-            np.einsum("erk,erk->ek", R[:, :m], R[:, :m], out=sums[0, e : e + c])
-            np.einsum("erk,erk->ek", R[:, m:], R[:, m:], out=sums[1, e : e + c])
-        train = np.true_divide(sums[0], 2 * self.sizes[0], dtype=np.float64)
-        return train, np.true_divide(sums[1], 2 * self.sizes[1], dtype=np.float64)
+        (C, q, k), m, w = thetas.shape, self.m, self.width
+        T = thetas.transpose(1, 0, 2).reshape(q, C * k)  # a view of Minibatches' snapshots
+        sums = np.empty((2, C * k), dtype=thetas.dtype)
+        for c in range(0, C * k, w):
+            R = self.buf[: len(self.L) * min(w, C * k - c)].reshape(len(self.L), -1)
+            _dot(self.L, T[:, c : c + w], R)
+            np.square(R, out=R)
+            np.add.reduce(R[:m], axis=0, out=sums[0, c : c + w])
+            np.add.reduce(R[m:], axis=0, out=sums[1, c : c + w])
+        train = np.true_divide(sums[0], 2 * self.sizes[0], dtype=np.float64).reshape(C, k)
+        return train, np.true_divide(sums[1], 2 * self.sizes[1], dtype=np.float64).reshape(C, k)
 
 
 def both_sets(plan: vec.Plan) -> np.ndarray:
