@@ -177,17 +177,21 @@ class Recorder:
         if self.theta is None:
             self.theta = np.empty(snaps.shape[1:], dtype=snaps.dtype)
         finite = np.isfinite(train) & np.isfinite(test)
-        for j in np.flatnonzero((self.bad < 0) & ~finite.all(axis=0)):
-            first = int(np.argmin(finite[:, j]))
-            self.bad[j] = e0 + first
-            self.theta[:, j] = snaps[first, :, j]
+        if not finite.all():  # (the index arrays cost more than a one-λ chunk's other bookkeeping)
+            for j in np.flatnonzero((self.bad < 0) & ~finite.all(axis=0)):
+                first = int(np.argmin(finite[:, j]))
+                self.bad[j] = e0 + first
+                self.theta[:, j] = snaps[first, :, j]
         if e0 + C == self.plan.num_epochs:
             ok = self.bad < 0
-            self.theta[:, ok] = snaps[C - 1][:, ok]
+            if ok.all():
+                self.theta[...] = snaps[C - 1]
+            else:
+                self.theta[:, ok] = snaps[C - 1][:, ok]
 
     def result(self) -> Result:
         """(train_loss (k, E), test_loss (k, E), {"w": (k, p, 1), "b": (k, 1)})."""
-        for j in np.flatnonzero(self.bad >= 0):
+        for j in np.flatnonzero(self.bad >= 0) if self.bad.max() >= 0 else ():
             self.train[self.bad[j] + 1 :, j] = np.nan
             self.test[self.bad[j] + 1 :, j] = np.nan
         assert self.theta is not None
