@@ -201,9 +201,12 @@ class Recorder:
 
 @functools.cache
 def _blas() -> Any:
+    """The BLAS libraries' threadpoolctl controllers (each with ``num_threads`` and
+    ``set_num_threads``), found once: ``ThreadpoolController.limit`` would also build every
+    library's info dicts on each call, more than the chapter's run spends on its loss products."""
     from threadpoolctl import ThreadpoolController  # imported on first use, like a framework
 
-    return ThreadpoolController()
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 _blas_lock = threading.Lock()
@@ -224,7 +227,10 @@ def one_blas_thread() -> Iterator[None]:
     with _blas_lock:
         if _blas_users == 0:
             _release_blas_control()
-            _blas_limit = _blas().limit(limits=1, user_api="blas")
+            # each library's setting before, to restore; those already at one thread are left alone
+            _blas_limit = [(lib, n) for lib in _blas() if (n := lib.num_threads) != 1]
+            for lib, _ in _blas_limit:
+                lib.set_num_threads(1)
         _blas_users += 1
     try:
         yield
@@ -233,7 +239,8 @@ def one_blas_thread() -> Iterator[None]:
             _blas_users -= 1
             if _blas_users == 0:
                 _release_blas_control()
-                _blas_limit.restore_original_limits()
+                for lib, n in _blas_limit:
+                    lib.set_num_threads(n)
                 _blas_limit = None
                 _release_blas_control()
 
@@ -242,8 +249,13 @@ def _release_blas_control() -> None:
     """Let any thread set OpenBLAS's limit next: threadpoolctl >= 3.6 ignores the limits of every
     thread but the last one that set it, and the runs sharing one limit may start and end in
     different threads."""
-    import threadpoolctl
-
-    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    clear = _clear_controlling_thread()
     if clear is not None:
         clear(force=True)
+
+
+@functools.cache
+def _clear_controlling_thread() -> Any:
+    import threadpoolctl
+
+    return getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
