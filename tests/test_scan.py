@@ -61,7 +61,7 @@ def _scattered(plan: vectorized.Plan) -> np.ndarray:
                                     {"lambd": 0.0}, {"zeros": True}])
 def test_dual_step_matrices_bit_for_bit(batch_size: int, fields: dict) -> None:
     """``dual_step_matrices`` (tables, one gather and scatter, b's rows summed by slices) gives the
-    bits of the scatter into zeros with ``reduceat``, short last batches, minibatches of more than 9
+    bits of the scatter into zeros with ``reduceat``, short last batches, minibatches of more than 8
     rows (reduceat's pairwise sum) and signed zeros (zero columns of Z) included."""
     fields = dict(fields)
     zeros = fields.pop("zeros", False)

@@ -53,7 +53,7 @@ def dual_step_matrices(plan: Plan) -> np.ndarray:
     summed over whole (E, nb, q) slices. The numbers are those of scattering ``-(lr/bs) Z_i`` into
     zeros, adding ``np.add.reduceat``'s sums of the b rows and then the diagonal, bit for bit
     (tests/test_scan.py): reduceat adds a minibatch's first row to the sequential sum of the others
-    (for up to 8 others; a larger minibatch keeps reduceat itself)."""
+    (minibatches of at most 8 rows; a larger one keeps reduceat itself)."""
     E, n, q = plan.num_epochs, plan.n_train, plan.q
     bounds = plan.bounds()
     nb, bias = len(bounds), plan.bias_row
