@@ -36,6 +36,46 @@ def test_dual_step_matrices_are_the_products_scattered(fields: dict) -> None:
     assert np.array_equal(A[:, :, rows], expected[:, :, rows])  # only b's row differs
 
 
+def _scattered(plan: vectorized.Plan) -> np.ndarray:
+    """The step matrices as wdlib made them before ``dual_step_matrices``: ``-(lr/bs) Z_i`` scattered
+    into zeros, b's rows by ``np.add.reduceat``, then the decay added on the diagonal."""
+    E, n, q = plan.num_epochs, plan.n_train, plan.q
+    bounds = plan.bounds()
+    nb = len(bounds)
+    A = np.zeros((E, nb, q, q), dtype=plan.Z_train.dtype)
+    rows = np.negative(plan.Z_train)
+    rows *= A.dtype.type(plan.step)
+    gathered = rows[plan.batch_order]
+    which = np.repeat(np.arange(nb), [t - s for s, t in bounds])
+    flat = (np.arange(E)[:, None] * nb + which[None, :]) * q + plan.batch_order
+    A.reshape(E * nb * q, q)[flat.ravel()] = gathered.reshape(E * n, q)
+    A[:, :, plan.bias_row, :] += np.add.reduceat(gathered, [s for s, _ in bounds], axis=1)
+    d = np.ones((nb, q))
+    d[:, : plan.decayed_rows] = [[plan.decay(t - s)[0, 0]] for s, t in bounds]
+    A[:, :, np.arange(q), np.arange(q)] += d.astype(A.dtype)
+    return A
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 8, 9, 12])
+@pytest.mark.parametrize("fields", [{}, {"decay_bias": True}, {"n_train": 23}, {"dtype": "float64"},
+                                    {"lambd": 0.0}, {"zeros": True}])
+def test_dual_step_matrices_bit_for_bit(batch_size: int, fields: dict) -> None:
+    """``dual_step_matrices`` (tables, one gather and scatter, b's rows summed by slices) gives the
+    bits of the scatter into zeros with ``reduceat``, short last batches, minibatches of more than 8
+    rows (reduceat's pairwise sum) and signed zeros (zero columns of Z) included."""
+    fields = dict(fields)
+    zeros = fields.pop("zeros", False)
+    plan = _plan(**{"lambd": 3.0, "num_epochs": 6, "batch_size": batch_size, **fields})
+    assert plan.layout == "dual"
+    if zeros:  # -(lr/bs) * 0 is -0.0: the sums' zeros must come out as 0 + (-0.0) did
+        Z = plan.Z_train.copy()
+        Z[:, [3, 5]] = 0
+        Z[::2, 7] = -0.0
+        plan.__dict__["Z_train"] = Z
+    expected, A = _scattered(plan), scan.dual_step_matrices(plan)
+    assert A.dtype == expected.dtype and A.shape == expected.shape and A.tobytes() == expected.tobytes()
+
+
 def test_block_size() -> None:
     assert scan.block_size(_plan()) == 10
     assert scan.block_size(_plan(num_epochs=7)) == 3

@@ -48,6 +48,12 @@ class FastPathOptions:
     block_bytes: int = 2**20
     #: Bytes of parameter snapshots and evaluation residuals held at once (sets the evaluation chunk).
     eval_chunk_bytes: int = 16 * 2**20
+    #: NumPy, small data: snapshot and residual buffers of at most this many bytes (λ sweeps: a few
+    #: epochs at a time). Below glibc's mmap threshold (128 KiB) malloc serves them from its heap,
+    #: memory the process touched on its previous call; larger ones were fresh pages on every call,
+    #: one page fault per 4 KiB (the chapter's 64 λ: ~500 a call, more time than the evaluation's
+    #: products). The numbers do not depend on it.
+    scratch_bytes: int = 128 * 2**10
     #: "step_matrices" for one-column runs whose state has at most this many rows, and whose matrices
     #: take at most step_matrix_bytes in all.
     step_matrix_max_q: int = 64
@@ -171,17 +177,21 @@ class Recorder:
         if self.theta is None:
             self.theta = np.empty(snaps.shape[1:], dtype=snaps.dtype)
         finite = np.isfinite(train) & np.isfinite(test)
-        for j in np.flatnonzero((self.bad < 0) & ~finite.all(axis=0)):
-            first = int(np.argmin(finite[:, j]))
-            self.bad[j] = e0 + first
-            self.theta[:, j] = snaps[first, :, j]
+        if not finite.all():  # (the index arrays cost more than a one-λ chunk's other bookkeeping)
+            for j in np.flatnonzero((self.bad < 0) & ~finite.all(axis=0)):
+                first = int(np.argmin(finite[:, j]))
+                self.bad[j] = e0 + first
+                self.theta[:, j] = snaps[first, :, j]
         if e0 + C == self.plan.num_epochs:
             ok = self.bad < 0
-            self.theta[:, ok] = snaps[C - 1][:, ok]
+            if ok.all():
+                self.theta[...] = snaps[C - 1]
+            else:
+                self.theta[:, ok] = snaps[C - 1][:, ok]
 
     def result(self) -> Result:
         """(train_loss (k, E), test_loss (k, E), {"w": (k, p, 1), "b": (k, 1)})."""
-        for j in np.flatnonzero(self.bad >= 0):
+        for j in np.flatnonzero(self.bad >= 0) if self.bad.max() >= 0 else ():
             self.train[self.bad[j] + 1 :, j] = np.nan
             self.test[self.bad[j] + 1 :, j] = np.nan
         assert self.theta is not None
@@ -191,9 +201,12 @@ class Recorder:
 
 @functools.cache
 def _blas() -> Any:
+    """The BLAS libraries' threadpoolctl controllers (each with ``num_threads`` and
+    ``set_num_threads``), found once: ``ThreadpoolController.limit`` would also build every
+    library's info dicts on each call, more than the chapter's run spends on its loss products."""
     from threadpoolctl import ThreadpoolController  # imported on first use, like a framework
 
-    return ThreadpoolController()
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 _blas_lock = threading.Lock()
@@ -214,7 +227,10 @@ def one_blas_thread() -> Iterator[None]:
     with _blas_lock:
         if _blas_users == 0:
             _release_blas_control()
-            _blas_limit = _blas().limit(limits=1, user_api="blas")
+            # each library's setting before, to restore; those already at one thread are left alone
+            _blas_limit = [(lib, n) for lib in _blas() if (n := lib.num_threads) != 1]
+            for lib, _ in _blas_limit:
+                lib.set_num_threads(1)
         _blas_users += 1
     try:
         yield
@@ -223,7 +239,8 @@ def one_blas_thread() -> Iterator[None]:
             _blas_users -= 1
             if _blas_users == 0:
                 _release_blas_control()
-                _blas_limit.restore_original_limits()
+                for lib, n in _blas_limit:
+                    lib.set_num_threads(n)
                 _blas_limit = None
                 _release_blas_control()
 
@@ -232,8 +249,13 @@ def _release_blas_control() -> None:
     """Let any thread set OpenBLAS's limit next: threadpoolctl >= 3.6 ignores the limits of every
     thread but the last one that set it, and the runs sharing one limit may start and end in
     different threads."""
-    import threadpoolctl
-
-    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    clear = _clear_controlling_thread()
     if clear is not None:
         clear(force=True)
+
+
+@functools.cache
+def _clear_controlling_thread() -> Any:
+    import threadpoolctl
+
+    return getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)

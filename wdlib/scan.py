@@ -42,24 +42,66 @@ def block_size(plan: Plan) -> int:
     return max(1, round(math.sqrt(plan.num_epochs)))
 
 
-def negated_dual_products(plan: Plan) -> np.ndarray:
-    """``-U_B^T Z_B`` of every minibatch in the dual layout (E, nb, q, q), without a matrix product:
-    there ``U_B^T Z_B`` is ``(lr / bs) Z_i`` in the row of each example i of the minibatch and their
-    sum in b's row (``U = (lr/bs) [I, 0, 1, 0]``), scattered in place (the numbers of
-    :meth:`~wdlib.vectorized.Plan.step_products` up to the order of the b row's sum).
-    :meth:`~wdlib.vectorized.Plan.step_matrices` adds the decay on the diagonal."""
+def dual_step_matrices(plan: Plan) -> np.ndarray:
+    """Every minibatch's update matrix ``A = D_m - U_B^T Z_B`` in the dual layout, (E, nb, q, q),
+    without a matrix product: there ``U_B^T Z_B`` is ``(lr / bs) Z_i`` in the row of each example i of
+    the minibatch and their sum in b's row (``U = (lr/bs) [I, 0, 1, 0]``), so A is the decay's diagonal
+    ``D_m`` with those rows put in (:meth:`~wdlib.vectorized.Plan.step_matrices`).
+
+    Made from tables: each minibatch's D_m copied in by one broadcast, its examples' rows (each with
+    its diagonal entry added, from a small (nb, n, q) table) by one gather and one scatter, b's rows
+    summed over whole (E, nb, q) slices. The numbers are those of scattering ``-(lr/bs) Z_i`` into
+    zeros, adding ``np.add.reduceat``'s sums of the b rows and then the diagonal, bit for bit
+    (tests/test_scan.py): reduceat adds a minibatch's first row to the sequential sum of the others
+    (minibatches of at most 8 rows; a larger one keeps reduceat itself)."""
     E, n, q = plan.num_epochs, plan.n_train, plan.q
     bounds = plan.bounds()
-    nb = len(bounds)
-    Z = plan.Z_train
-    step = Z.dtype.type(plan.step)
+    nb, bias = len(bounds), plan.bias_row
+    dt = plan.Z_train.dtype
+    rows = np.negative(plan.Z_train)
+    rows *= dt.type(plan.step)  # -(lr/bs) Z_i, each example's row of -U_B^T Z_B
+    lr, lam, bs = plan.config.lr, float(plan.lambdas[0]), plan.batch_size
+    d = np.ones((nb, q))  # Plan.decay's numbers, as Python floats (the same float64 operations)
+    d[:, : plan.decayed_rows] = [[1 - lr * (t - s) * lam / bs] for s, t in bounds]
+    d = d.astype(dt)
+    diag = np.arange(q)
+    D = np.zeros((nb, q, q), dtype=dt)
+    D[:, diag, diag] = d
+    A = np.empty((E, nb, q, q), dtype=dt)
+    A[...] = D  # the rows of the examples outside the minibatch, of a and b's decay, and the last one
+    table = np.empty((nb, n, q), dtype=dt)  # an example's row in minibatch j: its diagonal + d_j
+    table[...] = rows
+    table[:, diag[:n], diag[:n]] += d[:, :n]
     order = plan.batch_order
-    A = np.zeros((E, nb, q, q), dtype=Z.dtype)
-    rows = np.negative(Z, dtype=Z.dtype)
-    rows *= step
-    gathered = rows[order]  # (E, n, q): -(lr/bs) Z_i in the epoch's order
-    which = np.repeat(np.arange(nb), [t - s for s, t in bounds])  # each position's minibatch
-    flat = (np.arange(E)[:, None] * nb + which[None, :]) * q + order
-    A.reshape(E * nb * q, q)[flat.ravel()] = gathered.reshape(E * n, q)
-    A[:, :, plan.bias_row, :] += np.add.reduceat(gathered, [s for s, _ in bounds], axis=1)
+    which = np.arange(n) // bs  # each position's minibatch
+    flat = (np.arange(E)[:, None] * nb + which) * q + order
+    A.reshape(E * nb * q, q)[flat.ravel()] = table.reshape(nb * n, q).take((which * n + order).ravel(), 0)
+    _bias_rows(rows, order, bounds, bs, A[:, :, bias])
+    A[:, :, bias, bias] += d[:, bias]
     return A
+
+
+def _bias_rows(rows: np.ndarray, order: np.ndarray, bounds: list[tuple[int, int]], bs: int,
+               out: np.ndarray) -> None:
+    """``out`` (E, nb, q) = ``0 + np.add.reduceat(rows[order], starts, axis=1)``, the sums of each
+    minibatch's rows as reduceat adds them: its first row plus the others summed one after another
+    (NumPy's pairwise sum of fewer than 8 numbers), each term a whole (E, ...) slice of one gather.
+    Adding 0 first to the others' sum gives the zeros' sign of ``0 + ...``: never -0.0."""
+    E, n = order.shape
+    zero = rows.dtype.type(0)
+    if bs > 8:
+        np.add(np.add.reduceat(rows.take(order, 0), [s for s, _ in bounds], axis=1), zero, out=out)
+        return
+    full = n // bs
+    parts = [(order[:, : full * bs].reshape(E, full, bs).transpose(2, 0, 1), out[:, :full])]
+    if full < len(bounds):
+        parts.append((order[:, full * bs :].T, out[:, full]))
+    for idx, dest in parts:
+        terms = rows.take(idx, 0)  # (m, E, ...): the minibatch's i-th rows
+        if len(terms) == 1:
+            np.add(terms[0], zero, out=dest)
+            continue
+        rest = terms[1] + zero
+        for term in terms[2:]:
+            rest += term
+        np.add(terms[0], rest, out=dest)

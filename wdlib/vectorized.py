@@ -182,15 +182,14 @@ class Plan:
     def step_matrices(self) -> np.ndarray:
         """(num_epochs, minibatches, q, q), one column: every minibatch's update as one matrix,
         ``theta <- A theta`` with ``A = D_m - U_B^T Z_B`` (:meth:`step_products` with the decay; in the
-        dual layout by scattering rows, :func:`wdlib.scan.negated_dual_products`)."""
+        dual layout from tables of rows, :func:`wdlib.scan.dual_step_matrices`)."""
         assert self.k == 1, "several columns decay differently: use step_products"
         if self.layout == "dual":
-            from .scan import negated_dual_products
+            from .scan import dual_step_matrices
 
-            A = negated_dual_products(self)
-        else:
-            A = self.step_products()
-            np.negative(A, out=A)
+            return dual_step_matrices(self)
+        A = self.step_products()
+        np.negative(A, out=A)
         bounds, q = self.bounds(), self.q
         d = np.ones((len(bounds), q))
         d[:, : self.decayed_rows] = [[self.decay(t - s)[0, 0]] for s, t in bounds]

@@ -11,8 +11,9 @@ calls, run by :func:`wdlib.fastpath.run`.
   :mod:`wdlib_numpy.kernel` where numba is installed and the run is long enough to repay it
   (:func:`large_ops`).
 
-Losses are evaluated a chunk of epochs at a time, one product per set with
-:meth:`~wdlib.vectorized.Plan.loss_rows` (:func:`squared_losses`).
+Losses are evaluated a chunk of epochs at a time: one column's from one product over both sets'
+rows (:func:`one_column_losses`), several columns' from both sets' :meth:`~wdlib.vectorized.Plan.loss_rows`
+a few epochs at a time in a small reused buffer (:class:`Evaluation`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from wdlib.scan import block_size
 
 if TYPE_CHECKING:
     from wdlib.large import LargeOps
+
+
+#: ``np.dot`` without its ``__array_function__`` dispatch, a Python call on every use in NumPy >= 1.25
+#: (0.3 µs of a 1.1 µs small product: the λ sweep's 800 products a run); the same C function.
+_dot = getattr(np.dot, "_implementation", np.dot)
 
 
 def fit_plan(plan: vec.Plan) -> vec.Result:
@@ -56,18 +62,25 @@ def large_ops(plan: vec.Plan) -> LargeOps | None:
 class _Small(fastpath.Kernels):
     """What both small-data strategies share: the state, the snapshot buffer and the evaluation."""
 
-    def __init__(self, plan: vec.Plan, theta: np.ndarray) -> None:
+    def __init__(self, plan: vec.Plan, theta: np.ndarray, max_chunk: int | None = None) -> None:
         super().__init__(plan)
+        self.chunk = min(self.chunk, max_chunk or self.chunk)
         self.theta = theta
         self.snaps = np.empty((self.chunk, *theta.shape), dtype=theta.dtype)
-        self.sets = [(plan.loss_rows(Z), len(Z)) for Z in (plan.Z_train, plan.Z_test)]
+        #: One small column: both sets' rows for one product (a QR's fewer rows would cost more).
+        self.both = both_sets(plan) if plan.strategy in ("scan", "step_matrices") else None
+        if self.both is None:
+            self.evaluation = Evaluation(plan, self.chunk)
 
     def context(self) -> Any:
-        return np.errstate(over="ignore", invalid="ignore")  # divergence is recorded, not warned about
+        # divergence is recorded, not warned about; all="ignore" (the kernels divide by nothing but
+        # set sizes) also spares NumPy 1.x reading the floating-point status after every ufunc
+        return np.errstate(all="ignore")
 
     def losses(self, snaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        train, test = (squared_losses(L, n, snaps) for L, n in self.sets)
-        return train, test
+        if self.both is not None:
+            return one_column_losses(self.both, self.plan.n_train, snaps)
+        return self.evaluation.losses(snaps)
 
 
 class StepMatrices(_Small):
@@ -100,7 +113,8 @@ class Scan(_Small):
         self.block = block_size(plan)
         blocks = -(-self.chunk // self.block)
         q, dt = plan.q, self.A.dtype
-        self.P = np.zeros((blocks * self.block, q, q), dtype=dt)  # epoch matrices, zero-padded
+        self.P = np.empty((blocks * self.block, q, q), dtype=dt)  # epoch matrices, zero-padded
+        self.P[self.chunk :] = 0  # (every epoch's is written before it is read)
         self.spare = np.empty_like(self.P)
         self.Q = np.empty_like(self.P)  # the prefix products within each block
         self.snaps = np.empty((blocks * self.block, q, 1), dtype=dt)
@@ -134,7 +148,10 @@ class Minibatches(_Small):
     """``r = Z_B theta``, ``theta = D theta - U_B^T r`` for each minibatch."""
 
     def __init__(self, plan: vec.Plan) -> None:
-        super().__init__(plan, np.ascontiguousarray(np.repeat(plan.theta0, plan.k, axis=1)))
+        theta = np.ascontiguousarray(np.repeat(plan.theta0, plan.k, axis=1))
+        # the snapshots' buffer within options.scratch_bytes too (the training's bits do not depend on it)
+        super().__init__(plan, theta, max(1, plan.options.scratch_bytes // theta.nbytes))
+        self.snaps = np.empty((plan.q, self.chunk, plan.k), dtype=theta.dtype)  # (q, C k) for Evaluation
         dt = plan.X_train.dtype
         self.rows = self.theta[: plan.decayed_rows]
         R = np.empty((plan.batch_size, plan.k), dtype=dt)
@@ -145,11 +162,13 @@ class Minibatches(_Small):
         self.steps = list(zip(plan.minibatch_views(self.Zbuf),
                               plan.minibatch_views(self.Ubuf, transpose=True),
                               [R[: t - s] for s, t in plan.bounds()],
-                              [plan.decay(t - s).astype(dt) if plan.penalized else None
-                               for s, t in plan.bounds()], strict=True))
+                              # each decay as a whole (rows, k) array: a same-shape multiply skips
+                              # the broadcasting iterator (half the cost of a (1, k) factor)
+                              [np.repeat(plan.decay(t - s).astype(dt), len(self.rows), axis=0)
+                               if plan.penalized else None for s, t in plan.bounds()], strict=True))
 
     def train(self, e0: int, e1: int) -> np.ndarray:
-        theta, rows, G, dot = self.theta, self.rows, self.G, np.dot
+        theta, rows, G, dot = self.theta, self.rows, self.G, _dot
         for e in range(e0, e1):
             order = self.plan.batch_order[e]
             self.Z.take(order, 0, self.Zbuf)  # the method: np.take's Python wrapper costs as much
@@ -160,15 +179,58 @@ class Minibatches(_Small):
                 if d is not None:
                     rows *= d
                 theta -= G
-            self.snaps[e - e0] = theta
-        return self.snaps[: e1 - e0]
+            self.snaps[:, e - e0] = theta
+        return self.snaps[:, : e1 - e0].transpose(1, 0, 2)
 
 
-def squared_losses(L: np.ndarray, n: int, thetas: np.ndarray) -> np.ndarray:
-    """Mean of the n squared residuals / 2 for each snapshot of ``thetas`` (C, q, k) -> (C, k), from
-    ``L = plan.loss_rows(Z)`` (``||L theta|| = ||Z theta||``): one matrix product for all of them,
-    the squares summed in float64."""
-    C, q, k = thetas.shape
-    R = L @ np.ascontiguousarray(thetas.transpose(1, 0, 2)).reshape(q, C * k)
+class Evaluation:
+    """The losses of the snapshots (C, q, k) of the "minibatches" strategy (λ sweeps, large states)
+    from both sets' :meth:`~wdlib.vectorized.Plan.loss_rows` stacked (at most 2 q rows): the snapshots
+    as the (q, C k) matrix they are stored as (:class:`Minibatches`), a block of its columns at a time
+    into one reused buffer of at most ``options.scratch_bytes`` (new memory on every call cost more
+    than the products), squared in place and summed in the run's dtype, divided in float64."""
+
+    def __init__(self, plan: vec.Plan, chunk: int) -> None:
+        train = plan.loss_rows(plan.Z_train)
+        self.L = np.concatenate([train, plan.loss_rows(plan.Z_test)])
+        self.m, self.sizes = len(train), (plan.n_train, len(plan.X_test))
+        column = len(self.L) * self.L.itemsize  # the residuals of one snapshot column
+        self.width = max(1, min(chunk * plan.k, plan.options.scratch_bytes // column))
+        self.buf = np.empty(len(self.L) * self.width, dtype=self.L.dtype)
+
+    def losses(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        (C, q, k), m, w = thetas.shape, self.m, self.width
+        T = thetas.transpose(1, 0, 2).reshape(q, C * k)  # a view of Minibatches' snapshots
+        sums = np.empty((2, C * k), dtype=thetas.dtype)
+        for c in range(0, C * k, w):
+            R = self.buf[: len(self.L) * min(w, C * k - c)].reshape(len(self.L), -1)
+            _dot(self.L, T[:, c : c + w], R)
+            np.square(R, out=R)
+            np.add.reduce(R[:m], axis=0, out=sums[0, c : c + w])
+            np.add.reduce(R[m:], axis=0, out=sums[1, c : c + w])
+        train = np.true_divide(sums[0], 2 * self.sizes[0], dtype=np.float64).reshape(C, k)
+        return train, np.true_divide(sums[1], 2 * self.sizes[1], dtype=np.float64).reshape(C, k)
+
+
+def both_sets(plan: vec.Plan) -> np.ndarray:
+    """``[Z_train; Z_test]`` (n_train + n_test, q), the test rows augmented in place (as
+    :func:`wdlib.planning.augment` makes them)."""
+    n, q = plan.n_train, plan.q
+    Z = np.empty((n + len(plan.X_test), q), dtype=plan.X_train.dtype)
+    Z[:n] = plan.Z_train
+    Z[n:, :-2] = plan.X_test
+    Z[n:, -2] = 1
+    Z[n:, -1] = -plan.y_test.reshape(-1)
+    return Z
+
+
+def one_column_losses(both: np.ndarray, n: int, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The train and test losses (C, 1) of one column's snapshots ``thetas`` (C, q, 1), from
+    ``both = [Z_train; Z_test]``: the residuals of both sets by one product (the snapshots as the
+    columns of a transposed view, no copy), squared in place and summed in the run's dtype, divided in
+    float64."""
+    R = np.dot(both, thetas.reshape(len(thetas), -1).T)  # (n_train + n_test, C): the residuals
     np.square(R, out=R)
-    return (R.sum(axis=0, dtype=np.float64) / (2 * n)).reshape(C, k)
+    train = np.true_divide(R[:n].sum(axis=0), 2 * n, dtype=np.float64)
+    test = np.true_divide(R[n:].sum(axis=0), 2 * (len(both) - n), dtype=np.float64)
+    return train[:, None], test[:, None]
