@@ -79,7 +79,13 @@ CASES: list[tuple[str, list[str], str]] = [
     ("command-misspelt", ["trian"], "did you mean train?"),
     ("opt-momentum", ["train", "--optimizer", "momentum", "--opt", "momentum=0.9"],
      "--opt momentum=0.9 is not valid: expected argument names of --optimizer momentum: beta, nesterov, "
-     "dampening; did you mean 'beta'"),
+     "dampening; did you mean 'beta'?"),
+    ("opt-momentum-of-sgd", ["train", "--opt", "momentum=0.9"],
+     "'beta' is an argument of --optimizer momentum"),
+    ("opt-lr", ["train", "--optimizer", "adam", "--opt", "lr=0.1"], "did you mean --set lr=...?"),
+    ("opt-wd", ["train", "--optimizer", "adam", "--opt", "wd=0.1"], "did you mean --wd?"),
+    ("opt-flag-field", ["train", "--opt", "decay_bias=true"], "--opt decay_bias=True is not valid"),
+    ("opt-no-value", ["train", "--opt", "beta"], "--opt beta is not valid: expected NAME=VALUE"),
     ("opt-weight-decay", ["train", "--optimizer", "adam", "--opt", "weight_decay=0.1"], "did you mean --wd?"),
 ]
 

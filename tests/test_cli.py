@@ -233,7 +233,7 @@ def test_sweep_takes_a_grid_of_the_optimizers_wd(tmp_path: Path, capsys: pytest.
     those of the Python sweep over ``wd=[0, 1]``."""
     store = tmp_path / "wd.sqlite"
     assert main(["sweep", "--mode", "concise", "--wd", "0", "1", "--backends", "numpy", "--set",
-                 "num_epochs=3", "--store", str(store), "--quiet"]) == 0
+                 "num_epochs=3", "--store", str(store), "--quiet", "--workers", "1"]) == 0
     table = wdlib.load_sweep(store)
     assert sorted(row["wd"] for row in table.rows) == [0.0, 1.0]
     assert {row["lambd"] for row in table.rows} == {0}

@@ -224,3 +224,22 @@ def test_a_sweeps_inputs_are_remembered_by_the_datas_bytes() -> None:
     assert not np.array_equal(changed[1], first[1])
     for a, b in zip((*changed[:2], changed[2]["w"]), (*want[:2], want[2]["w"]), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_remembered_entry_is_not_changed_by_its_callers_arrays() -> None:
+    """The entry holds read-only copies: changing the first problem's X in place after its sweep does
+    not reach the weights of a later sweep of the original bytes (a fresh make_problem)."""
+    from wdlib_jax import inputs
+
+    config = wdlib.make_config(backend="jax", num_epochs=5)
+    backend = wdlib.get_backend("jax")
+    inputs._cache.clear()
+    first = wdlib.make_problem(config)
+    want = backend.fused_fit_lambdas(first, config, [0.0, 3.0])
+    first.X_train[...] *= 10  # the array the entry was made from, changed after the sweep
+    again = backend.fused_fit_lambdas(wdlib.make_problem(config), config, [0.0, 3.0])
+    np.testing.assert_array_equal(again[2]["w"], want[2]["w"])
+    np.testing.assert_array_equal(again[1], want[1])
+    with backend.context(config.dtype):
+        entry = inputs.cached(wdlib.make_problem(config), config, True)
+    assert not any(a.flags.writeable for a in (entry.X, entry.w0, entry.Z, entry.U))

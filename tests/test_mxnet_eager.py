@@ -127,6 +127,7 @@ def test_loading_mxnet_leaves_pytorchs_threads_as_they_were() -> None:
     import subprocess
     import sys
 
+    pytest.importorskip("torch")
     run, show = "import wdlib; wdlib.train('mxnet', num_epochs=1)", "print(torch.get_num_threads())"
     for code in (f"import torch; torch.set_num_threads(2); {run}; {show}", f"{run}; import torch; {show}"):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -213,3 +213,13 @@ def test_a_built_in_model_object_is_named_in_the_error() -> None:
         wdlib.train("numpy", model=wdlib.model.MLP((8,)))
     with pytest.raises(wdlib.ConfigError, match="use model='linear'"):
         wdlib.make_config(model=wdlib.model.Linear())
+
+
+def test_a_subclass_of_a_built_in_model_is_a_model_of_your_own() -> None:
+    class Wide(wdlib.model.MLP):
+        name = "wide"
+
+    try:
+        assert wdlib.make_config(model=Wide((8,))).model == "wide"
+    finally:
+        USER_MODELS.pop("wide", None)

@@ -21,6 +21,7 @@ from .cli_args import (
     parse_lambdas,
     parse_names,
     parse_seeds,
+    parse_sets,
 )
 from .cli_errors import one_line, report
 from .cli_parser import build_parser, command_options
@@ -144,9 +145,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers is not None and args.scheduler:
         raise ConfigError("--workers", args.workers, "no value with --scheduler",
                           "the Dask cluster decides the number of workers")
-    if args.lambd is None and args.wd is None and not any(s.startswith("wd=") for s in args.set):
+    if args.lambd is None and args.wd is None and "wd" not in parse_sets(args.set, lists=True):
         if not (plot_path or export_path):
-            raise ConfigError("--lambd", None, "a grid such as --lambd 0:10:41",
+            raise ConfigError("--lambd", None, "a grid such as --lambd 0:10:41 (or --wd 0:1:5)",
                               "or --export FILE / --plot FILE to read an existing store")
         from .sweep_table import load_sweep
 

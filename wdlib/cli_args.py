@@ -146,9 +146,14 @@ def model_fields(args: argparse.Namespace) -> dict[str, Any]:
         fields["wd"] = grid if len(grid) > 1 else grid[0]
     if "hidden" in fields:
         fields["hidden"] = parse_widths(fields["hidden"])
-    if args.opt:
-        opts = parse_sets(args.opt)
-        fields["optimizer_args"] = {k: _number_or_flag(f"--opt {k}", v) for k, v in opts.items()}
+    if args.opt:  # NAME=VALUE, untyped by Config fields: an optimizer argument may share a field's name
+        opts = {}
+        for text in args.opt:
+            name, eq, raw = text.partition("=")
+            if not eq or not name.strip():
+                raise ConfigError("--opt", text, "NAME=VALUE, e.g. --opt beta=0.9")
+            opts[name.strip()] = _number_or_flag(f"--opt {name.strip()}", raw.strip())
+        fields["optimizer_args"] = opts
     return fields
 
 

@@ -96,7 +96,7 @@ def status_and_line(err: BaseException) -> tuple[int, str | None]:
 
 #: ``name='text'``, ``name=number``, ``name=True/False`` or ``name=(8, 4)`` (widths) in a message
 #: written for Python callers (not one already in command-line words: ``--set lr=0.3``).
-_PYTHON_SETTING = re.compile(r"(?<!--set )(?<![\w-])(--)?([a-z][a-z0-9_-]*)="
+_PYTHON_SETTING = re.compile(r"(?<!--set )(?<!--opt )(?<![\w-])(--)?([a-z][a-z0-9_-]*)="
                              r"(?:'([^'\s]*)'|(-?\d[\w.+-]*\b|True\b|False\b|\.\.\.)|\((\d+(?:, \d+)*),?\))")
 
 
@@ -124,7 +124,8 @@ def cli_words(text: str, options: Collection[str]) -> str:
 
     if "--opt" in options:  # optimizer_args={'beta': 0.9}: --opt beta=0.9
         text = _OPTIMIZER_ARGS.sub(lambda m: f"--opt {m[1]}={m[2]}", text)
-        text = text.replace("the Config field ", "--")
+    text = re.sub(r"the Config field (\w+)", lambda m: f"--{m[1]}" if f"--{m[1]}" in options
+                  else f"--set {m[1]}=..." if "--set" in options else m[0], text)
     return _PYTHON_SETTING.sub(spelled, text)
 
 

@@ -110,7 +110,7 @@ def model(name: str, value: Any) -> str:
     """A model name, or a model object (registered under its name: a Config stores names)."""
     from .model import MLP, Linear, model_names, register_model
 
-    if isinstance(value, (Linear, MLP)):  # a Config names a built-in model: its settings are fields
+    if type(value) in (Linear, MLP):  # a Config names a built-in model (a subclass is a model of your own)
         spelled = "model='linear'" if isinstance(value, Linear) else f"model='mlp', hidden={value.hidden}"
         raise ConfigError(name, value, "a built-in model by name, or an object of your own", f"use {spelled}")
     if not isinstance(value, str):
@@ -189,11 +189,23 @@ def check_scale(c: dict[str, Any]) -> None:
                       "rescale the data, or use dtype='float64'" if c["dtype"] == "float32" else "")
 
 
-#: The frameworks' names of core optimizer arguments and Config fields.
-OTHER_NAMES = {"momentum": "'beta' (PyTorch's and MXNet's momentum)", "beta1": "'b1'", "beta2": "'b2'",
-               "betas": "'b1' and 'b2'", "epsilon": "'eps'", "lr": "the Config field lr",
-               "learning_rate": "the Config field lr", "weight_decay": "the Config field wd",
-               "wd": "the Config field wd"}
+#: The frameworks' names of core optimizer arguments (the core's name) and of Config fields.
+OTHER_NAMES = {"momentum": "beta", "beta1": "b1", "beta2": "b2", "epsilon": "eps",
+               "lr": "the Config field lr", "learning_rate": "the Config field lr",
+               "weight_decay": "the Config field wd", "wd": "the Config field wd"}
+
+
+def _meant(key: str, optimizer: str, accepted: dict[str, Any]) -> str:
+    """A hint for an optimizer argument ``key`` that ``optimizer`` does not take, or ''."""
+    from .optim import OPTIMIZER_ARGS
+
+    core = OTHER_NAMES.get(key, key)
+    if core.startswith("the Config field"):
+        return f"did you mean {core}?"
+    if core in accepted:
+        return f"did you mean {core!r}?"
+    takers = [name for name, args in OPTIMIZER_ARGS.items() if core in args]
+    return f"{core!r} is an argument of optimizer={takers[0]!r}" if takers else ""
 
 
 def check_optimizer_args(optimizer: str, args: dict[str, Any], accepted: dict[str, float | bool]) -> None:
@@ -201,10 +213,10 @@ def check_optimizer_args(optimizer: str, args: dict[str, Any], accepted: dict[st
     default is one, ``eps`` > 0, the decay rates (betas) in [0, 1), ``dampening`` >= 0."""
     for key, value in args.items():
         if key not in accepted:
-            meant, names = OTHER_NAMES.get(key), ", ".join(accepted) or "none"
+            names = ", ".join(accepted) or "none"
             raise ConfigError("optimizer_args", {key: value},
                               f"argument names of optimizer={optimizer!r}: {names}",
-                              f"did you mean {meant}?" if meant else "")
+                              _meant(key, optimizer, accepted))
         if isinstance(accepted[key], bool) != isinstance(value, bool):
             raise ConfigError(f"optimizer_args[{key!r}]", value, f"a {type(accepted[key]).__name__}")
         low_ok = value > 0 if key == "eps" else 0 <= value

@@ -133,7 +133,8 @@ def sweep(
     **fields: Any,
 ) -> SweepTable:
     """Run every combination of ``lambdas`` x ``seeds`` x ``backends`` (default: every installed
-    backend) x any other Config field given as a list, storing each run in the SQLite ``store``
+    backend) x any other Config field given as a list (``lambdas`` may be left out when ``wd=`` gives
+    the grid: λ is then 0), storing each run in the SQLite ``store``
     (``store=None``: in a temporary store, removed when the sweep returns; the table keeps the runs).
 
     Runs already in the store are skipped. Runs execute on ``executor`` (any

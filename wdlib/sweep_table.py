@@ -94,8 +94,8 @@ class SweepTable(Table):
         fig, (ax_loss, ax_norm) = panels(ax, 2, (10, 3.8))
         x = penalty_axis(self.rows)
         values = sorted({penalty_value(row, x) for row in self.rows})
-        apart = {"seed", "lambd", "wd"} - {f for f in ("lambd", "wd") if f != x != "mode"
-                                           and len({row[f] for row in self.rows}) > 1}
+        varying = {f for f in ("lambd", "wd") if len({row[f] for row in self.rows}) > 1}
+        apart = {"seed", "lambd", "wd"} - (varying - {x} if x != "mode" else set())  # a line per other value
         groups = _groups(self.rows, [f for f in self.fields_shown if f not in apart])
         for i, (label, rows) in enumerate(groups):
             width = 1 + 2.5 * (1 - i / max(len(groups) - 1, 1))  # agreeing backends overlap: all show
@@ -155,9 +155,9 @@ def _hashable(value: Any) -> Any:
 
 
 def penalty_axis(rows: Sequence[dict[str, Any]]) -> str:
-    """What a sweep figure puts on its x axis: "wd" when every run is concise or wd alone varies,
-    "lambd" when no run is concise, "mode" (wd for concise runs, λ for the others) when both kinds are
-    mixed."""
+    """What a sweep figure puts on its x axis: "wd" when every run is concise or (all in one mode)
+    wd alone varies, "lambd" when no run is concise, "mode" (wd for concise runs, λ for the others)
+    when both kinds are mixed."""
     modes = {row["mode"] for row in rows}
     only_wd_varies = len({row["wd"] for row in rows}) > 1 and len({row["lambd"] for row in rows}) == 1
     if modes == {"concise"} or (only_wd_varies and len(modes) == 1):

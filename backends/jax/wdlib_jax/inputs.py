@@ -3,12 +3,14 @@ the features ``Z`` of both sets, the update matrix ``U``, the first state, the l
 λ sweep, the loop's inputs already on the device.
 
 A λ sweep of a chapter-sized problem spent about a sixth of its call making them (features, the QR of
-the test rows, host-to-device transfers: benchmarks/results.md), so :func:`cached` remembers the last
-few problems' (:data:`ENTRIES`, each of at most :data:`MAX_BYTES`). The key is the data's content,
-not its identity: :func:`wdlib.make_problem` hands out fresh copies on every call, and a caller may
-change an array in place, so every call compares the problem's arrays byte for byte with the ones an
-entry was made from (a few µs for the chapter) and makes the inputs anew on any difference. The
-entries are what :func:`make` would return for the same bytes, so a hit computes the same bits.
+the test rows, host-to-device transfers: benchmarks/results.md), so :func:`cached` remembers them: one
+entry per shapes and settings (dtype, lr, batch size, layout), the :data:`ENTRIES` most recently used,
+each of at most :data:`MAX_BYTES` (problems of the same shapes, such as other seeds, replace one
+another). Identity cannot be the test: :func:`wdlib.make_problem` hands out fresh copies on every
+call, and a caller may change an array in place, so every call compares the problem's arrays byte for
+byte with the ones the entry was made from (a few µs for the chapter) and makes the inputs anew on
+any difference. An entry holds copies of its own, read-only, so nothing the caller does later
+reaches it; it is what :func:`make` returns for the same bytes, so a hit computes the same bits.
 """
 
 from __future__ import annotations
@@ -87,15 +89,28 @@ def cached(problem: Problem, config: Config, dual: bool) -> Inputs:
     data = [a.tobytes() for a in arrays]
     with _lock:
         hit = _cache.get(key)
-    if hit is not None and hit[0] == data:
-        return hit[1]
-    inputs = _complete(make(problem, config, dual), problem)
+        if hit is not None and hit[0] == data:
+            _cache.move_to_end(key)
+            return hit[1]
+    inputs = _frozen(_complete(make(problem, config, dual), problem))
     with _lock:
         _cache[key] = (data, inputs)
         _cache.move_to_end(key)
         while len(_cache) > ENTRIES:
             _cache.popitem(last=False)
     return inputs
+
+
+def _frozen(inputs: Inputs) -> Inputs:
+    """``inputs`` as a cache entry: arrays of its own (``make`` may hand back the caller's X and w0
+    themselves, which the caller may change after this call), none of them writeable."""
+    fields = {}
+    for name, value in inputs._asdict().items():
+        if isinstance(value, np.ndarray):
+            value = value.copy()
+            value.flags.writeable = False
+        fields[name] = value
+    return Inputs(**fields)
 
 
 def _complete(inputs: Inputs, problem: Problem) -> Inputs:

@@ -37,14 +37,16 @@ def _openmp_threads_kept() -> Iterator[None]:
         return ThreadpoolController().select(user_api="openmp").lib_controllers
 
     before = {lib.filepath: lib.num_threads for lib in runtimes()}
-    yield
-    default = os.environ.get("OMP_NUM_THREADS", "")
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    default_count = int(default) if default.isdigit() else cpus
-    for lib in runtimes():
-        wanted = before.get(lib.filepath, default_count)
-        if lib.num_threads != wanted:
-            lib.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # "4,2": 4 at the top level
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        default = int(first) if first.isdigit() and int(first) >= 1 else cpus
+        for lib in runtimes():
+            wanted = before.get(lib.filepath, default)
+            if lib.num_threads != wanted:
+                lib.set_num_threads(wanted)
 
 
 class MxnetBackend(Backend):
