@@ -329,6 +329,6 @@ def test_sweep_figure_puts_the_swept_penalty_on_its_x_axis() -> None:
     loss_ax, _ = table.figure().axes
     assert loss_ax.get_xlabel() == "wd"
     lines = {line.get_label(): sorted(line.get_xdata()) for line in loss_ax.lines}
-    assert lines == {"numpy, lr=0.01 (Adam)": [0.0, 1.0, 10.0], "numpy, lr=0.03 (Adam)": [0.0, 1.0, 10.0]}
+    assert lines == {"numpy, lr=0.01 (AdamW)": [0.0, 1.0, 10.0], "numpy, lr=0.03 (AdamW)": [0.0, 1.0, 10.0]}
     by_lambd = wdlib.sweep([0, 1, 3], backends=["numpy"], num_epochs=5, progress=False, workers=1)
     assert by_lambd.figure().axes[0].get_xlabel() == "λ"

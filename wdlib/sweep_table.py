@@ -228,9 +228,13 @@ def data_name(row: Any) -> str:
 
 
 def _trained_by(rows: list[dict[str, Any]]) -> str:
-    """The optimizer of a group of rows, as its legend names it."""
-    names = {"sgd": "SGD", "momentum": "momentum", "adam": "Adam"}
-    return "/".join(sorted({names.get(row["optimizer"], row["optimizer"]) for row in rows}))
+    """The optimizer of a group of rows, as its legend names it: Adam with decoupled decay is AdamW."""
+    def name(row: dict[str, Any]) -> str:
+        base = {"sgd": "SGD", "momentum": "momentum", "adam": "Adam"}.get(row["optimizer"], row["optimizer"])
+        decoupled = row.get("decay") == "decoupled" and row.get("mode") != "concise"
+        return base + ("W" if base == "Adam" else ", decoupled wd") if decoupled else base
+
+    return "/".join(sorted({name(row) for row in rows}))
 
 
 def _ridge_applies(row: dict[str, Any]) -> bool:
