@@ -60,10 +60,8 @@ def dual_step_matrices(plan: Plan) -> np.ndarray:
     dt = plan.Z_train.dtype
     rows = np.negative(plan.Z_train)
     rows *= dt.type(plan.step)  # -(lr/bs) Z_i, each example's row of -U_B^T Z_B
-    lr, lam, bs = plan.config.lr, float(plan.lambdas[0]), plan.batch_size
-    d = np.ones((nb, q))  # Plan.decay's numbers, as Python floats (the same float64 operations)
-    d[:, : plan.decayed_rows] = [[1 - lr * (t - s) * lam / bs] for s, t in bounds]
-    d = d.astype(dt)
+    bs = plan.batch_size
+    d = plan.decay_diagonals().astype(dt)
     diag = np.arange(q)
     D = np.zeros((nb, q, q), dtype=dt)
     D[:, diag, diag] = d

@@ -153,8 +153,9 @@ class Plan:
         n, bs = self.n_train, self.batch_size
         return [(s, min(s + bs, n)) for s in range(0, n, bs)]
 
-    def decay(self, m: int) -> np.ndarray:
-        """Per-λ L2 decay factor ``1 - lr m λ / bs`` for a minibatch of ``m`` rows, (1, k) float64."""
+    def decay(self, m: int | np.ndarray) -> np.ndarray:
+        """Per-λ L2 decay factor ``1 - lr m λ / bs`` for a minibatch of ``m`` rows, (1, k) float64
+        (``m`` a column of sizes: one row per size)."""
         return (1 - self.config.lr * m * self.lambdas / self.batch_size)[None, :]
 
     def step_rows(self) -> np.ndarray:
@@ -190,11 +191,17 @@ class Plan:
             return dual_step_matrices(self)
         A = self.step_products()
         np.negative(A, out=A)
-        bounds, q = self.bounds(), self.q
-        d = np.ones((len(bounds), q))
-        d[:, : self.decayed_rows] = [[self.decay(t - s)[0, 0]] for s, t in bounds]
-        A[:, :, np.arange(q), np.arange(q)] += d.astype(A.dtype)
+        q = self.q
+        A[:, :, np.arange(q), np.arange(q)] += self.decay_diagonals().astype(A.dtype)
         return A
+
+    def decay_diagonals(self) -> np.ndarray:
+        """(minibatches, q) float64, one column: the diagonal of each minibatch's ``D_m``, its
+        :meth:`decay` on the decayed rows and 1 on the others."""
+        sizes = np.array([[t - s] for s, t in self.bounds()])
+        d = np.ones((len(sizes), self.q))
+        d[:, : self.decayed_rows] = self.decay(sizes)[0]  # (minibatches, 1): one call for all sizes
+        return d
 
     def small_state(self) -> bool:
         """Whether every minibatch's q x q matrix is worth making (``options.small_state``)."""
