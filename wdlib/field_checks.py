@@ -195,7 +195,7 @@ OTHER_NAMES = {"momentum": "beta", "beta1": "b1", "beta2": "b2", "epsilon": "eps
                "weight_decay": "the Config field wd", "wd": "the Config field wd"}
 
 
-def _meant(key: str, optimizer: str, accepted: dict[str, Any]) -> str:
+def _meant(key: str, accepted: dict[str, Any]) -> str:
     """A hint for an optimizer argument ``key`` that ``optimizer`` does not take, or ''."""
     from .optim import OPTIMIZER_ARGS
 
@@ -216,7 +216,7 @@ def check_optimizer_args(optimizer: str, args: dict[str, Any], accepted: dict[st
             names = ", ".join(accepted) or "none"
             raise ConfigError("optimizer_args", {key: value},
                               f"argument names of optimizer={optimizer!r}: {names}",
-                              _meant(key, optimizer, accepted))
+                              _meant(key, accepted))
         if isinstance(accepted[key], bool) != isinstance(value, bool):
             raise ConfigError(f"optimizer_args[{key!r}]", value, f"a {type(accepted[key]).__name__}")
         low_ok = value > 0 if key == "eps" else 0 <= value
